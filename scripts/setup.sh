@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Idempotent set-up, sourced by scripts/main.sh and scripts/test.sh:
+# a virtual environment in .venv with cnnlab and its pinned dependencies, plus
+# the Debian packages the project uses where apt is available (real
+# Fashion-MNIST). Re-runs are fast: pip runs only when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $PYTHON" >&2
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.cnnlab-setup-stamp
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing cnnlab and its dependencies into .venv (first time: a few minutes)" >&2
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test]'
+  echo "$want" > "$stamp"
+fi
+
+# Debian packages: real Fashion-MNIST (the main job's dataset).
+apt_packages=()
+[ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "setup: apt-get install ${apt_packages[*]}" >&2
+    apt-get update -qq >/dev/null && apt-get install -y -qq "${apt_packages[@]}" >/dev/null \
+      || echo "setup: could not install ${apt_packages[*]}; tests that need them will skip" >&2
+  else
+    echo "setup: ${apt_packages[*]} not installed (needs apt as root); tests that need them will skip" >&2
+  fi
+fi

@@ -1,0 +1,344 @@
+"""The `cnnlab` command line: argument parsing and dispatch, nothing else.
+
+Every command turns a CnnlabError into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cnnlab import __version__
+from cnnlab.errors import CnnlabError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EPILOG = """\
+examples:
+  cnnlab data list                         which datasets are available, and where
+  cnnlab data show fashion-mnist           class counts and a PNG grid of samples
+  cnnlab data show folder:photos.tar.gz    any image folder or .tar(.gz) of one
+  cnnlab models list                       the built-in models
+  cnnlab models show lenet5 --input 1x32x32
+
+Datasets are looked for in --data-dir (or $CNNLAB_DATA), laid out as
+<data dir>/<name>/<canonical files>, e.g. <data dir>/mnist/train-images-idx3-ubyte.gz.
+"""
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding <name>/<canonical files> (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download a missing built-in dataset with torchvision (needs a network)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Train and compare small image classifiers, with evidence: "
+        "repeated seeds, error bars and significance tests.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="list datasets, show class counts and sample images")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dl = data_sub.add_parser("list", help="each built-in dataset, whether it is available and where")
+    _add_data_dir(dl)
+    dl.set_defaults(func=cmd_data_list)
+    ds = data_sub.add_parser(
+        "show",
+        help="class counts per split and a PNG grid of sample images",
+        description="Load a dataset, print its counts per class and save a grid of samples.",
+    )
+    ds.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, svhn or folder:PATH")
+    ds.add_argument("--out", type=Path, default=None, help="PNG to write (default: <name>-samples.png)")
+    ds.add_argument("--per-class", type=int, default=8, help="sample images per class (default 8)")
+    _add_data_dir(ds)
+    ds.set_defaults(func=cmd_data_show)
+
+    models = sub.add_parser("models", help="list built-in models, show a per-layer summary")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    ml = models_sub.add_parser("list", help="the built-in model names")
+    ml.set_defaults(func=cmd_models_list)
+    ms = models_sub.add_parser(
+        "show",
+        help="per-layer table: output shapes, parameters, multiply-accumulates",
+    )
+    ms.add_argument("model", help="a built-in name or a model .toml file")
+    ms.add_argument("--input", default="3x32x32", help="input shape CxHxW (default 3x32x32)")
+    ms.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
+    ms.set_defaults(func=cmd_models_show)
+
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
+    return parser
+
+
+TRAIN_EPILOG = """\
+examples:
+  cnnlab train --dataset mnist --model lenet5 --epochs 10 --batch-size 64 \\
+      --optimizer adam --lr 1e-3 --augment rotate=20,translate=0.1,crop=0.8 --out runs/lenet5
+  cnnlab train --config lenet5.toml --seed 3      a TOML file of the same settings; flags win
+  cnnlab train --out runs/lenet5 --resume ...     continue an interrupted run from its checkpoint
+
+augment ops (comma-separated): flip[=p], translate=frac, pad=px, rotate=deg, crop=min_scale,
+cutout=px, recolor[=p_invert]
+"""
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train one model on one dataset; writes metrics, curves and a checkpoint",
+        description="Train one model. Settings come from --config (TOML) and flags; flags win.",
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, help="TOML file with any of the settings below")
+    p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, cifar100, svhn, folder:PATH")
+    p.add_argument("--model", help="built-in name (see `cnnlab models list`) or a model .toml file")
+    p.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builder argument, repeatable, e.g. --model-arg batch_norm=true",
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
+    p.add_argument("--lr", type=float, help="base learning rate")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    p.add_argument("--nesterov", action="store_const", const=True, help="Nesterov momentum (SGD)")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=["constant", "step", "cosine", "onecycle", "linear"])
+    p.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--grad-clip", type=float, help="clip the global gradient norm to this")
+    p.add_argument("--augment", help="e.g. rotate=20,translate=0.1,crop=0.8 or flip,pad=4")
+    p.add_argument("--val-fraction", type=float, help="stratified validation hold-out from train")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="epochs without val-loss gain")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="default auto")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=int, help="fixes init, shuffling and augmentation")
+    p.add_argument("--data-dir", help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<dataset>-s<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="loss, accuracy, per-class accuracy and a confusion matrix for a checkpoint",
+    )
+    p.add_argument("checkpoint", type=Path, help="a run's checkpoint.pt")
+    p.add_argument("--dataset", help="dataset to test on (default: the one it was trained on)")
+    p.add_argument("--data-dir", type=Path, default=None, help="default $CNNLAB_DATA")
+    p.add_argument("--out", type=Path, help="confusion matrix PNG (default: beside the checkpoint)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from cnnlab.data.sources import SOURCES, default_data_dir, locate
+
+    data_dir = args.data_dir or default_data_dir()
+    table = Table(title=f"datasets (data dir: {data_dir})")
+    table.add_column("name")
+    table.add_column("available")
+    table.add_column("where / expected")
+    table.add_column("what")
+    for name, source in SOURCES.items():
+        found, _ = locate(name, data_dir)
+        if found is None:
+            table.add_row(name, "[red]no[/red]", f"{data_dir / name}/: {source.expected}", source.description)
+        else:
+            table.add_row(name, "[green]yes[/green]", str(found.location), source.description)
+    table.add_row("folder:PATH", "-", "PATH/<class>/*.png|jpg, or a .tar/.tar.gz of it", "your own images")
+    console.print(table)
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from cnnlab.data.preview import class_counts, save_sample_grid
+    from cnnlab.data.sources import load_dataset
+
+    with console.status(f"loading {args.name}..."):
+        data = load_dataset(args.name, args.data_dir, download=args.download)
+    c, h, w = data.shape
+    table = Table(title=f"{data.name}: {len(data.train)} train / {len(data.test)} test, {c}x{h}x{w}")
+    table.add_column("class")
+    table.add_column("name")
+    table.add_column("train", justify="right")
+    table.add_column("test", justify="right")
+    for i, (name, n_train, n_test) in enumerate(class_counts(data)):
+        table.add_row(str(i), name, str(n_train), str(n_test))
+    console.print(table)
+    console.print(f"source: {data.source}")
+    safe = data.name.replace("/", "_").replace(":", "_")
+    out = args.out or Path(f"{safe}-samples.png")
+    save_sample_grid(data, out, per_class=args.per_class)
+    console.print(f"sample grid: {out}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from cnnlab.models.registry import list_models
+
+    table = Table(title="built-in models (or pass a model .toml file)")
+    table.add_column("name")
+    table.add_column("description")
+    for name, description in list_models():
+        table.add_row(name, description)
+    console.print(table)
+    return 0
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CnnlabError(f"--input '{text}' is not a shape; write CxHxW, e.g. 1x28x28 or 3x32x32")
+    c, h, w = (int(p) for p in parts)
+    return c, h, w
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from cnnlab.models.registry import build_model, render_summary, resolve_model, summarize
+
+    shape = parse_shape(args.input)
+    spec = resolve_model(args.model)
+    model = build_model(spec, shape, args.classes)
+    console.print(render_summary(summarize(model, shape)))
+    return 0
+
+
+TRAIN_FLAGS = {
+    "dataset": ("dataset",),
+    "model": ("model",),
+    "epochs": ("epochs",),
+    "batch_size": ("batch_size",),
+    "optimizer": ("optimizer", "name"),
+    "lr": ("optimizer", "lr"),
+    "momentum": ("optimizer", "momentum"),
+    "nesterov": ("optimizer", "nesterov"),
+    "weight_decay": ("optimizer", "weight_decay"),
+    "schedule": ("schedule", "name"),
+    "warmup_epochs": ("schedule", "warmup_epochs"),
+    "label_smoothing": ("label_smoothing",),
+    "grad_clip": ("grad_clip",),
+    "augment": ("augment",),
+    "val_fraction": ("val_fraction",),
+    "early_stopping": ("early_stopping",),
+    "precision": ("precision",),
+    "device": ("device",),
+    "seed": ("seed",),
+    "data_dir": ("data_dir",),
+}
+
+
+def parse_key_values(items: Sequence[str], flag: str) -> dict[str, object]:
+    """KEY=VALUE pairs; VALUE is read as a TOML value (true, 0.5, "text"), else as a string."""
+    import tomllib
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CnnlabError(f"{flag} '{item}' is not KEY=VALUE, e.g. {flag} batch_norm=true")
+        try:
+            out[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw
+    return out
+
+
+def train_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given as flags, nested the way the config file nests them."""
+    values: dict[str, object] = {}
+    for flag, path in TRAIN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if len(path) == 1:
+            values[path[0]] = value
+        else:
+            section = values.setdefault(path[0], {})
+            assert isinstance(section, dict)
+            section[path[1]] = value
+    if args.model_arg:
+        values["model_args"] = parse_key_values(args.model_arg, "--model-arg")
+    return values
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.train.config import load_config_file, make_config
+    from cnnlab.train.loop import train
+    from cnnlab.train.progress import make_reporter
+
+    overrides = train_overrides(args)
+    cfg = load_config_file(args.config, overrides) if args.config else make_config(overrides, "flags")
+    out = args.out or Path("runs") / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
+    if not args.quiet:
+        console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
+    summary = train(cfg, out, resume=args.resume, reporter=make_reporter(args.quiet, console))
+    final = summary["final"]
+    console.print(
+        f"done: test accuracy {100 * final['test_acc']:.2f}% (loss {final['test_loss']:.4f}) after "
+        f"{summary['epochs']} epochs, {summary['train_seconds']:.1f}s training, "
+        f"{summary['params']:,} parameters, {summary['precision']}; results in {out}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.train.evaluate import evaluate_checkpoint
+
+    report = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.out, args.device)
+    table = Table(title=f"{report.dataset}: accuracy {100 * report.accuracy:.2f}%, loss {report.loss:.4f}")
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    table.add_column("images", justify="right")
+    for name, acc, count in report.per_class:
+        table.add_row(name, f"{100 * acc:.2f}%", str(count))
+    console.print(table)
+    console.print(f"confusion matrix: {report.confusion_png}")
+    return 0
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return func(args)
+    except CnnlabError as exc:
+        err_console.print(f"[bold red]cnnlab: error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("cnnlab: interrupted")
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets: canonical-file readers, the registry, the device loader and augmentation."""

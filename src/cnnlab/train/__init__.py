@@ -1,0 +1,1 @@
+"""Training: settings, precision policy, recipe, loop and checkpoints."""

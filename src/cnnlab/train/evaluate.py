@@ -1,0 +1,66 @@
+"""`cnnlab evaluate`: a checkpoint on a dataset's test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cnnlab.analysis.plots import plot_confusion
+from cnnlab.data.loader import DeviceLoader
+from cnnlab.data.sources import load_dataset
+from cnnlab.errors import DataError
+from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.precision import resolve_precision
+from cnnlab.train.prepare import confusion_matrix, loss_and_accuracy, predict_logits, shape_for_model
+
+
+@dataclass
+class Evaluation:
+    dataset: str
+    loss: float
+    accuracy: float
+    per_class: list[tuple[str, float, int]]  # (class, accuracy, test images)
+    confusion_png: Path
+
+
+def evaluate_checkpoint(
+    path: Path,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    out: Path | None = None,
+    device: str = "auto",
+) -> Evaluation:
+    ckpt = load_checkpoint(path)
+    name = dataset or ckpt.config.get("dataset", "")
+    data = load_dataset(name, data_dir or (Path(ckpt.config["data_dir"]) if ckpt.config.get("data_dir") else None))
+    c, h, w = ckpt.input_shape
+    test = shape_for_model(data.test, (h, w))
+    if test.shape != ckpt.input_shape:
+        raise DataError(
+            f"{name}: images are {'x'.join(map(str, test.shape))} but the model takes "
+            f"{c}x{h}x{w}; evaluate on a dataset of the same image shape"
+        )
+    if len(data.classes) != len(ckpt.classes):
+        raise DataError(f"{name} has {len(data.classes)} classes but the model was trained on {len(ckpt.classes)}")
+    precision = resolve_precision("auto", device)
+    model = ckpt.build_model().to(precision.device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = DeviceLoader(
+        test, ckpt.normalization, batch_size=1024, device=precision.device, channels_last=precision.channels_last
+    )
+    logits, labels = predict_logits(model, loader, precision)
+    loss, acc = loss_and_accuracy(logits, labels)
+    pred = logits.argmax(1).cpu().numpy()
+    true = labels.cpu().numpy()
+    matrix = confusion_matrix(pred, true, len(ckpt.classes))
+    counts = matrix.sum(axis=1)
+    per_class = [
+        (cls, float(matrix[i, i] / counts[i]) if counts[i] else float("nan"), int(counts[i]))
+        for i, cls in enumerate(ckpt.classes)
+    ]
+    png = out or Path(path).with_name(f"confusion-{name.replace(':', '_').replace('/', '_')}.png")
+    plot_confusion(matrix, ckpt.classes, png, title=f"{ckpt.model_spec.get('name', '')} on {name}: {100 * acc:.2f}%")
+    return Evaluation(name, loss, acc, per_class, png)

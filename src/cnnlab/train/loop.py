@@ -1,0 +1,291 @@
+"""One training run: epochs of optimisation and evaluation, with its run folder.
+
+A run folder holds ``config.json`` (the resolved settings), ``metrics.csv``
+(one row per epoch), ``summary.json`` (final and best metrics, size, time),
+``curves.png`` and ``checkpoint.pt`` (rewritten atomically every epoch). A run
+resumed from its checkpoint ends with the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.atomic import atomic_write_text
+from cnnlab.data.arrays import DatasetArrays
+from cnnlab.data.sources import load_dataset
+from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.models.registry import build_model, preferred_input_size, resolve_model, summarize
+from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.precision import Precision, resolve_precision
+from cnnlab.train.prepare import Loaders, loss_and_accuracy, make_loaders, predict_logits
+from cnnlab.train.progress import QuietReporter, Reporter
+from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
+
+METRIC_COLUMNS = [
+    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+    "images_per_s", "epoch_seconds", "wall_seconds",
+]  # fmt: skip
+STEP_REPORT_EVERY = 20  # steps between progress-bar refreshes (each costs a device sync)
+
+
+class TrainingDiverged(CnnlabError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class RunState:
+    """What must survive a restart, besides the weights and the optimizer."""
+
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val_loss: float = math.inf
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+
+
+def run_seed(seed: int, epoch: int) -> int:
+    """Seed of the global RNG (dropout) for an epoch, so a resumed run draws the same masks."""
+    return (seed * 1_000_003 + epoch * 7919 + 1) % (2**63)
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json")
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: Path,
+    data: DatasetArrays | None = None,
+    resume: bool = False,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Train per ``cfg`` into ``out_dir``; return the summary (also written to summary.json)."""
+    reporter = reporter or QuietReporter()
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    previous = _previous_checkpoint(cfg, ckpt_path, resume)
+
+    precision = resolve_precision(cfg.precision, cfg.device)
+    spec = resolve_model(cfg.model, cfg.model_args)
+    if data is None:
+        data = load_dataset(cfg.dataset, Path(cfg.data_dir) if cfg.data_dir else None)
+    loaders = make_loaders(cfg, data, precision, preferred_input_size(spec))
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(spec, loaders.input_shape, len(loaders.classes))
+    summary_info = summarize(model, loaders.input_shape)
+    model = model.to(precision.device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, cfg.optimizer)
+    state = RunState()
+    if previous is not None:
+        model.load_state_dict(previous.state_dict)
+        if previous.optimizer_state is not None:
+            optimizer.load_state_dict(previous.optimizer_state)
+        state = RunState(epoch=previous.epoch, step=previous.step, history=list(previous.history or []))
+        for key, value in (previous.trainer_state or {}).items():
+            setattr(state, key, value)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.json", json.dumps(config_dict(cfg), indent=2) + "\n")
+
+    def checkpoint() -> Checkpoint:
+        return Checkpoint(
+            model_spec=spec.model_dump(mode="json"),
+            classes=loaders.classes,
+            input_shape=loaders.input_shape,
+            normalization=loaders.normalization,
+            state_dict=model.state_dict(),
+            config=config_dict(cfg),
+            epoch=state.epoch,
+            step=state.step,
+            history=state.history,
+            optimizer_state=optimizer.state_dict(),
+            trainer_state={
+                "best_val_loss": state.best_val_loss,
+                "bad_epochs": state.bad_epochs,
+                "stopped_early": state.stopped_early,
+                "train_seconds": state.train_seconds,
+            },
+        )
+
+    loss_fn = make_loss(cfg.label_smoothing)
+    scaler = torch.amp.GradScaler(precision.device.type) if precision.grad_scaling else None
+    steps_per_epoch = len(loaders.train)
+    total_steps = steps_per_epoch * cfg.epochs
+    try:
+        while state.epoch < cfg.epochs and not state.stopped_early:
+            epoch = state.epoch + 1
+            torch.manual_seed(run_seed(cfg.seed, epoch))
+            loaders.train.set_epoch(epoch)
+            reporter.start_epoch(epoch, cfg.epochs, steps_per_epoch)
+            started = time.perf_counter()
+            train_loss, train_acc, images = _train_epoch(
+                model, loaders, optimizer, loss_fn, precision, scaler, cfg, state, total_steps, reporter
+            )
+            seconds = time.perf_counter() - started
+            state.train_seconds += seconds
+            row = _evaluate_epoch(model, loaders, precision)
+            row.update(
+                epoch=epoch,
+                lr=optimizer.param_groups[0]["lr"],
+                train_loss=train_loss,
+                train_acc=train_acc,
+                images_per_s=images / seconds,
+                epoch_seconds=seconds,
+                wall_seconds=(state.history[-1]["wall_seconds"] if state.history else 0.0)
+                + time.perf_counter()
+                - started,
+            )
+            state.history.append(row)
+            state.epoch = epoch
+            _update_early_stopping(cfg, state, row)
+            save_checkpoint(checkpoint(), ckpt_path)
+            _write_metrics(out_dir / "metrics.csv", state.history)
+            reporter.end_epoch(row)
+    finally:
+        reporter.close()
+
+    summary = _summary(cfg, state, summary_info, precision, loaders)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    from cnnlab.analysis.plots import plot_run_curves
+
+    plot_run_curves(state.history, out_dir / "curves.png", title=f"{cfg.model} on {cfg.dataset}")
+    return summary
+
+
+def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Checkpoint | None:
+    if not ckpt_path.exists():
+        return None
+    if not resume:
+        raise ConfigError(
+            f"{ckpt_path.parent} already holds a run; pass --resume to continue it or choose another --out"
+        )
+    previous = load_checkpoint(ckpt_path)
+    if previous.config != config_dict(cfg):
+        changed = sorted(
+            k for k in set(previous.config) | set(config_dict(cfg)) if previous.config.get(k) != config_dict(cfg).get(k)
+        )
+        raise ConfigError(
+            f"{ckpt_path.parent} holds a run with different settings ({', '.join(changed)}); "
+            "resume with the same settings or choose another --out"
+        )
+    return previous
+
+
+def _train_epoch(
+    model: nn.Module,
+    loaders: Loaders,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    precision: Precision,
+    scaler: torch.amp.GradScaler | None,
+    cfg: TrainConfig,
+    state: RunState,
+    total_steps: int,
+    reporter: Reporter,
+) -> tuple[float, float, int]:
+    model.train()
+    steps_per_epoch = len(loaders.train)
+    loss_sum = torch.zeros((), device=precision.device)
+    correct = torch.zeros((), device=precision.device, dtype=torch.long)
+    seen = 0
+    started = time.perf_counter()
+    for i, (x, y) in enumerate(loaders.train, start=1):
+        set_lr(optimizer, cfg.optimizer.lr, lr_factor(cfg.schedule, state.step, steps_per_epoch, total_steps))
+        with precision.autocast():
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if cfg.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+        state.step += 1
+        n = len(y)
+        loss_sum += loss.detach() * n
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += n
+        if i % STEP_REPORT_EVERY == 0 or i == steps_per_epoch:
+            mean_loss = loss_sum.item() / seen
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(
+                    f"training diverged at epoch {state.epoch + 1} step {i}: loss is {mean_loss}; "
+                    "lower the learning rate or add gradient clipping"
+                )
+            reporter.step(i, mean_loss, correct.item() / seen, seen / (time.perf_counter() - started))
+    return loss_sum.item() / seen, correct.item() / seen, seen
+
+
+def _evaluate_epoch(model: nn.Module, loaders: Loaders, precision: Precision) -> dict[str, Any]:
+    row: dict[str, Any] = {"val_loss": None, "val_acc": None}
+    if loaders.val is not None:
+        row["val_loss"], row["val_acc"] = loss_and_accuracy(*predict_logits(model, loaders.val, precision))
+    row["test_loss"], row["test_acc"] = loss_and_accuracy(*predict_logits(model, loaders.test, precision))
+    return row
+
+
+def _update_early_stopping(cfg: TrainConfig, state: RunState, row: dict[str, Any]) -> None:
+    if cfg.early_stopping is None or row["val_loss"] is None:
+        return
+    if row["val_loss"] < state.best_val_loss:
+        state.best_val_loss = row["val_loss"]
+        state.bad_epochs = 0
+    else:
+        state.bad_epochs += 1
+        state.stopped_early = state.bad_epochs >= cfg.early_stopping
+
+
+def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _summary(cfg: TrainConfig, state: RunState, info: Any, precision: Precision, loaders: Loaders) -> dict[str, Any]:
+    last = state.history[-1]
+    best = max(state.history, key=lambda r: r["test_acc"])
+    return {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "epochs": state.epoch,
+        "stopped_early": state.stopped_early,
+        "final": {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")},
+        # Picking the best epoch by test accuracy peeks at the test set: an optimistic figure.
+        "best_test_acc_optimistic": best["test_acc"],
+        "best_test_epoch": best["epoch"],
+        "params": info.params,
+        "macs_per_image": info.macs,
+        "input_shape": list(loaders.input_shape),
+        "classes": loaders.classes,
+        "precision": precision.label,
+        "train_seconds": state.train_seconds,
+        "wall_seconds": last["wall_seconds"],
+        "images_per_s": sum(r["images_per_s"] for r in state.history) / len(state.history),
+    }

@@ -1,0 +1,98 @@
+"""From dataset arrays and settings to device loaders shaped for the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnnlab.data.arrays import DatasetArrays, Split
+from cnnlab.data.augment import build_augment, parse_augment
+from cnnlab.data.loader import DeviceLoader, Normalization, channel_stats, pad_to, stratified_split
+from cnnlab.errors import ConfigError
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.precision import Precision
+
+
+@dataclass
+class Loaders:
+    train: DeviceLoader
+    val: DeviceLoader | None
+    test: DeviceLoader
+    classes: list[str]
+    input_shape: tuple[int, int, int]
+    normalization: Normalization
+
+
+def shape_for_model(split: Split, input_size: tuple[int, int] | None) -> Split:
+    """Pad images to the model's preferred input size (MNIST 28x28 -> 32x32 for LeNet-5)."""
+    if input_size is None:
+        return split
+    return Split(pad_to(split.images, input_size), split.labels)
+
+
+def make_loaders(
+    cfg: TrainConfig,
+    data: DatasetArrays,
+    precision: Precision,
+    input_size: tuple[int, int] | None = None,
+) -> Loaders:
+    train = shape_for_model(data.train, input_size)
+    test = shape_for_model(data.test, input_size)
+    val = None
+    if cfg.val_fraction > 0:
+        # The hold-out draw uses its own fixed seed so every seed of a study
+        # validates on the same images; only training randomness varies.
+        keep, held = stratified_split(train.labels, cfg.val_fraction, seed=12345)
+        train, val = train.subset(keep), train.subset(held)
+    if cfg.early_stopping is not None and val is None:
+        raise ConfigError("early_stopping needs a validation split: set val_fraction > 0 (e.g. 0.1)")
+    if len(train) < cfg.batch_size and cfg.drop_last:
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} is larger than the {len(train)} training images; "
+            "lower batch_size or set drop_last = false"
+        )
+    norm = channel_stats(train.images)
+    augment = build_augment(parse_augment(cfg.augment))
+    common = {"norm": norm, "device": precision.device, "channels_last": precision.channels_last}
+    eval_bs = cfg.eval_batch_size
+    return Loaders(
+        train=DeviceLoader(
+            train,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            drop_last=cfg.drop_last,
+            augment=augment,
+            **common,
+        ),
+        val=DeviceLoader(val, batch_size=eval_bs, **common) if val is not None else None,
+        test=DeviceLoader(test, batch_size=eval_bs, **common),
+        classes=list(data.classes),
+        input_shape=train.shape,
+        normalization=norm,
+    )
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, loader: DeviceLoader, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (fp32) and labels for every sample of ``loader``, in order."""
+    model.eval()
+    outs, labels = [], []
+    for x, y in loader:
+        with precision.autocast():
+            outs.append(model(x).float())
+        labels.append(y)
+    return torch.cat(outs), torch.cat(labels)
+
+
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    acc = (logits.argmax(1) == labels).float().mean().item()
+    return loss, acc
+
+
+def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
+    """Rows: true class, columns: predicted class."""
+    return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)

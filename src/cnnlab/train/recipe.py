@@ -1,0 +1,67 @@
+"""Optimizer, learning-rate schedule and loss from the settings.
+
+The schedule is a pure function of the step number, so resuming a run needs
+only the step count: no scheduler state to save or to get wrong.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from cnnlab.train.config import OptimizerConfig, ScheduleConfig
+
+
+def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    # BN and bias parameters take no weight decay: decaying them only hurts.
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
+
+
+def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """Multiplier of the base learning rate at optimizer step ``step`` (0-based)."""
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    if step < warmup:
+        return (step + 1) / warmup
+    end = cfg.final_lr_fraction
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    if cfg.name == "constant":
+        return 1.0
+    if cfg.name == "step":
+        return cfg.gamma ** ((step // steps_per_epoch) // cfg.step_every)
+    if cfg.name == "cosine":
+        return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.name == "linear":
+        return 1.0 - (1.0 - end) * progress
+    # onecycle: rise over the first 25% of the steps, then cosine down
+    if warmup == 0:
+        rise = max(1, int(0.25 * total_steps))
+        if step < rise:
+            start = 0.04
+            return start + (1 - start) * 0.5 * (1 - math.cos(math.pi * step / rise))
+        progress = (step - rise) / max(1, total_steps - rise)
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> float:
+    lr = base_lr * factor
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def make_loss(label_smoothing: float) -> nn.Module:
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
