@@ -119,6 +119,7 @@ def test_recolor_accepts_one_or_three_gray_channels_and_returns_three() -> None:
     three = op.apply(gray.expand(-1, 3, -1, -1), params)
     assert one.shape == (16, 3, 32, 32)
     torch.testing.assert_close(three, one)
+    assert build_augment("recolor,rotate=10,cutout=4")(gray, gen(2)).shape == (16, 3, 32, 32)
 
 
 # --- Frequencies -----------------------------------------------------------------------------

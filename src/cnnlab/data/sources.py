@@ -97,8 +97,8 @@ def _probe_idx(name: str, classes: list[str]) -> Callable[[Path], Found | None]:
         def read() -> DatasetArrays:
             return DatasetArrays(
                 name=name,
-                train=read_idx_split(tri, trl, num_classes=len(classes)),
-                test=read_idx_split(tei, tel, num_classes=len(classes)),
+                train=read_idx_split(tri, trl, num_classes=len(classes), name=name),
+                test=read_idx_split(tei, tel, num_classes=len(classes), name=name),
                 classes=list(classes),
                 source=str(folder),
             )

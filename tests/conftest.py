@@ -1,0 +1,59 @@
+"""Shared fixtures: isolated caches and small learnable datasets in canonical formats."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakedata import idx_bytes
+
+REAL_DATA = Path(os.environ["CNNLAB_DATA"]) if os.environ.get("CNNLAB_DATA") else None
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-folder caches go to a temporary folder, never the user's."""
+    if "CNNLAB_CACHE" not in os.environ:
+        monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.getbasetemp() / "cnnlab-cache"))
+
+
+def learnable_digits(n: int, seed: int, size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy images whose class is a bright bar at a class-specific position: easy to learn."""
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % 10).astype(np.int64)
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(n, size, size)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        row = 2 + int(label) * (size - 4) // 10
+        images[i, row : row + 2, 4 : size - 4] = 255
+    return images, labels
+
+
+def write_learnable_mnist(directory: Path, n_train: int = 600, n_test: int = 200) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = learnable_digits(n, seed)
+        (directory / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (directory / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(idx_bytes(labels.astype(np.uint8)))
+        )
+    return directory
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding a small learnable `mnist` in the canonical layout."""
+    root = tmp_path_factory.mktemp("data")
+    write_learnable_mnist(root / "mnist")
+    return root
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if REAL_DATA is None or not (REAL_DATA / "mnist").is_dir():
+        pytest.skip("real data not found: set CNNLAB_DATA to a folder holding mnist/")
+    return REAL_DATA

@@ -1,0 +1,113 @@
+"""End to end: the real `cnnlab` command on small generated data."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fakedata import write_image_folder, make_tar
+
+
+def cnnlab(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_help_teaches_the_commands():
+    result = cnnlab("--help")
+    assert result.returncode == 0
+    for command in ("data", "models", "train", "evaluate"):
+        assert command in result.stdout
+    train_help = cnnlab("train", "--help").stdout
+    assert "--augment" in train_help and "rotate=20" in train_help
+
+
+def test_data_list_and_show(data_dir, tmp_path):
+    listing = cnnlab("data", "list", "--data-dir", str(data_dir))
+    assert listing.returncode == 0
+    assert "mnist" in listing.stdout and "yes" in listing.stdout
+    out = tmp_path / "grid.png"
+    shown = cnnlab("data", "show", "mnist", "--data-dir", str(data_dir), "--out", str(out))
+    assert shown.returncode == 0, shown.stderr
+    assert "600 train / 200 test" in shown.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_show_reads_a_tarred_image_folder(tmp_path):
+    write_image_folder(tmp_path / "pets", classes=("cat", "dog"), n_per_class=3, size=(12, 12))
+    make_tar(tmp_path / "pets", tmp_path / "pets.tar.gz")
+    result = cnnlab("data", "show", f"folder:{tmp_path / 'pets.tar.gz'}", "--out", str(tmp_path / "g.png"))
+    assert result.returncode == 0, result.stderr
+    assert "cat" in result.stdout and "dog" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("data", "show", "mnist", "--data-dir", "{empty}"), "mnist: dataset not found. Expected"),
+        (("data", "show", "imagenet"), "unknown dataset 'imagenet'"),
+        (("data", "show", "folder:{empty}/nothing"), "nothing"),
+        (("models", "show", "lenet6"), "lenet6"),
+        (("models", "show", "lenet5", "--input", "1x32"), "not a shape"),
+        (("train", "--model", "lenet5", "--epochs", "0"), "epochs = 0"),
+        (("evaluate", "{empty}/missing.pt"), "no such checkpoint"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(args, message, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cnnlab(*(a.replace("{empty}", str(empty)) for a in args))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert message in " ".join(result.stderr.split())
+    assert result.stderr.strip().startswith("cnnlab: error:")
+
+
+def test_models_list_and_show():
+    listing = cnnlab("models", "list")
+    assert listing.returncode == 0 and "lenet5" in listing.stdout and "resnet18" in listing.stdout
+    shown = cnnlab("models", "show", "lenet5", "--input", "1x32x32")
+    assert shown.returncode == 0 and "61,706" in shown.stdout
+
+
+def test_train_then_evaluate(data_dir, tmp_path):
+    run = tmp_path / "run"
+    result = cnnlab(
+        "train", "--dataset", "mnist", "--model", "lenet5", "--epochs", "2", "--batch-size", "50",
+        "--optimizer", "adam", "--lr", "3e-3", "--augment", "rotate=5,translate=0.05",
+        "--precision", "fp32", "--data-dir", str(data_dir), "--out", str(run),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # Not a terminal: one line per epoch.
+    assert "epoch 1/2" in result.stdout and "epoch 2/2" in result.stdout
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final"]["test_acc"] > 0.8
+    again = cnnlab("train", "--dataset", "mnist", "--epochs", "2", "--data-dir", str(data_dir), "--out", str(run))
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+    evaluated = cnnlab("evaluate", str(run / "checkpoint.pt"), "--data-dir", str(data_dir))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"{100 * summary['final']['test_acc']:.2f}%" in evaluated.stdout
+    assert (run / "confusion-mnist.png").is_file()
+
+
+def test_train_from_config_file(data_dir, tmp_path):
+    config = tmp_path / "mlp.toml"
+    config.write_text(
+        f'dataset = "mnist"\nmodel = "mlp"\nepochs = 1\nbatch_size = 100\ndata_dir = "{data_dir}"\n'
+        '[optimizer]\nname = "sgd"\nlr = 0.05\nnesterov = true\n'
+    )
+    result = cnnlab("train", "--config", str(config), "--quiet", "--seed", "2", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["model"] == "mlp" and saved["seed"] == 2 and saved["optimizer"]["nesterov"] is True
