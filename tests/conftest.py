@@ -8,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fakedata import idx_bytes
 
 REAL_DATA = Path(os.environ["CNNLAB_DATA"]) if os.environ.get("CNNLAB_DATA") else None
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Decoded-folder caches go to a temporary folder, never the user's."""
     if "CNNLAB_CACHE" not in os.environ:
         monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.getbasetemp() / "cnnlab-cache"))

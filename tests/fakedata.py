@@ -6,11 +6,12 @@ returns the arrays it wrote so a test can compare what a reader gives back.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import pickle
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,24 @@ CIFAR10_CLASSES = [
     "ship",
     "truck",
 ]
+
+
+@contextlib.contextmanager
+def raises_one_line(error_type: type[Exception], *fragments: str) -> Iterator[None]:
+    """Expect ``error_type`` with a single-line message holding every fragment.
+
+    The CLI prints a CnnlabError as one line, so a message is only useful when it
+    names the file, the problem and the fix on that line.
+    """
+    try:
+        yield
+    except error_type as exc:
+        message = str(exc)
+        assert "\n" not in message, f"message spans lines: {message!r}"
+        missing = [f for f in fragments if f not in message]
+        assert not missing, f"{missing} not in {message!r}"
+    else:
+        raise AssertionError(f"{error_type.__name__} not raised")
 
 
 # --- IDX -----------------------------------------------------------------------------------

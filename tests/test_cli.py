@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakedata import make_tar, write_image_folder
 
-from fakedata import write_image_folder, make_tar
 
-
-def cnnlab(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def cnnlab(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "cnnlab", *args],
@@ -46,7 +47,9 @@ def test_data_list_and_show(data_dir, tmp_path):
 def test_data_show_reads_a_tarred_image_folder(tmp_path):
     write_image_folder(tmp_path / "pets", classes=("cat", "dog"), n_per_class=3, size=(12, 12))
     make_tar(tmp_path / "pets", tmp_path / "pets.tar.gz")
-    result = cnnlab("data", "show", f"folder:{tmp_path / 'pets.tar.gz'}", "--out", str(tmp_path / "g.png"))
+    result = cnnlab(
+        "data", "show", f"folder:{tmp_path / 'pets.tar.gz'}", "--out", str(tmp_path / "g.png")
+    )
     assert result.returncode == 0, result.stderr
     assert "cat" in result.stdout and "dog" in result.stdout
 
@@ -92,7 +95,17 @@ def test_train_then_evaluate(data_dir, tmp_path):
     assert "epoch 1/2" in result.stdout and "epoch 2/2" in result.stdout
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final"]["test_acc"] > 0.8
-    again = cnnlab("train", "--dataset", "mnist", "--epochs", "2", "--data-dir", str(data_dir), "--out", str(run))
+    again = cnnlab(
+        "train",
+        "--dataset",
+        "mnist",
+        "--epochs",
+        "2",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(run),
+    )
     assert again.returncode == 2 and "--resume" in again.stderr
 
     evaluated = cnnlab("evaluate", str(run / "checkpoint.pt"), "--data-dir", str(data_dir))
@@ -107,7 +120,9 @@ def test_train_from_config_file(data_dir, tmp_path):
         f'dataset = "mnist"\nmodel = "mlp"\nepochs = 1\nbatch_size = 100\ndata_dir = "{data_dir}"\n'
         '[optimizer]\nname = "sgd"\nlr = 0.05\nnesterov = true\n'
     )
-    result = cnnlab("train", "--config", str(config), "--quiet", "--seed", "2", "--out", str(tmp_path / "r"))
+    result = cnnlab(
+        "train", "--config", str(config), "--quiet", "--seed", "2", "--out", str(tmp_path / "r")
+    )
     assert result.returncode == 0, result.stderr
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"] == "mlp" and saved["seed"] == 2 and saved["optimizer"]["nesterov"] is True

@@ -35,7 +35,9 @@ def test_batches_are_normalised_and_cover_every_sample_once():
     raw = torch.round((x * 0.25 + 0.5) * 255).to(torch.uint8).numpy()
     keys = sorted(r.tobytes() for r in raw)
     assert keys == sorted(r.tobytes() for r in split.images)
-    order = [next(i for i, img in enumerate(split.images) if img.tobytes() == r.tobytes()) for r in raw]
+    order = [
+        next(i for i, img in enumerate(split.images) if img.tobytes() == r.tobytes()) for r in raw
+    ]
     np.testing.assert_array_equal(y.numpy(), split.labels[order])
 
 
@@ -47,7 +49,9 @@ def test_unshuffled_order_is_the_split_order():
 
 
 def test_drop_last_drops_the_partial_batch():
-    loader = DeviceLoader(make_split(n=23), Normalization((0.0,), (1.0,)), batch_size=5, drop_last=True)
+    loader = DeviceLoader(
+        make_split(n=23), Normalization((0.0,), (1.0,)), batch_size=5, drop_last=True
+    )
     assert len(loader) == 4 == len(list(loader))
 
 
@@ -82,7 +86,9 @@ def test_augment_is_called_with_unit_range_floats_and_the_loader_generator():
 
 
 def test_channels_last_layout():
-    loader = DeviceLoader(make_split(c=3), Normalization((0.0,) * 3, (1.0,) * 3), 8, channels_last=True)
+    loader = DeviceLoader(
+        make_split(c=3), Normalization((0.0,) * 3, (1.0,) * 3), 8, channels_last=True
+    )
     x, _ = next(iter(loader))
     assert x.is_contiguous(memory_format=torch.channels_last)
 
@@ -98,7 +104,7 @@ def test_stratified_split_keeps_class_proportions_and_is_seeded():
     assert len(np.intersect1d(keep, held)) == 0
     assert len(keep) + len(held) == len(labels)
     np.testing.assert_array_equal(np.bincount(labels[held]), [20, 10, 6, 4])
-    keep2, held2 = stratified_split(labels, 0.2, seed=0)
+    _, held2 = stratified_split(labels, 0.2, seed=0)
     np.testing.assert_array_equal(held, held2)
     _, held3 = stratified_split(labels, 0.2, seed=1)
     assert not np.array_equal(held, held3)

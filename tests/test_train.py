@@ -85,7 +85,9 @@ def test_resumed_run_ends_like_an_uninterrupted_one(data_dir, tmp_path):
     train(cfg, tmp_path / "cut", resume=True)
 
     def strip_time(rows):
-        return [{k: v for k, v in r.items() if "second" not in k and "per_s" not in k} for r in rows]
+        return [
+            {k: v for k, v in r.items() if "second" not in k and "per_s" not in k} for r in rows
+        ]
 
     assert strip_time(read_metrics(tmp_path / "cut")) == strip_time(read_metrics(tmp_path / "full"))
     full = load_checkpoint(tmp_path / "full" / "checkpoint.pt").state_dict
@@ -99,7 +101,7 @@ def test_existing_run_needs_resume_and_same_settings(data_dir, tmp_path):
     train(cfg, tmp_path / "run")
     with pytest.raises(ConfigError, match="--resume"):
         train(cfg, tmp_path / "run")
-    with pytest.raises(ConfigError, match="different settings.*seed"):
+    with pytest.raises(ConfigError, match=r"different settings.*seed"):
         train(small_config(data_dir, epochs=1, seed=9), tmp_path / "run", resume=True)
 
 
@@ -120,7 +122,9 @@ def test_checkpoint_round_trip_predicts_the_same(data_dir, tmp_path):
 
 
 def test_validation_split_and_early_stopping(data_dir, tmp_path):
-    cfg = small_config(data_dir, epochs=30, val_fraction=0.2, early_stopping=1, optimizer={"lr": 0.05})
+    cfg = small_config(
+        data_dir, epochs=30, val_fraction=0.2, early_stopping=1, optimizer={"lr": 0.05}
+    )
     summary = train(cfg, tmp_path / "run")
     assert summary["final"]["val_acc"] is not None
     assert summary["stopped_early"] and summary["epochs"] < 30
@@ -176,7 +180,12 @@ def test_schedules_start_and_end_where_expected():
     assert [round(lr_factor(warm, s, per_epoch, total), 2) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
     assert lr_factor(warm, 99, per_epoch, total) < 0.02
     step = ScheduleConfig(name="step", step_every=3, gamma=0.5)
-    assert [lr_factor(step, e * per_epoch, per_epoch, total) for e in (0, 2, 3, 6)] == [1, 1, 0.5, 0.25]
+    assert [lr_factor(step, e * per_epoch, per_epoch, total) for e in (0, 2, 3, 6)] == [
+        1,
+        1,
+        0.5,
+        0.25,
+    ]
     one = ScheduleConfig(name="onecycle")
     peak = max(lr_factor(one, s, per_epoch, total) for s in range(total))
     assert lr_factor(one, 0, per_epoch, total) < 0.1 and peak == pytest.approx(1.0, abs=0.01)

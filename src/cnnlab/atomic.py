@@ -18,7 +18,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix + ".tmp")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=suffix + ".tmp"
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -29,7 +31,9 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
             tmp.unlink()
 
 
-def atomic_write(target: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = True) -> None:
+def atomic_write(
+    target: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = True
+) -> None:
     """Call ``write(fileobj)`` on a temporary file, fsync it and move it onto ``target``."""
     with atomic_path(target) as tmp, open(tmp, "wb" if binary else "w") as f:
         write(f)

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="list datasets, show class counts and sample images")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    dl = data_sub.add_parser("list", help="each built-in dataset, whether it is available and where")
+    dl = data_sub.add_parser(
+        "list", help="each built-in dataset, whether it is available and where"
+    )
     _add_data_dir(dl)
     dl.set_defaults(func=cmd_data_list)
     ds = data_sub.add_parser(
@@ -68,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a dataset, print its counts per class and save a grid of samples.",
     )
     ds.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, svhn or folder:PATH")
-    ds.add_argument("--out", type=Path, default=None, help="PNG to write (default: <name>-samples.png)")
+    ds.add_argument(
+        "--out", type=Path, default=None, help="PNG to write (default: <name>-samples.png)"
+    )
     ds.add_argument("--per-class", type=int, default=8, help="sample images per class (default 8)")
     _add_data_dir(ds)
     ds.set_defaults(func=cmd_data_show)
@@ -134,13 +138,19 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-clip", type=float, help="clip the global gradient norm to this")
     p.add_argument("--augment", help="e.g. rotate=20,translate=0.1,crop=0.8 or flip,pad=4")
     p.add_argument("--val-fraction", type=float, help="stratified validation hold-out from train")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="epochs without val-loss gain")
+    p.add_argument(
+        "--early-stopping", type=int, metavar="PATIENCE", help="epochs without val-loss gain"
+    )
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="default auto")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--seed", type=int, help="fixes init, shuffling and augmentation")
-    p.add_argument("--data-dir", help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)")
+    p.add_argument(
+        "--data-dir", help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)"
+    )
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<dataset>-s<seed>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -170,10 +180,14 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     for name, source in SOURCES.items():
         found, _ = locate(name, data_dir)
         if found is None:
-            table.add_row(name, "[red]no[/red]", f"{data_dir / name}/: {source.expected}", source.description)
+            table.add_row(
+                name, "[red]no[/red]", f"{data_dir / name}/: {source.expected}", source.description
+            )
         else:
             table.add_row(name, "[green]yes[/green]", str(found.location), source.description)
-    table.add_row("folder:PATH", "-", "PATH/<class>/*.png|jpg, or a .tar/.tar.gz of it", "your own images")
+    table.add_row(
+        "folder:PATH", "-", "PATH/<class>/*.png|jpg, or a .tar/.tar.gz of it", "your own images"
+    )
     console.print(table)
     return 0
 
@@ -185,7 +199,9 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     with console.status(f"loading {args.name}..."):
         data = load_dataset(args.name, args.data_dir, download=args.download)
     c, h, w = data.shape
-    table = Table(title=f"{data.name}: {len(data.train)} train / {len(data.test)} test, {c}x{h}x{w}")
+    table = Table(
+        title=f"{data.name}: {len(data.train)} train / {len(data.test)} test, {c}x{h}x{w}"
+    )
     table.add_column("class")
     table.add_column("name")
     table.add_column("train", justify="right")
@@ -295,8 +311,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.train.progress import make_reporter
 
     overrides = train_overrides(args)
-    cfg = load_config_file(args.config, overrides) if args.config else make_config(overrides, "flags")
-    out = args.out or Path("runs") / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
+    cfg = (
+        load_config_file(args.config, overrides) if args.config else make_config(overrides, "flags")
+    )
+    out = (
+        args.out
+        or Path("runs")
+        / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
+    )
     if not args.quiet:
         console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
     summary = train(cfg, out, resume=args.resume, reporter=make_reporter(args.quiet, console))
@@ -312,8 +334,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.train.evaluate import evaluate_checkpoint
 
-    report = evaluate_checkpoint(args.checkpoint, args.dataset, args.data_dir, args.out, args.device)
-    table = Table(title=f"{report.dataset}: accuracy {100 * report.accuracy:.2f}%, loss {report.loss:.4f}")
+    report = evaluate_checkpoint(
+        args.checkpoint, args.dataset, args.data_dir, args.out, args.device
+    )
+    table = Table(
+        title=f"{report.dataset}: accuracy {100 * report.accuracy:.2f}%, loss {report.loss:.4f}"
+    )
     table.add_column("class")
     table.add_column("accuracy", justify="right")
     table.add_column("images", justify="right")
@@ -328,7 +354,9 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     try:
         return func(args)
     except CnnlabError as exc:
-        err_console.print(f"[bold red]cnnlab: error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]cnnlab: error:[/bold red] {exc}", highlight=False, soft_wrap=True
+        )
         return 2
     except KeyboardInterrupt:
         err_console.print("cnnlab: interrupted")

@@ -9,10 +9,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from cnnlab.atomic import atomic_path  # noqa: E402
+from cnnlab.atomic import atomic_path
 
 
 def _save(fig: plt.Figure, out: Path, dpi: int = 100) -> Path:
@@ -29,8 +29,12 @@ def plot_run_curves(history: Sequence[dict[str, Any]], out: Path, title: str = "
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-"), ("val", ":"), ("test", "--")):
         if history and history[0].get(f"{split}_loss") is not None:
-            ax_loss.plot(epochs, [r[f"{split}_loss"] for r in history], style, marker=".", label=split)
-            ax_acc.plot(epochs, [100 * r[f"{split}_acc"] for r in history], style, marker=".", label=split)
+            ax_loss.plot(
+                epochs, [r[f"{split}_loss"] for r in history], style, marker=".", label=split
+            )
+            ax_acc.plot(
+                epochs, [100 * r[f"{split}_acc"] for r in history], style, marker=".", label=split
+            )
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):

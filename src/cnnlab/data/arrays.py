@@ -16,9 +16,13 @@ class Split:
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} {self.images.shape}"
+            )
         if self.labels.dtype != np.int64 or self.labels.ndim != 1:
-            raise ValueError(f"labels must be int64 (N,), got {self.labels.dtype} {self.labels.shape}")
+            raise ValueError(
+                f"labels must be int64 (N,), got {self.labels.dtype} {self.labels.shape}"
+            )
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
 

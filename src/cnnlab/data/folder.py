@@ -14,18 +14,21 @@ import json
 import logging
 import math
 import os
+import posixpath
 import re
 import struct
 import tarfile
 import time
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
+from rich.console import Console
+from rich.progress import track
 
 from cnnlab.atomic import atomic_write, atomic_write_text
 from cnnlab.data.arrays import DatasetArrays, Split
@@ -58,7 +61,7 @@ class _Entry:
     """One image file: where it sits under the root, and its bytes or its path on disk."""
 
     parts: Parts
-    payload: bytes | Path
+    payload: bytes | str
     display: str
 
 
@@ -100,11 +103,12 @@ def read_image_folder(
     _check_options(channels, test_fraction)
     if not root.exists():
         raise DataError(f"{name}: {root} does not exist; {_LAYOUT_HELP}")
-    listing = _list_folder(root) if root.is_dir() else None
-    fingerprint = _file_fingerprint(root) if listing is None else _folder_fingerprint(listing)
+    listing, fingerprint = (
+        _list_folder(root, name) if root.is_dir() else (None, _file_fingerprint(root))
+    )
     options = {"size": target_size, "channels": channels, "test_fraction": test_fraction}
     cache = _cache_folder(
-        Path(cache_dir) if cache_dir else _default_cache_dir(), root, fingerprint, options
+        Path(cache_dir) if cache_dir else default_cache_dir(), root, fingerprint, options
     )
     cached = _load_cache(cache, name)
     if cached is not None:
@@ -124,7 +128,7 @@ def read_image_folder(
 
 
 def _default_name(root: Path) -> str:
-    text = root.name
+    text = root.resolve().name
     for suffix in (".tar.gz", ".tgz", ".tar"):
         if text.endswith(suffix):
             return text[: -len(suffix)]
@@ -156,23 +160,60 @@ def _is_image(file_name: str) -> bool:
     return os.path.splitext(file_name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _list_folder(root: Path) -> _Listing:
-    """List image files and folders, skipping hidden ones (.git, .ipynb_checkpoints, ._x.jpg)."""
-    files, folders = [], set()
-    for here, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel = Path(here).relative_to(root).parts
-        folders.update((*rel, d) for d in dirnames)
-        for file_name in filenames:
-            if not file_name.startswith(".") and _is_image(file_name):
-                full = Path(here, file_name)
-                files.append(_Entry((*rel, file_name), full, str(full)))
-    return _Listing(files, folders)
+def _list_folder(root: Path, name: str) -> tuple[_Listing, list[tuple[str, int, int]]]:
+    """List image files and folders, and each image's (path, size, mtime) for the cache key.
+
+    Hidden entries (.git, .ipynb_checkpoints, macOS ._x.jpg) are skipped; symlinked
+    folders are followed once each. Plain strings and os.scandir, because pathlib
+    objects made listing 60,000 files take seconds.
+    """
+    files, folders, fingerprint = [], set(), []
+    pending: list[tuple[str, Parts]] = [(str(root), ())]
+    seen = {_inode(str(root))}
+    while pending:
+        here, rel = pending.pop()
+        with os.scandir(here) as items:
+            for item in items:
+                if item.name.startswith("."):
+                    continue
+                parts = (*rel, item.name)
+                if item.is_dir():
+                    inode = _inode(item.path)
+                    if inode not in seen:
+                        seen.add(inode)
+                        folders.add(parts)
+                        pending.append((item.path, parts))
+                elif _is_image(item.name):
+                    stat = _stat(item, name)
+                    files.append(_Entry(parts, item.path, item.path))
+                    fingerprint.append(("/".join(parts), stat.st_size, stat.st_mtime_ns))
+    return _Listing(files, folders), sorted(fingerprint)
+
+
+def _inode(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return (stat.st_dev, stat.st_ino)
+
+
+def _stat(item: os.DirEntry[str], name: str) -> os.stat_result:
+    """Stat an image file; a dangling symlink is a broken image, not something to skip."""
+    try:
+        return item.stat()
+    except OSError as exc:
+        raise DataError(
+            f"{name}: {item.path} cannot be read ({exc.strerror}); fix or delete it"
+        ) from exc
 
 
 def _list_tar(path: Path, name: str) -> _Listing:
-    """Stream the tar once, keeping image bytes in memory (smaller than the decoded pixels)."""
+    """Stream the tar once, keeping image bytes in memory (smaller than the decoded pixels).
+
+    Hard and symbolic links to images in the archive count as images, as they do in
+    a folder; their targets may come later in the stream, so links are resolved last.
+    """
     files, folders = [], set()
+    data_by_name: dict[str, bytes] = {}
+    links: list[tuple[Parts, str, str]] = []
     try:
         with tarfile.open(path, "r|*") as tar:
             for member in tar:
@@ -180,17 +221,36 @@ def _list_tar(path: Path, name: str) -> _Listing:
                 if not parts:
                     continue
                 folders.update(parts[:i] for i in range(1, len(parts)))
+                display = f"{member.name} in {path}"
                 if member.isdir():
                     folders.add(parts)
-                elif member.isfile() and _is_image(parts[-1]):
+                elif not _is_image(parts[-1]):
+                    continue
+                elif member.isfile():
                     data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                    files.append(_Entry(parts, data, f"{member.name} in {path}"))
+                    data_by_name["/".join(parts)] = data
+                    files.append(_Entry(parts, data, display))
+                elif member.islnk() or member.issym():
+                    links.append((parts, _link_target(member), display))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(
             f"{name}: {path} is not a readable tar archive ({exc}); re-download or re-create it "
             f"({_LAYOUT_HELP})"
         ) from exc
+    for parts, target, display in links:
+        if target not in data_by_name:
+            raise DataError(
+                f"{name}: {display} links to {target}, which is not an image in the archive; "
+                f"re-create the tar with links dereferenced (tar -h)"
+            )
+        files.append(_Entry(parts, data_by_name[target], display))
     return _Listing(files, folders)
+
+
+def _link_target(member: tarfile.TarInfo) -> str:
+    """The archive name a link points at: hard links name it, symlinks are relative."""
+    base = "" if member.islnk() else posixpath.dirname(member.name)
+    return "/".join(_member_parts(posixpath.normpath(posixpath.join(base, member.linkname))))
 
 
 def _member_parts(member_name: str) -> Parts:
@@ -327,7 +387,7 @@ def _decode_dataset(
     classes = sorted(set(train) | set(test))
     entries, labels = _flatten(train, classes)
     test_entries, test_labels = _flatten(test, classes)
-    target = _choose_target(entries[0] if entries else test_entries[0], size, channels, name)
+    target = _choose_target(entries[0], size, channels, name)
     images = _decode_all(entries + test_entries, target, name)
     h, w = target.size
     mode = "RGB" if target.channels == 3 else "greyscale"
@@ -370,7 +430,16 @@ def _decode_all(entries: Sequence[_Entry], target: _Target, name: str) -> np.nda
     """
     h, w = target.size
     out = np.empty((len(entries), target.channels, h, w), dtype=np.uint8)
-    for i, entry in enumerate(entries):
+    # First decodes of big folders take tens of seconds: show a bar on a terminal.
+    numbered = track(
+        enumerate(entries),
+        total=len(entries),
+        description=f"{name}: decoding images (cached afterwards)",
+        console=Console(stderr=True),
+        transient=True,
+        disable=len(entries) < 2000,
+    )
+    for i, entry in numbered:
         with _open(entry, name) as image:
             pixels = np.asarray(_convert(image, target))
         out[i] = pixels[None] if target.channels == 1 else pixels.transpose(2, 0, 1)
@@ -416,7 +485,7 @@ def _convert(image: Image.Image, target: _Target) -> Image.Image:
 # --- cache ---------------------------------------------------------------------------------
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
     """``$CNNLAB_CACHE``, else ``$XDG_CACHE_HOME/cnnlab/decoded`` (``~/.cache/...``)."""
     env = os.environ.get("CNNLAB_CACHE")
     if env:
@@ -424,26 +493,19 @@ def _default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cnnlab" / "decoded"
 
 
-def _file_fingerprint(path: Path) -> list[int]:
+def _file_fingerprint(path: Path) -> list[tuple[str, int, int]]:
+    """A tar is fingerprinted by its own size and mtime: listing it means reading it all."""
     stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
-def _folder_fingerprint(listing: _Listing) -> list[tuple[str, int, int]]:
-    fingerprint = []
-    for entry in listing.files:
-        stat = Path(entry.payload).stat()  # type: ignore[arg-type]
-        fingerprint.append(("/".join(entry.parts), stat.st_size, stat.st_mtime_ns))
-    return sorted(fingerprint)
+    return [(path.name, stat.st_size, stat.st_mtime_ns)]
 
 
 def _cache_folder(
-    cache_dir: Path, root: Path, fingerprint: Iterable[object], options: dict[str, object]
+    cache_dir: Path, root: Path, fingerprint: list[tuple[str, int, int]], options: dict[str, object]
 ) -> Path:
     key = {
         "version": _CACHE_VERSION,
         "path": str(root.resolve()),
-        "files": list(fingerprint),
+        "files": fingerprint,
         **options,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -485,6 +547,7 @@ def _save_cache(folder: Path, dataset: DatasetArrays) -> None:
         "test_labels": dataset.test.labels,
     }
     try:
+        (folder / "meta.json").unlink(missing_ok=True)
         for key, path in _cache_files(folder).items():
             atomic_write(path, lambda f, a=arrays[key]: np.save(f, a))
         atomic_write_text(

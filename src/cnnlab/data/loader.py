@@ -47,7 +47,9 @@ def channel_stats(images: np.ndarray, chunk: int = 8192) -> Normalization:
     return Normalization(tuple((mean / 255).tolist()), tuple((std / 255).tolist()))
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (keep, held_out) with ``fraction`` of every class held out, drawn with ``seed``.
 
     Class proportions in the held-out part match the whole to within one sample
@@ -60,7 +62,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
         rng.shuffle(members)
-        held.append(members[: int(round(len(members) * fraction))])
+        held.append(members[: round(len(members) * fraction)])
     held_out = np.sort(np.concatenate(held))
     keep = np.setdiff1d(np.arange(len(labels)), held_out, assume_unique=True)
     return keep, held_out
@@ -141,7 +143,10 @@ class DeviceLoader:
         stop = n - n % self.batch_size if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             if order is None:
-                raw, y = self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+                raw, y = (
+                    self.images[start : start + self.batch_size],
+                    self.labels[start : start + self.batch_size],
+                )
             else:
                 idx = order[start : start + self.batch_size]
                 raw, y = self.images[idx], self.labels[idx]

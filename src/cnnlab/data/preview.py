@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from cnnlab.atomic import atomic_path  # noqa: E402
-from cnnlab.data.arrays import DatasetArrays  # noqa: E402
+from cnnlab.atomic import atomic_path
+from cnnlab.data.arrays import DatasetArrays
 
 
 def class_counts(data: DatasetArrays) -> list[tuple[str, int, int]]:
@@ -27,12 +27,18 @@ def save_sample_grid(data: DatasetArrays, out: Path, per_class: int = 8, seed: i
     rng = np.random.default_rng(seed)
     classes = list(range(min(data.num_classes, 20)))
     fig, axes = plt.subplots(
-        len(classes), per_class + 1, figsize=(1.1 * (per_class + 1) + 1.2, 1.1 * len(classes)),
+        len(classes),
+        per_class + 1,
+        figsize=(1.1 * (per_class + 1) + 1.2, 1.1 * len(classes)),
         squeeze=False,
     )
     for row, cls in enumerate(classes):
         members = np.flatnonzero(data.train.labels == cls)
-        picks = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
+        picks = (
+            rng.choice(members, size=min(per_class, len(members)), replace=False)
+            if len(members)
+            else []
+        )
         label_ax = axes[row][0]
         label_ax.axis("off")
         label_ax.text(1.0, 0.5, data.classes[cls], ha="right", va="center", fontsize=9)

@@ -47,15 +47,6 @@ def default_data_dir() -> Path:
     return Path(cache) / "cnnlab" / "data"
 
 
-def default_cache_dir() -> Path:
-    """Where decoded image folders are cached: ``$CNNLAB_CACHE`` or ``~/.cache/cnnlab/decoded``."""
-    env = os.environ.get("CNNLAB_CACHE")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "cnnlab" / "decoded"
-
-
 @dataclass(frozen=True)
 class Found:
     """Where a dataset was found and how to read it from there."""
@@ -116,7 +107,10 @@ def _probe_cifar10(folder: Path) -> Found | None:
     archives = sorted(p for p in folder.glob("*") if p.name.endswith(ARCHIVE_SUFFIXES))
     if folder.is_dir() and len(archives) == 1:
         archive = archives[0]
-        return Found(archive, lambda: read_image_folder(archive, cache_dir=default_cache_dir(), name="cifar10"))
+        return Found(
+            archive,
+            lambda: read_image_folder(archive, name="cifar10"),
+        )
     return None
 
 
@@ -235,7 +229,7 @@ def load_dataset(name: str, data_dir: Path | None = None, download: bool = False
     """Read a dataset by name (``mnist``, ``cifar10``, ``folder:PATH``, ...)."""
     if name.startswith(FOLDER_PREFIX):
         path = Path(name[len(FOLDER_PREFIX) :]).expanduser()
-        return read_image_folder(path, cache_dir=default_cache_dir())
+        return read_image_folder(path)
     data_dir = data_dir or default_data_dir()
     found, searched = locate(name, data_dir)
     if found is None and download:

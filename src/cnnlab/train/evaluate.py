@@ -13,7 +13,12 @@ from cnnlab.data.sources import load_dataset
 from cnnlab.errors import DataError
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.precision import resolve_precision
-from cnnlab.train.prepare import confusion_matrix, loss_and_accuracy, predict_logits, shape_for_model
+from cnnlab.train.prepare import (
+    confusion_matrix,
+    loss_and_accuracy,
+    predict_logits,
+    shape_for_model,
+)
 
 
 @dataclass
@@ -34,7 +39,9 @@ def evaluate_checkpoint(
 ) -> Evaluation:
     ckpt = load_checkpoint(path)
     name = dataset or ckpt.config.get("dataset", "")
-    data = load_dataset(name, data_dir or (Path(ckpt.config["data_dir"]) if ckpt.config.get("data_dir") else None))
+    data = load_dataset(
+        name, data_dir or (Path(ckpt.config["data_dir"]) if ckpt.config.get("data_dir") else None)
+    )
     c, h, w = ckpt.input_shape
     test = shape_for_model(data.test, (h, w))
     if test.shape != ckpt.input_shape:
@@ -43,13 +50,19 @@ def evaluate_checkpoint(
             f"{c}x{h}x{w}; evaluate on a dataset of the same image shape"
         )
     if len(data.classes) != len(ckpt.classes):
-        raise DataError(f"{name} has {len(data.classes)} classes but the model was trained on {len(ckpt.classes)}")
+        raise DataError(
+            f"{name} has {len(data.classes)} classes but the model was trained on {len(ckpt.classes)}"
+        )
     precision = resolve_precision("auto", device)
     model = ckpt.build_model().to(precision.device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = DeviceLoader(
-        test, ckpt.normalization, batch_size=1024, device=precision.device, channels_last=precision.channels_last
+        test,
+        ckpt.normalization,
+        batch_size=1024,
+        device=precision.device,
+        channels_last=precision.channels_last,
     )
     logits, labels = predict_logits(model, loader, precision)
     loss, acc = loss_and_accuracy(logits, labels)
@@ -62,5 +75,10 @@ def evaluate_checkpoint(
         for i, cls in enumerate(ckpt.classes)
     ]
     png = out or Path(path).with_name(f"confusion-{name.replace(':', '_').replace('/', '_')}.png")
-    plot_confusion(matrix, ckpt.classes, png, title=f"{ckpt.model_spec.get('name', '')} on {name}: {100 * acc:.2f}%")
+    plot_confusion(
+        matrix,
+        ckpt.classes,
+        png,
+        title=f"{ckpt.model_spec.get('name', '')} on {name}: {100 * acc:.2f}%",
+    )
     return Evaluation(name, loss, acc, per_class, png)

@@ -96,7 +96,9 @@ def train(
         model.load_state_dict(previous.state_dict)
         if previous.optimizer_state is not None:
             optimizer.load_state_dict(previous.optimizer_state)
-        state = RunState(epoch=previous.epoch, step=previous.step, history=list(previous.history or []))
+        state = RunState(
+            epoch=previous.epoch, step=previous.step, history=list(previous.history or [])
+        )
         for key, value in (previous.trainer_state or {}).items():
             setattr(state, key, value)
 
@@ -135,7 +137,16 @@ def train(
             reporter.start_epoch(epoch, cfg.epochs, steps_per_epoch)
             started = time.perf_counter()
             train_loss, train_acc, images = _train_epoch(
-                model, loaders, optimizer, loss_fn, precision, scaler, cfg, state, total_steps, reporter
+                model,
+                loaders,
+                optimizer,
+                loss_fn,
+                precision,
+                scaler,
+                cfg,
+                state,
+                total_steps,
+                reporter,
             )
             seconds = time.perf_counter() - started
             state.train_seconds += seconds
@@ -178,7 +189,9 @@ def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Che
     previous = load_checkpoint(ckpt_path)
     if previous.config != config_dict(cfg):
         changed = sorted(
-            k for k in set(previous.config) | set(config_dict(cfg)) if previous.config.get(k) != config_dict(cfg).get(k)
+            k
+            for k in set(previous.config) | set(config_dict(cfg))
+            if previous.config.get(k) != config_dict(cfg).get(k)
         )
         raise ConfigError(
             f"{ckpt_path.parent} holds a run with different settings ({', '.join(changed)}); "
@@ -206,7 +219,11 @@ def _train_epoch(
     seen = 0
     started = time.perf_counter()
     for i, (x, y) in enumerate(loaders.train, start=1):
-        set_lr(optimizer, cfg.optimizer.lr, lr_factor(cfg.schedule, state.step, steps_per_epoch, total_steps))
+        set_lr(
+            optimizer,
+            cfg.optimizer.lr,
+            lr_factor(cfg.schedule, state.step, steps_per_epoch, total_steps),
+        )
         with precision.autocast():
             logits = model(x)
             loss = loss_fn(logits.float(), y)
@@ -235,15 +252,21 @@ def _train_epoch(
                     f"training diverged at epoch {state.epoch + 1} step {i}: loss is {mean_loss}; "
                     "lower the learning rate or add gradient clipping"
                 )
-            reporter.step(i, mean_loss, correct.item() / seen, seen / (time.perf_counter() - started))
+            reporter.step(
+                i, mean_loss, correct.item() / seen, seen / (time.perf_counter() - started)
+            )
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
 def _evaluate_epoch(model: nn.Module, loaders: Loaders, precision: Precision) -> dict[str, Any]:
     row: dict[str, Any] = {"val_loss": None, "val_acc": None}
     if loaders.val is not None:
-        row["val_loss"], row["val_acc"] = loss_and_accuracy(*predict_logits(model, loaders.val, precision))
-    row["test_loss"], row["test_acc"] = loss_and_accuracy(*predict_logits(model, loaders.test, precision))
+        row["val_loss"], row["val_acc"] = loss_and_accuracy(
+            *predict_logits(model, loaders.val, precision)
+        )
+    row["test_loss"], row["test_acc"] = loss_and_accuracy(
+        *predict_logits(model, loaders.test, precision)
+    )
     return row
 
 
@@ -267,7 +290,9 @@ def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _summary(cfg: TrainConfig, state: RunState, info: Any, precision: Precision, loaders: Loaders) -> dict[str, Any]:
+def _summary(
+    cfg: TrainConfig, state: RunState, info: Any, precision: Precision, loaders: Loaders
+) -> dict[str, Any]:
     last = state.history[-1]
     best = max(state.history, key=lambda r: r["test_acc"])
     return {
@@ -276,7 +301,10 @@ def _summary(cfg: TrainConfig, state: RunState, info: Any, precision: Precision,
         "seed": cfg.seed,
         "epochs": state.epoch,
         "stopped_early": state.stopped_early,
-        "final": {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")},
+        "final": {
+            k: last[k]
+            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
+        },
         # Picking the best epoch by test accuracy peeks at the test set: an optimistic figure.
         "best_test_acc_optimistic": best["test_acc"],
         "best_test_epoch": best["epoch"],

@@ -2,8 +2,9 @@
 
 ``auto`` is fast by default: on CUDA, AMP (bf16 where supported, else fp16 with
 a grad scaler) and channels_last; on a CPU with native bf16 (AVX-512 BF16 or
-AMX), bf16 autocast and channels_last; on a CPU without it, plain fp32, since
-emulated bf16 is slower than fp32 there (measured: benchmarks/precision.py).
+AMX), bf16 autocast and channels_last; on a CPU without it, fp32 channels_last,
+since emulated bf16 is several times slower than fp32 there while channels_last
+still speeds up convolutions (measured: benchmarks/precision.py).
 ``fp32`` is the exact path: no autocast, NCHW, bit-for-bit reproducible on CPU.
 """
 
@@ -52,7 +53,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but no CUDA GPU is available; use --device cpu or auto")
+        raise ConfigError(
+            f"device '{name}' requested but no CUDA GPU is available; use --device cpu or auto"
+        )
     return torch.device(name)
 
 
@@ -73,4 +76,4 @@ def resolve_precision(precision: str, device_name: str = "auto") -> Precision:
         return Precision(device, torch.float16, True, True)
     if cpu_has_native_bf16():
         return Precision(device, torch.bfloat16, True, False)
-    return Precision(device, None, False, False)
+    return Precision(device, None, True, False)

@@ -47,7 +47,9 @@ def make_loaders(
         keep, held = stratified_split(train.labels, cfg.val_fraction, seed=12345)
         train, val = train.subset(keep), train.subset(held)
     if cfg.early_stopping is not None and val is None:
-        raise ConfigError("early_stopping needs a validation split: set val_fraction > 0 (e.g. 0.1)")
+        raise ConfigError(
+            "early_stopping needs a validation split: set val_fraction > 0 (e.g. 0.1)"
+        )
     if len(train) < cfg.batch_size and cfg.drop_last:
         raise ConfigError(
             f"batch_size {cfg.batch_size} is larger than the {len(train)} training images; "
@@ -76,7 +78,9 @@ def make_loaders(
 
 
 @torch.inference_mode()
-def predict_logits(model: torch.nn.Module, loader: DeviceLoader, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(
+    model: torch.nn.Module, loader: DeviceLoader, precision: Precision
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (fp32) and labels for every sample of ``loader``, in order."""
     model.eval()
     outs, labels = [], []

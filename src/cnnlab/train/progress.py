@@ -22,7 +22,9 @@ def format_epoch(row: dict[str, float], epochs: int) -> str:
     if row.get("val_acc") is not None:
         parts.append(f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%")
     parts.append(f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:.2f}%")
-    parts.append(f"lr {row['lr']:.2e}  {row['images_per_s']:,.0f} img/s  {row['epoch_seconds']:.1f}s")
+    parts.append(
+        f"lr {row['lr']:.2e}  {row['images_per_s']:,.0f} img/s  {row['epoch_seconds']:.1f}s"
+    )
     return " | ".join(parts)
 
 
@@ -63,7 +65,9 @@ class BarReporter(LineReporter):
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%} {task.fields[ips]:,.0f} img/s"),
+            TextColumn(
+                "loss {task.fields[loss]:.4f} acc {task.fields[acc]:.2%} {task.fields[ips]:,.0f} img/s"
+            ),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,

@@ -1,0 +1,112 @@
+import gzip
+import os
+
+import numpy as np
+import pytest
+from conftest import write_learnable_mnist
+from fakedata import make_tar, write_cifar10_batches, write_image_folder, write_svhn_mat
+
+from cnnlab.data import sources
+from cnnlab.data.sources import load_dataset, locate
+from cnnlab.errors import DataError
+
+
+def test_our_layout_and_uncompressed_files(tmp_path):
+    write_learnable_mnist(tmp_path / "mnist", n_train=30, n_test=10)
+    for f in (tmp_path / "mnist").iterdir():
+        f.with_suffix("").write_bytes(gzip.decompress(f.read_bytes()))
+        f.unlink()
+    data = load_dataset("mnist", tmp_path)
+    assert (len(data.train), len(data.test), data.classes[3]) == (30, 10, "3")
+
+
+def test_torchvision_layouts_are_found(tmp_path):
+    write_learnable_mnist(tmp_path / "FashionMNIST" / "raw", n_train=30, n_test=10)
+    data = load_dataset("fashion-mnist", tmp_path)
+    assert data.classes[9] == "Ankle boot"
+    write_cifar10_batches(tmp_path / "cifar-10-batches-py", n_per_batch=4)
+    cifar = load_dataset("cifar10", tmp_path)
+    assert cifar.train.images.shape == (20, 3, 32, 32)
+
+
+def test_svhn_from_mat_files(tmp_path):
+    write_svhn_mat(tmp_path / "svhn" / "train_32x32.mat", n=12)
+    write_svhn_mat(tmp_path / "svhn" / "test_32x32.mat", n=6, seed=1)
+    data = load_dataset("svhn", tmp_path)
+    assert data.train.images.shape == (12, 3, 32, 32)
+    assert data.train.labels.max() <= 9
+
+
+def test_cifar10_name_accepts_a_jpeg_archive_in_its_folder(tmp_path):
+    write_image_folder(
+        tmp_path / "src", classes=("airplane", "automobile"), n_per_class=2, size=(32, 32)
+    )
+    (tmp_path / "cifar10").mkdir()
+    make_tar(tmp_path / "src", tmp_path / "cifar10" / "cifar10-jpeg.tar.gz")
+    data = load_dataset("cifar10", tmp_path)
+    assert data.classes == ["airplane", "automobile"]
+    assert data.name == "cifar10"
+
+
+def test_missing_dataset_names_files_and_every_place_searched(tmp_path, monkeypatch):
+    monkeypatch.setitem(
+        sources.SOURCES, "mnist", sources.SOURCES["mnist"].__class__(
+            **{**sources.SOURCES["mnist"].__dict__, "system_dirs": (str(tmp_path / "system"),)}
+        )
+    )  # fmt: skip
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", tmp_path / "data")
+    message = str(info.value)
+    assert "train-images-idx3-ubyte.gz" in message
+    for place in (
+        tmp_path / "data" / "mnist",
+        tmp_path / "data" / "MNIST/raw",
+        tmp_path / "system",
+    ):
+        assert str(place) in message
+    assert "--data-dir" in message and "\n" not in message
+
+
+def test_download_failure_is_clear_and_fast(tmp_path, monkeypatch):
+    def no_network(data_dir):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setitem(
+        sources.SOURCES, "svhn", sources.SOURCES["svhn"].__class__(
+            **{**sources.SOURCES["svhn"].__dict__, "download": no_network}
+        )
+    )  # fmt: skip
+    with pytest.raises(DataError, match=r"download into .* failed .*Network is unreachable"):
+        load_dataset("svhn", tmp_path, download=True)
+
+
+def test_default_data_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path))
+    assert sources.default_data_dir() == tmp_path
+    monkeypatch.delenv("CNNLAB_DATA")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert sources.default_data_dir() == tmp_path / "cache" / "cnnlab" / "data"
+
+
+def test_locate_reports_search_order(tmp_path):
+    found, searched = locate("cifar100", tmp_path)
+    assert found is None
+    assert searched[0] == tmp_path / "cifar100"
+
+
+@pytest.mark.realdata
+def test_real_mnist_through_the_registry(real_data):
+    data = load_dataset("mnist", real_data)
+    assert data.train.images.shape == (60000, 1, 28, 28)
+    np.testing.assert_array_equal(data.train.labels[:5], [5, 0, 4, 1, 9])
+    np.testing.assert_array_equal(
+        np.bincount(data.test.labels), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    )
+
+
+def test_real_fashion_mnist_from_the_debian_package():
+    if not os.path.isdir("/usr/share/datasets/fashion-mnist"):
+        pytest.skip("Debian package dataset-fashion-mnist not installed")
+    data = load_dataset("fashion-mnist", sources.default_data_dir())
+    assert (len(data.train), len(data.test)) == (60000, 10000)
+    assert np.bincount(data.train.labels).tolist() == [6000] * 10
