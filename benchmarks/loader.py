@@ -15,10 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from reference import reference_loader
 from torchvision import transforms as T
 
 from cnnlab.data.augment import build_augment, parse_augment
@@ -43,23 +41,6 @@ CASES = {
 }
 
 
-class PerSampleDataset(Dataset):
-    """Like torchvision.datasets.MNIST/CIFAR10: a PIL image per item, then transforms."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: T.Compose) -> None:
-        self.images = images
-        self.labels = labels
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = self.images[i]
-        pil = Image.fromarray(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0))
-        return self.transform(pil), int(self.labels[i])
-
-
 def time_batches(batches, limit: int) -> float:
     """Images/s over the first ``limit`` images, after one warm-up batch."""
     it = iter(batches)
@@ -73,33 +54,48 @@ def time_batches(batches, limit: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def bench_case(name: str, data_dir: Path | None, images: int, batch: int) -> list[tuple[str, float]]:
+def bench_case(
+    name: str, data_dir: Path | None, images: int, batch: int
+) -> list[tuple[str, float]]:
     dataset, spec, make_transforms = CASES[name]
     data = load_dataset(dataset, data_dir)
     split = data.train
     norm = channel_stats(split.images)
     ours = DeviceLoader(
-        split, norm, batch, shuffle=True, seed=0, drop_last=True, augment=build_augment(parse_augment(spec))
+        split,
+        norm,
+        batch,
+        shuffle=True,
+        seed=0,
+        drop_last=True,
+        augment=build_augment(parse_augment(spec)),
     )
     size = split.images.shape[2]
-    extra = [T.RandomErasing(p=1.0, scale=(64 / 1024, 64 / 1024), ratio=(1, 1))] if "cutout" in spec else []
-    transform = T.Compose([*make_transforms(size), T.ToTensor(), T.Normalize(norm.mean, norm.std), *extra])
+    # Cutout of an 8x8 square = RandomErasing of 64 pixels with aspect ratio 1.
+    area = 64 / (size * size)
+    erase = (
+        (T.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0)),) if "cutout" in spec else ()
+    )
     results = [("cnnlab DeviceLoader", time_batches(ours, images))]
     for workers in (0, 2):
-        loader = DataLoader(
-            PerSampleDataset(split.images, split.labels, transform),
-            batch_size=batch,
-            shuffle=True,
-            num_workers=workers,
-            drop_last=True,
-            persistent_workers=False,
+        loader = reference_loader(
+            split.images,
+            split.labels,
+            make_transforms(size),
+            norm.mean,
+            norm.std,
+            batch,
+            workers,
+            erase,
         )
         results.append((f"torchvision DataLoader, {workers} workers", time_batches(loader, images)))
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--images", type=int, default=20000, help="images timed per loader")
     parser.add_argument("--batch-size", type=int, default=128)

@@ -97,12 +97,12 @@ def _flip_matrix(flip: Tensor) -> Tensor:
 
 
 def _flip_gather(x: Tensor, flip: Tensor) -> Tensor:
-    # Costs the same as torch.where(flip, x.flip(-1), x) (measured) and is the gather that the
-    # pad-crop folds flips into, so both paths share one exact implementation.
-    b, _, h, w = x.shape
-    rows = torch.arange(h, device=x.device).expand(b, h)
+    # A width-only gather with a (B, 1, 1, W) index: measured faster than both
+    # torch.where(flip, x.flip(-1), x), which reads x twice, and the per-pixel index of
+    # _gather_pixels, whose int64 index is twice the size of the image data.
+    b, w = x.shape[0], x.shape[-1]
     cols = _flip_columns(torch.arange(w, device=x.device).expand(b, w), flip)
-    return _gather_pixels(x, rows, cols)
+    return x.gather(3, cols[:, None, None, :].expand_as(x))
 
 
 def _reflect(index: Tensor, size: int) -> Tensor:
