@@ -1,0 +1,1 @@
+"""Studies: a TOML file of variants x seeds, run, stored, resumable."""

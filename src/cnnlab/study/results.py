@@ -1,0 +1,51 @@
+"""What a study's analysis reads: every run of a study with its settings and metrics.
+
+The store produces it; statistics and the report consume it. Nothing here
+touches the database or the file system beyond holding paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_STATUSES = ("pending", "running", "done", "failed")
+
+
+@dataclass
+class RunResult:
+    """One (variant, seed) run."""
+
+    run_id: str  # hash of the fully resolved TrainConfig: settings change -> new run
+    variant: str
+    seed: int
+    status: str  # one of RUN_STATUSES
+    config: dict[str, Any]  # TrainConfig.model_dump(mode="json")
+    run_dir: Path  # holds config.json, metrics.csv, summary.json, curves.png, checkpoint.pt
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows, floats/None
+    summary: dict[str, Any] | None = None  # summary.json (see cnnlab.train.loop._summary)
+    error: str | None = None
+    device: str = ""
+    started_at: float | None = None  # unix time
+    ended_at: float | None = None
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return None if self.summary is None else self.summary["final"]["test_acc"]
+
+
+@dataclass
+class StudyResults:
+    """A study's runs in the order of its file: variants as written, seeds ascending."""
+
+    name: str
+    dataset: str
+    baseline: str | None
+    variants: list[str]
+    runs: list[RunResult]
+    study_dir: Path
+    description: str = ""
+
+    def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
+        return [r for r in self.runs if r.variant == variant and r.status == status]
