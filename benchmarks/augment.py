@@ -1,12 +1,14 @@
 """Images/s of cnnlab's batched augmentation against kornia.augmentation, op by op.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/augment.py [--device cuda] [--repeats 15]
+    PYTHONPATH=src .venv/bin/python benchmarks/augment.py [--threads 2] [--repeats 15]
+        [--batches 64 512] [--device cuda]
 
 Each case runs ours and kornia's nearest equivalent on the same random batch, interleaved
 call by call so that load from other processes hits both alike; the table shows the median
 over the repeats after a warm-up. A ratio above 1 means ours is faster; 'best' is the same
-ratio between the fastest runs, steadier when other processes load the CPU. A second table times
-the alternatives that the implementation was chosen over.
+ratio between the fastest runs. When other processes share the cores, two-thread timings
+stall on the busy core: compare with --threads 1 before trusting a ratio. A second table
+times the alternatives that the implementation was chosen over.
 """
 
 from __future__ import annotations

@@ -58,7 +58,9 @@ CASES = {
 def subset(data: DatasetArrays, n: int) -> DatasetArrays:
     keep = slice(0, n)
     small_test = Split(data.test.images[:256], data.test.labels[:256])
-    return replace(data, train=Split(data.train.images[keep], data.train.labels[keep]), test=small_test)
+    return replace(
+        data, train=Split(data.train.images[keep], data.train.labels[keep]), test=small_test
+    )
 
 
 def ours(case: Case, data: DatasetArrays) -> tuple[float, str]:
@@ -85,7 +87,13 @@ def reference(case: Case, data: DatasetArrays, workers: int) -> float:
     images = pad_to(data.train.images, size) if size else data.train.images
     norm = channel_stats(images)
     loader = reference_loader(
-        images, data.train.labels, list(case.pil_transforms), norm.mean, norm.std, case.batch_size, workers
+        images,
+        data.train.labels,
+        list(case.pil_transforms),
+        norm.mean,
+        norm.std,
+        case.batch_size,
+        workers,
     )
     torch.manual_seed(0)
     model = build_model(spec, images.shape[1:], len(data.classes))
@@ -104,12 +112,16 @@ def reference(case: Case, data: DatasetArrays, workers: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--cases", default="lenet5-64,lenet5-256,vgg-128", help=", ".join(CASES))
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'case':12s} {'cnnlab img/s':>13s} {'plain w=0':>10s} {'plain w=2':>10s} {'ratio':>7s}  cnnlab precision")
+    print(
+        f"{'case':12s} {'cnnlab img/s':>13s} {'plain w=0':>10s} {'plain w=2':>10s} {'ratio':>7s}  cnnlab precision"
+    )
     for name in args.cases.split(","):
         case = CASES[name]
         data = subset(load_dataset(case.dataset, args.data_dir), case.images)

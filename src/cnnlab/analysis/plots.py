@@ -61,3 +61,204 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: Path, title:
         ax.set_yticks(range(k), classes, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     return _save(fig, out)
+
+
+# ---------------------------------------------------------------------------
+# Study report figures (cnnlab.analysis.report).
+# ---------------------------------------------------------------------------
+
+CurveStats = tuple[Sequence[int], Sequence[float | None], Sequence[float | None]]
+
+
+def variant_colors(names: Sequence[str]) -> dict[str, Any]:
+    """One stable colour per variant, the same in every figure of a report."""
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _band(ax: plt.Axes, curve: CurveStats, scale: float, color: Any, label: str, **kw: Any) -> None:
+    epochs, mean, std = curve
+    xs = [e for e, m in zip(epochs, mean, strict=True) if m is not None]
+    ms = np.array([m for m in mean if m is not None], dtype=float) * scale
+    if not xs:
+        return
+    ax.plot(xs, ms, color=color, label=label, marker="." if len(xs) < 30 else None, **kw)
+    sd = [s for m, s in zip(mean, std, strict=True) if m is not None]
+    if any(s is not None for s in sd):
+        sds = np.array([np.nan if s is None else s for s in sd], dtype=float) * scale
+        ax.fill_between(xs, ms - sds, ms + sds, color=color, alpha=0.18, linewidth=0)
+
+
+def plot_study_curves(
+    curves: dict[str, dict[str, CurveStats]],
+    out: Path,
+    baseline: str | None = None,
+    title: str = "",
+) -> Path:
+    """Train/test loss and accuracy per epoch for every variant: mean line, ±1 std band.
+
+    ``curves[variant][metric] = (epochs, mean, std)`` with metric one of
+    train_loss, test_loss, train_acc, test_acc (accuracies as fractions).
+    """
+    names = list(curves)
+    colors = variant_colors(names)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
+    panels = (
+        ("train_loss", "train loss", 1.0, axes[0][0]),
+        ("test_loss", "test loss", 1.0, axes[0][1]),
+        ("train_acc", "train accuracy (%)", 100.0, axes[1][0]),
+        ("test_acc", "test accuracy (%)", 100.0, axes[1][1]),
+    )
+    for key, label, scale, ax in panels:
+        for name in names:
+            if key in curves[name]:
+                width = 2.4 if name == baseline else 1.6
+                style = "--" if name == baseline else "-"
+                shown = f"{name} (baseline)" if name == baseline else name
+                _band(ax, curves[name][key], scale, colors[name], shown, lw=width, linestyle=style)
+        ax.set(title=label, ylabel=label)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    handles, labels = axes[1][1].get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=min(4, len(labels)),
+            frameon=False,
+            bbox_to_anchor=(0.5, 0.0),
+        )
+    fig.suptitle(title or "mean over seeds; band: ±1 standard deviation", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return out
+
+
+def plot_final_accuracy(
+    names: Sequence[str],
+    means: Sequence[float | None],
+    ci: Sequence[tuple[float | None, float | None]],
+    seeds: Sequence[Sequence[float]],
+    out: Path,
+    baseline: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Final test accuracy per variant: mean (bar end), 95% CI whisker, each seed a dot.
+
+    The axis is zoomed to the data, so the bars are drawn as thin stems ending
+    in the mean: a bar from 0 would hide 0.1-point differences and a bar from
+    a cut axis would exaggerate them. The baseline is marked by colour and a
+    vertical line at its mean. ``labels`` (e.g. verdicts) are written at the right.
+    """
+    colors = variant_colors(list(names))
+    k = len(names)
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.55 * max(k, 2)))
+    ys = np.arange(k)[::-1]
+    values = [100 * v for seq in seeds for v in seq]
+    values += [100 * v for pair in ci for v in pair if v is not None]
+    lo, hi = (min(values), max(values)) if values else (0.0, 100.0)
+    pad = max(0.05 * (hi - lo), 0.1)
+    left = lo - pad
+    base_mean = None
+    for y, name, mean, (c_lo, c_hi), pts in zip(ys, names, means, ci, seeds, strict=True):
+        color = colors[name]
+        if mean is None:
+            ax.text(left + pad / 2, y, "no finished runs", va="center", fontsize=9, color="0.4")
+            continue
+        m = 100 * mean
+        if name == baseline:
+            base_mean = m
+        ax.barh(
+            y,
+            m - left,
+            left=left,
+            height=0.5,
+            color=color,
+            alpha=0.35 if name != baseline else 0.6,
+            hatch="//" if name == baseline else None,
+            edgecolor=color,
+        )
+        if c_lo is not None and c_hi is not None:
+            ax.errorbar(
+                m,
+                y,
+                xerr=[[m - 100 * c_lo], [100 * c_hi - m]],
+                fmt="o",
+                color="black",
+                capsize=5,
+                lw=1.4,
+                ms=5,
+            )
+        else:
+            ax.plot([m], [y], "o", color="black", ms=5)
+        jitter = np.linspace(-0.12, 0.12, len(pts)) if len(pts) > 1 else [0.0]
+        ax.scatter(
+            [100 * v for v in pts],
+            y + np.asarray(jitter),
+            s=14,
+            color=color,
+            edgecolor="white",
+            linewidth=0.5,
+            zorder=3,
+        )
+    if base_mean is not None:
+        ax.axvline(base_mean, color="0.25", linestyle="--", lw=1, label="baseline mean")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ticks = [f"{n} (baseline)" if n == baseline else n for n in names]
+    ax.set_yticks(ys, ticks, fontsize=9)
+    ax.set_xlim(left, hi + pad * (4 if labels else 1))
+    if labels:
+        for y, text in zip(ys, labels, strict=True):
+            ax.text(hi + pad * 1.5, y, text, va="center", fontsize=8, color="0.2")
+    ax.set_ylim(-0.7, k - 0.3)
+    ax.set_xlabel("final test accuracy (%): mean, 95% CI, one dot per seed")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, out)
+
+
+def _show_image(ax: plt.Axes, img: np.ndarray) -> None:
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    else:
+        ax.imshow(img.transpose(1, 2, 0), interpolation="nearest")
+
+
+def plot_prediction_grid(
+    images: np.ndarray,
+    true: Sequence[int],
+    pred: Sequence[int],
+    classes: Sequence[str],
+    out: Path,
+    probs: Sequence[float] | None = None,
+    cols: int = 8,
+    title: str = "",
+) -> Path:
+    """Test images (uint8 N,C,H,W) captioned "predicted / true"; wrong ones framed in red."""
+    n = len(images)
+    cols = max(1, min(cols, n))
+    rows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows + 0.5), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        _show_image(ax, images[i])
+        wrong = int(pred[i]) != int(true[i])
+        color = "#c62828" if wrong else "#1b5e20"
+        head = classes[int(pred[i])][:12]
+        if probs is not None:
+            head += f" {100 * probs[i]:.0f}%"
+        ax.set_title(f"{head}\ntrue: {classes[int(true[i])][:12]}", fontsize=7.5, color=color)
+        for spine in ax.spines.values():
+            spine.set_color(color if wrong else "0.8")
+            spine.set_linewidth(2.5 if wrong else 0.8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, out)

@@ -29,6 +29,7 @@ class RunResult:
     device: str = ""
     started_at: float | None = None  # unix time
     ended_at: float | None = None
+    attempts: int = 0  # times the runner started it (a resume or a retry is another attempt)
 
     @property
     def final_test_acc(self) -> float | None:

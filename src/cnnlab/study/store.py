@@ -1,0 +1,404 @@
+"""The results store: one SQLite database per study folder, ``<study dir>/study.sqlite``.
+
+Tables::
+
+    studies    one row per distinct invocation of the study (file text, overrides, variants)
+    plan       the runs that invocation expanded to, in order: what the report shows
+    runs       one row per run id: variant, seed, config, status, times, device, error
+    epochs     one row per finished epoch, PRIMARY KEY (run_id, epoch): a resumed
+               epoch overwrites its row instead of adding a second one
+    finals     the run's summary.json, once it is done
+    artifacts  the files a run left (config, metrics, summary, curves, checkpoint)
+
+WAL mode, ``synchronous=FULL``; every write is one transaction, so a kill at any
+moment leaves the database as it was after the last completed write. Paths are
+stored relative to the study folder, so the folder can be moved or copied.
+
+This module imports neither torch nor the trainer: the report reads results
+through :func:`load_results` cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.study.results import RUN_STATUSES, RunResult, StudyResults
+
+DB_NAME = "study.sqlite"
+SCHEMA_VERSION = 1
+# cnnlab.train.loop.METRIC_COLUMNS, repeated here so that reading results needs no torch
+# (tests/test_study.py checks that they agree).
+EPOCH_COLUMNS = [
+    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+    "images_per_s", "epoch_seconds", "wall_seconds",
+]  # fmt: skip
+_VALUE_COLUMNS = EPOCH_COLUMNS[1:]
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS studies (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL,
+    file_path     TEXT NOT NULL,
+    file_text     TEXT NOT NULL,
+    dataset       TEXT NOT NULL,
+    baseline      TEXT,
+    description   TEXT NOT NULL DEFAULT '',
+    variants_json TEXT NOT NULL,   -- expanded variant names, in order
+    options_json  TEXT NOT NULL,   -- command-line overrides (dataset, seeds, epochs_scale, data_dir)
+    created       REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plan (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    position INTEGER NOT NULL,
+    run_id   TEXT NOT NULL,
+    variant  TEXT NOT NULL,
+    seed     INTEGER NOT NULL,
+    PRIMARY KEY (study_id, position)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    variant       TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    config_json   TEXT NOT NULL,   -- the TrainConfig given to train(), model_dump(mode="json")
+    config_hash   TEXT NOT NULL,   -- sha256 of identity_json; run_id is its first 16 hex
+    identity_json TEXT NOT NULL,   -- the location-free settings the hash covers
+    status        TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in RUN_STATUSES)})),
+    started_at    REAL,            -- unix time, start of the latest attempt
+    ended_at      REAL,
+    device        TEXT NOT NULL DEFAULT '',
+    error         TEXT,
+    run_dir       TEXT NOT NULL,   -- relative to the study folder when inside it
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch  INTEGER NOT NULL,
+    {", ".join(f"{c} REAL" for c in _VALUE_COLUMNS)},
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS finals (
+    run_id       TEXT PRIMARY KEY REFERENCES runs(run_id),
+    summary_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    kind   TEXT NOT NULL,
+    path   TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind)
+);
+"""
+
+
+class Store:
+    """A study folder's database. Open with ``Store(study_dir)``; use as a context manager."""
+
+    def __init__(self, study_dir: Path, create: bool = True) -> None:
+        self.root = Path(study_dir).absolute()
+        self.path = self.root / DB_NAME
+        if not self.path.exists() and not create:
+            raise CnnlabError(f"{self.root}: no study results here (no {DB_NAME})")
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise CnnlabError(
+                    f"{self.path}: written by a newer cnnlab (schema {version}); upgrade cnnlab"
+                )
+            if version == 0:  # one script, one transaction: all tables or none
+                self.conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise CnnlabError(f"{self.path}: not a readable study database ({exc})") from None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rel(self, path: Path) -> str:
+        path = Path(path).absolute()
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def _abs(self, stored: str) -> Path:
+        p = Path(stored)
+        return p if p.is_absolute() else self.root / p
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record_study(
+        self,
+        *,
+        name: str,
+        file_path: Path,
+        file_text: str,
+        dataset: str,
+        baseline: str | None,
+        description: str,
+        variants: Sequence[str],
+        options: Mapping[str, Any],
+        runs: Sequence[Any],
+    ) -> int:
+        """Record this invocation of the study and its expansion (``runs``: PlannedRun-like,
+        with run_id, variant, seed, config, config_hash, identity, run_dir); register new runs
+        as pending and bring the stored config/dir/variant name of runs not yet done up to date.
+
+        Returns the studies row id; an invocation identical to the latest one reuses its row.
+        """
+        plan = [(r.run_id, r.variant, r.seed) for r in runs]
+        with self._transaction():
+            latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
+            if latest is not None and latest["name"] != name:
+                raise CnnlabError(
+                    f"{self.root} holds results of study '{latest['name']}', not '{name}'; "
+                    "choose another --out"
+                )
+            same = (
+                latest is not None
+                and latest["file_text"] == file_text
+                and latest["file_path"] == str(Path(file_path).absolute())
+                and json.loads(latest["options_json"]) == json.loads(json.dumps(dict(options)))
+                and self._plan_of(latest["id"]) == plan
+            )
+            if same:
+                study_id = latest["id"]
+            else:
+                cur = self.conn.execute(
+                    "INSERT INTO studies (name, file_path, file_text, dataset, baseline, description,"
+                    " variants_json, options_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        str(Path(file_path).absolute()),
+                        file_text,
+                        dataset,
+                        baseline,
+                        description,
+                        json.dumps(list(variants)),
+                        json.dumps(dict(options)),
+                        time.time(),
+                    ),
+                )
+                study_id = int(cur.lastrowid or 0)
+                self.conn.executemany(
+                    "INSERT INTO plan (study_id, position, run_id, variant, seed) VALUES (?, ?, ?, ?, ?)",
+                    [(study_id, i, *row) for i, row in enumerate(plan)],
+                )
+            for r in runs:
+                config_json = json.dumps(r.config.model_dump(mode="json"), sort_keys=True)
+                self.conn.execute(
+                    "INSERT INTO runs (run_id, variant, seed, config_json, config_hash, identity_json,"
+                    " status, run_dir) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)"
+                    " ON CONFLICT (run_id) DO UPDATE SET variant = excluded.variant,"
+                    " run_dir = CASE WHEN runs.status = 'done' THEN runs.run_dir ELSE excluded.run_dir END,"
+                    " config_json = CASE WHEN runs.status = 'done' THEN runs.config_json"
+                    " ELSE excluded.config_json END",
+                    (
+                        r.run_id,
+                        r.variant,
+                        r.seed,
+                        config_json,
+                        r.config_hash,
+                        json.dumps(r.identity, sort_keys=True),
+                        self._rel(r.run_dir),
+                    ),
+                )
+        return study_id
+
+    def _plan_of(self, study_id: int) -> list[tuple[str, str, int]]:
+        rows = self.conn.execute(
+            "SELECT run_id, variant, seed FROM plan WHERE study_id = ? ORDER BY position",
+            (study_id,),
+        )
+        return [(r["run_id"], r["variant"], r["seed"]) for r in rows]
+
+    def statuses(self) -> dict[str, str]:
+        return {r["run_id"]: r["status"] for r in self.conn.execute("SELECT run_id, status FROM runs")}
+
+    def epochs_done(self, run_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM epochs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+    def start_run(self, run_id: str, device: str) -> None:
+        """Mark a run running (a new attempt): error and end time cleared."""
+        with self._transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', started_at = ?, ended_at = NULL, error = NULL,"
+                " device = ?, attempts = attempts + 1 WHERE run_id = ?",
+                (time.time(), device, run_id),
+            )
+            self.conn.execute("DELETE FROM finals WHERE run_id = ?", (run_id,))
+
+    def add_epoch(self, run_id: str, row: Mapping[str, Any]) -> None:
+        """Store one finished epoch (a metrics row); an epoch stored before is overwritten."""
+        with self._transaction():
+            self._put_epochs(run_id, [row])
+
+    def replace_epochs(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Make the run's epoch rows exactly ``rows`` (e.g. a checkpoint's history)."""
+        with self._transaction():
+            self.conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            self._put_epochs(run_id, rows)
+
+    def _put_epochs(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        columns = ", ".join(EPOCH_COLUMNS)
+        marks = ", ".join("?" for _ in EPOCH_COLUMNS)
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
+            [
+                (run_id, int(row["epoch"]), *(_number(row.get(c)) for c in _VALUE_COLUMNS))
+                for row in rows
+            ],
+        )
+
+    def finish_run(
+        self,
+        run_id: str,
+        summary: Mapping[str, Any],
+        history: Sequence[Mapping[str, Any]],
+        artifacts: Mapping[str, Path],
+    ) -> None:
+        """Mark a run done with its summary, its complete epoch history and its files."""
+        with self._transaction():
+            self.conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
+            self._put_epochs(run_id, history)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO finals (run_id, summary_json) VALUES (?, ?)",
+                (run_id, json.dumps(summary)),
+            )
+            self._put_artifacts(run_id, artifacts)
+            self.conn.execute(
+                "UPDATE runs SET status = 'done', ended_at = ?, error = NULL WHERE run_id = ?",
+                (time.time(), run_id),
+            )
+
+    def fail_run(self, run_id: str, error: str, artifacts: Mapping[str, Path] | None = None) -> None:
+        with self._transaction():
+            self._put_artifacts(run_id, artifacts or {})
+            self.conn.execute(
+                "UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE run_id = ?",
+                (time.time(), error, run_id),
+            )
+
+    def _put_artifacts(self, run_id: str, artifacts: Mapping[str, Path]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO artifacts (run_id, kind, path) VALUES (?, ?, ?)",
+            [(run_id, kind, self._rel(path)) for kind, path in artifacts.items()],
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def artifacts(self, run_id: str) -> dict[str, Path]:
+        rows = self.conn.execute("SELECT kind, path FROM artifacts WHERE run_id = ?", (run_id,))
+        return {r["kind"]: self._abs(r["path"]) for r in rows}
+
+    def results(self, only: Sequence[str] | None = None, all_runs: bool = False) -> StudyResults:
+        """The study as last run: its expansion's runs in plan order (variants as written,
+        seeds as listed), each with its latest state. ``only`` keeps just those run ids;
+        ``all_runs`` appends every other stored run (results of earlier settings)."""
+        latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
+        if latest is None:
+            raise CnnlabError(f"{self.root}: the study database holds no study yet")
+        plan = self._plan_of(latest["id"])
+        variants: list[str] = json.loads(latest["variants_json"])
+        order = [run_id for run_id, _, _ in plan]
+        names = {run_id: variant for run_id, variant, _ in plan}
+        if all_runs:
+            rest = self.conn.execute("SELECT run_id FROM runs ORDER BY variant, seed, run_id")
+            order += [r["run_id"] for r in rest if r["run_id"] not in names]
+        if only is not None:
+            wanted = set(only)
+            order = [run_id for run_id in order if run_id in wanted]
+        runs = [self._run_result(run_id, names.get(run_id)) for run_id in order]
+        for r in runs:
+            if r.variant not in variants:
+                variants.append(r.variant)
+        return StudyResults(
+            name=latest["name"],
+            dataset=latest["dataset"],
+            baseline=latest["baseline"],
+            variants=variants,
+            runs=runs,
+            study_dir=self.root,
+            description=latest["description"],
+        )
+
+    def _run_result(self, run_id: str, variant: str | None) -> RunResult:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise CnnlabError(f"{self.path}: run {run_id} is in the plan but not in runs")
+        history = [
+            {c: (int(e["epoch"]) if c == "epoch" else e[c]) for c in EPOCH_COLUMNS}
+            for e in self.conn.execute(
+                "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
+            )
+        ]
+        final = self.conn.execute(
+            "SELECT summary_json FROM finals WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return RunResult(
+            run_id=run_id,
+            variant=variant or row["variant"],
+            seed=int(row["seed"]),
+            status=row["status"],
+            config=json.loads(row["config_json"]),
+            run_dir=self._abs(row["run_dir"]),
+            history=history,
+            summary=json.loads(final["summary_json"]) if final is not None else None,
+            error=row["error"],
+            device=row["device"],
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
+            attempts=int(row["attempts"]),
+        )
+
+
+def load_results(
+    study_dir: Path, only: Sequence[str] | None = None, all_runs: bool = False
+) -> StudyResults:
+    """Read a study folder's results (see :meth:`Store.results`); the report's entry point."""
+    with Store(study_dir, create=False) as store:
+        return store.results(only=only, all_runs=all_runs)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception (autocommit connection)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _number(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(value)
