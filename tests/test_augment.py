@@ -53,7 +53,7 @@ def gen(seed: int, device: str = "cpu") -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def images(b: int = 16, c: int = 3, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
+def images(b: int = 8, c: int = 3, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
     return torch.rand(b, c, h, w, generator=gen(seed))
 
 
@@ -117,9 +117,9 @@ def test_recolor_accepts_one_or_three_gray_channels_and_returns_three() -> None:
     params = op.sample_params(gray, gen(2))
     one = op.apply(gray, params)
     three = op.apply(gray.expand(-1, 3, -1, -1), params)
-    assert one.shape == (16, 3, 32, 32)
+    assert one.shape == (8, 3, 32, 32)
     torch.testing.assert_close(three, one)
-    assert build_augment("recolor,rotate=10,cutout=4")(gray, gen(2)).shape == (16, 3, 32, 32)
+    assert build_augment("recolor,rotate=10,cutout=4")(gray, gen(2)).shape == (8, 3, 32, 32)
 
 
 # --- Frequencies -----------------------------------------------------------------------------
@@ -157,9 +157,9 @@ def test_flip_one_always_mirrors_and_absent_flip_never_does() -> None:
 
 def test_flip_matches_torchvision_exactly() -> None:
     x = images()
-    flip = torch.arange(16) % 3 == 0
+    flip = torch.arange(8) % 3 == 0
     y = HorizontalFlip().apply(x, flip)
-    for i in range(16):
+    for i in range(8):
         expected = TF.horizontal_flip(x[i]) if flip[i] else x[i]
         assert torch.equal(y[i], expected)
     assert torch.equal(warp(x, HorizontalFlip().matrix(flip, 32, 32)), y)

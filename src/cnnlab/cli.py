@@ -26,6 +26,7 @@ examples:
   cnnlab data show folder:photos.tar.gz    any image folder or .tar(.gz) of one
   cnnlab models list                       the built-in models
   cnnlab models show lenet5 --input 1x32x32
+  cnnlab run studies/quick-fashion.toml    a study: variants x seeds, resumable, then a report
 
 Datasets are looked for in --data-dir (or $CNNLAB_DATA), laid out as
 <data dir>/<name>/<canonical files>, e.g. <data dir>/mnist/train-images-idx3-ubyte.gz.
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_evaluate_parser(sub)
     _add_analysis_parsers(sub)
+    _add_run_parser(sub)  # `cnnlab run` (study runner), defined below
     return parser
 
 
@@ -487,6 +489,121 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 # --- analysis: `cnnlab report` and `cnnlab compare` (end) ---------------------------------
+
+
+# --- `cnnlab run`: the study runner (cnnlab.study) (begin) -----------------------------------
+
+RUN_EPILOG = """\
+examples:
+  cnnlab run studies/quick-fashion.toml          every variant x seed; results in runs/<name>
+  cnnlab run studies/seed004-cifar10-17.toml --epochs-scale 0.1 --seeds 0,1
+  cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
+  cnnlab run study.toml --retry-failed           run the failed runs again too
+
+Rerun the same command to continue: done runs are skipped, interrupted ones resume
+from their last finished epoch. Changing a setting in the study file makes new runs
+(the old results stay stored; the report shows the study file as it is now).
+Results: <out>/study.sqlite; each run's files: <out>/runs/<variant>-s<seed>-<id>/.
+"""
+
+
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a study (variants x seeds from a TOML file), resumably, then report",
+        description="Run every variant of a study file with every seed, store the results "
+        "in <out>/study.sqlite and write the report.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("study", type=Path, help="the study file (.toml)")
+    p.add_argument("--out", type=Path, help="study folder (default runs/<study name>)")
+    p.add_argument(
+        "--epochs-scale",
+        type=float,
+        metavar="FACTOR",
+        help="multiply every run's epochs (rounded, at least 1), e.g. 0.2 for a quick look",
+    )
+    p.add_argument("--seeds", metavar="LIST", help="replace the study's seeds, e.g. 0,1")
+    p.add_argument("--dataset", help="replace the study's dataset, e.g. folder:cifar10-jpeg.tar.gz")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.set_defaults(func=cmd_run)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CnnlabError(f"--seeds '{text}' is not a list of integers; write e.g. 0,1,2") from None
+    if not seeds:
+        raise CnnlabError("--seeds is empty; write e.g. 0,1,2")
+    return seeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cnnlab.study.progress import make_study_progress
+    from cnnlab.study.runner import default_out_dir, run_study, summary_table
+    from cnnlab.study.spec import load_study
+
+    study = load_study(
+        args.study,
+        dataset=args.dataset,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+        epochs_scale=args.epochs_scale,
+        data_dir=args.data_dir,
+    )
+    out = Path(args.out or default_out_dir(study))
+    if not args.quiet:
+        console.print(
+            f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+            f"on {study.dataset} -> {out}",
+            highlight=False,
+        )
+    outcome = run_study(
+        study,
+        out,
+        retry_failed=args.retry_failed,
+        progress=make_study_progress(args.quiet, console),
+    )
+    skipped = []
+    if outcome.skipped_done:
+        skipped.append(f"{len(outcome.skipped_done)} done before")
+    if outcome.skipped_failed:
+        skipped.append(f"{len(outcome.skipped_failed)} failed before (--retry-failed reruns them)")
+    console.print(
+        f"{len(outcome.executed)} runs trained now"
+        + (f"; skipped {', '.join(skipped)}" if skipped else ""),
+        highlight=False,
+    )
+    results = outcome.results
+    console.print(summary_table(results))
+    for r in results.runs:
+        if r.status == "failed":
+            console.print(
+                f"failed: {r.variant} seed {r.seed}: {r.error}", highlight=False, soft_wrap=True
+            )
+    if not args.no_report:
+        try:
+            from cnnlab.analysis.report import write_report
+        except ImportError as exc:
+            console.print(
+                f"report: not written (cnnlab.analysis.report unavailable: {exc})", highlight=False
+            )
+        else:
+            paths = write_report(results, out)
+            console.print(f"report: {paths[0] if paths else '-'}", highlight=False)
+    console.print(f"results: {out / 'study.sqlite'}", highlight=False)
+    return 0
+
+
+# --- `cnnlab run`: the study runner (end) ------------------------------------------------------
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

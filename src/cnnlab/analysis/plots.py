@@ -112,10 +112,18 @@ def plot_study_curves(
     for key, label, scale, ax in panels:
         for name in names:
             if key in curves[name]:
-                width = 2.4 if name == baseline else 1.6
-                style = "--" if name == baseline else "-"
-                shown = f"{name} (baseline)" if name == baseline else name
-                _band(ax, curves[name][key], scale, colors[name], shown, lw=width, linestyle=style)
+                is_base = name == baseline
+                shown = f"{name} (baseline)" if is_base else name
+                _band(
+                    ax,
+                    curves[name][key],
+                    scale,
+                    colors[name],
+                    shown,
+                    lw=2.4 if is_base else 1.6,
+                    linestyle="--" if is_base else "-",
+                    zorder=3 if is_base else 2,
+                )
         ax.set(title=label, ylabel=label)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -206,17 +214,20 @@ def plot_final_accuracy(
             linewidth=0.5,
             zorder=3,
         )
+    xlabel = "final test accuracy (%): mean, 95% CI, one dot per seed"
     if base_mean is not None:
-        ax.axvline(base_mean, color="0.25", linestyle="--", lw=1, label="baseline mean")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.axvline(base_mean, color="0.25", linestyle="--", lw=1, zorder=1)
+        xlabel += "; dashed: baseline mean"
     ticks = [f"{n} (baseline)" if n == baseline else n for n in names]
     ax.set_yticks(ys, ticks, fontsize=9)
     ax.set_xlim(left, hi + pad * (4 if labels else 1))
     if labels:
         for y, text in zip(ys, labels, strict=True):
-            ax.text(hi + pad * 1.5, y, text, va="center", fontsize=8, color="0.2")
+            color = {"better": "#1b7f3b", "worse": "#b3261e"}.get(text, "0.35")
+            weight = "bold" if text in ("better", "worse") else "normal"
+            ax.text(hi + pad * 1.5, y, text, va="center", fontsize=8.5, color=color, weight=weight)
     ax.set_ylim(-0.7, k - 0.3)
-    ax.set_xlabel("final test accuracy (%): mean, 95% CI, one dot per seed")
+    ax.set_xlabel(xlabel)
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, out)
 

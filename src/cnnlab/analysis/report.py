@@ -246,6 +246,12 @@ def fmt_p(p: float | None, alpha: float = stats.ALPHA) -> str:
     return text
 
 
+def p_phrase(p: float | None) -> str:
+    """ "p = 0.0123" or "p < 0.0001", for sentences."""
+    text = fmt_p(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
+
+
 def fmt_count(n: float | None) -> str:
     if n is None:
         return "—"
@@ -318,11 +324,11 @@ def summarize(
         if verdict in (stats.BETTER, stats.WORSE):
             assert c["p_holm"] is not None and c["p_holm"] < alpha  # the only way to get here
             sentences.append(
-                f"'{name}' is {verdict} than the baseline: {_diff_text(c)} of accuracy, "
-                f"Holm-adjusted p = {fmt_p(c['p_holm'])} < {alpha:g}."
+                f"'{name}' is {verdict} than the baseline: {_diff_text(c)} of accuracy "
+                f"(Holm-adjusted {p_phrase(c['p_holm'])}, below alpha {alpha:g})."
             )
         elif verdict == stats.WITHIN_NOISE:
-            noise.append(f"'{name}' {_diff_text(c)}, adjusted p = {fmt_p(c['p_holm'])}")
+            noise.append(f"'{name}' {_diff_text(c)}, adjusted {p_phrase(c['p_holm'])}")
         elif verdict == stats.NOT_ENOUGH_RUNS:
             n_v, n_b = c["n_variant"], c["n_baseline"]
             observed = (
@@ -400,22 +406,22 @@ def summarize(
 # Display rows shared by the Markdown and HTML renderings
 # ---------------------------------------------------------------------------
 
-COLUMNS = [
+COLUMNS = [  # the deciding columns first: a narrow screen shows them without scrolling
     ("variant", "variant"),
-    ("params", "parameters"),
-    ("macs", "MACs / image"),
-    ("epochs", "epochs"),
-    ("runs", "runs done / failed"),
+    ("runs", "runs done / total"),
     ("acc", "final test acc (mean ± std)"),
     ("ci", "95% CI"),
     ("diff", "Δ vs baseline, points [95% CI]"),
-    ("p", "p (Welch)"),
     ("p_holm", "p (Holm)"),
     ("verdict", "verdict"),
+    ("p", "p (Welch, unadjusted)"),
     ("best", "best-epoch test acc (optimistic)"),
     ("gap", "train − test gap, points"),
-    ("seconds", "time / run"),
     ("reach", "reaches baseline final acc"),
+    ("epochs", "epochs"),
+    ("seconds", "time / run"),
+    ("params", "parameters"),
+    ("macs", "MACs / image"),
 ]
 
 

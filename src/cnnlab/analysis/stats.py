@@ -93,12 +93,12 @@ def describe(values: Sequence[float | None], confidence: float = CONFIDENCE) -> 
     n = len(xs)
     if n == 0:
         return Description(0, None, None, None, None, confidence, "no finished runs")
-    mean = float(np.mean(xs))
+    mean = xs[0] if min(xs) == max(xs) else float(np.mean(xs))  # exact for constants
     if n == 1:
         return Description(
             1, mean, None, None, None, confidence, "one run: spread and interval are undefined"
         )
-    std = float(np.std(xs, ddof=1))
+    std = 0.0 if min(xs) == max(xs) else float(np.std(xs, ddof=1))
     half = t_quantile(confidence, n - 1) * std / math.sqrt(n)
     return Description(n, mean, std, mean - half, mean + half, confidence)
 
@@ -150,8 +150,12 @@ def welch(
     na, nb = len(xa), len(xb)
     if na < MIN_RUNS or nb < MIN_RUNS:
         return None
-    ma, mb = float(np.mean(xa)), float(np.mean(xb))
-    va, vb = float(np.var(xa, ddof=1)), float(np.var(xb, ddof=1))
+    # A constant sample has exactly zero variance; floating-point np.var may say 1e-33,
+    # and that must not turn into an astronomically large t.
+    ma = xa[0] if min(xa) == max(xa) else float(np.mean(xa))
+    mb = xb[0] if min(xb) == max(xb) else float(np.mean(xb))
+    va = 0.0 if min(xa) == max(xa) else float(np.var(xa, ddof=1))
+    vb = 0.0 if min(xb) == max(xb) else float(np.var(xb, ddof=1))
     diff = ma - mb
     qa, qb = va / na, vb / nb
     se2 = qa + qb

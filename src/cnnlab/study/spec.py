@@ -150,15 +150,15 @@ def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
 def run_identity(config: Mapping[str, Any], model_spec: Mapping[str, Any]) -> dict[str, Any]:
     """The location-free settings of a run: ``config`` (a config dict) minus ``data_dir``,
     with ``model``/``model_args`` replaced by :func:`model_identity` of ``model_spec``."""
-    settings = {
-        k: v for k, v in config.items() if k not in ("data_dir", "model", "model_args")
-    }
+    settings = {k: v for k, v in config.items() if k not in ("data_dir", "model", "model_args")}
     settings["model"] = model_identity(model_spec)
     return {"identity": IDENTITY_VERSION, "settings": settings}
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:
@@ -206,7 +206,9 @@ def load_study(
     seed_list = list(seeds if seeds is not None else section.seeds)
     if len(set(seed_list)) != len(seed_list):
         dup = sorted({s for s in seed_list if seed_list.count(s) > 1})
-        raise ConfigError(f"{where}: seed {dup[0]} is listed twice; each seed runs once per variant")
+        raise ConfigError(
+            f"{where}: seed {dup[0]} is listed twice; each seed runs once per variant"
+        )
     if epochs_scale is not None and not (math.isfinite(epochs_scale) and epochs_scale > 0):
         raise ConfigError(f"--epochs-scale {epochs_scale}: must be a positive number, e.g. 0.2")
 
@@ -305,7 +307,7 @@ def _describe(exc: ValidationError) -> str:
     if loc[:1] == ["study"] and loc[1:2] == ["seeds"] and kind == "too_short":
         return "[study]: seeds is empty; give at least one seed, e.g. seeds = [0, 1, 2]"
     if loc[:1] == ["grid"]:
-        return f"[grid]: {key}: must be a list of values, e.g. \"optimizer.lr\" = [0.1, 0.01]"
+        return f'[grid]: {key}: must be a list of values, e.g. "optimizer.lr" = [0.1, 0.01]'
     label = f"{section}: {key}" if key else section
     return f"{label} = {err.get('input')!r}: {err['msg']}"
 
@@ -320,7 +322,9 @@ def _checked_settings(settings: dict[str, Any], label: str, base: Path) -> dict[
             raise ConfigError(f"{label}: seeds come from [study] seeds (or --seeds), not 'seed'")
         if key not in allowed:
             extra = "name, " if "variant" in label else ""
-            raise ConfigError(f"{label}: unknown setting '{key}'; allowed: {extra}{', '.join(allowed)}")
+            raise ConfigError(
+                f"{label}: unknown setting '{key}'; allowed: {extra}{', '.join(allowed)}"
+            )
     out = dict(settings)
     for key in ("model", "data_dir"):
         if key in out:
@@ -351,7 +355,9 @@ def _checked_grid(grid: dict[str, list[Any]], where: str) -> dict[str, list[Any]
             if top == "model_args" and len(parts) == 2:
                 pass
             elif sub is None or len(parts) != 2:
-                raise ConfigError(f"{where}: [grid]: '{key}': '{top}' has no setting '{'.'.join(parts[1:])}'")
+                raise ConfigError(
+                    f"{where}: [grid]: '{key}': '{top}' has no setting '{'.'.join(parts[1:])}'"
+                )
             elif parts[1] not in sub.model_fields:
                 raise ConfigError(
                     f"{where}: [grid]: unknown setting '{key}'; allowed: "

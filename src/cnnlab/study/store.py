@@ -235,7 +235,9 @@ class Store:
         return [(r["run_id"], r["variant"], r["seed"]) for r in rows]
 
     def statuses(self) -> dict[str, str]:
-        return {r["run_id"]: r["status"] for r in self.conn.execute("SELECT run_id, status FROM runs")}
+        return {
+            r["run_id"]: r["status"] for r in self.conn.execute("SELECT run_id, status FROM runs")
+        }
 
     def epochs_done(self, run_id: str) -> int:
         row = self.conn.execute(
@@ -296,7 +298,9 @@ class Store:
                 (time.time(), run_id),
             )
 
-    def fail_run(self, run_id: str, error: str, artifacts: Mapping[str, Path] | None = None) -> None:
+    def fail_run(
+        self, run_id: str, error: str, artifacts: Mapping[str, Path] | None = None
+    ) -> None:
         with self._transaction():
             self._put_artifacts(run_id, artifacts or {})
             self.conn.execute(

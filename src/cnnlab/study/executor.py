@@ -1,0 +1,226 @@
+"""Executors run planned runs and report back through the store.
+
+A :class:`PlannedRun` is self-contained (its TrainConfig and its run folder), and
+everything a run produces reaches the study through :class:`Store` calls
+(``start_run``, ``add_epoch``/``replace_epochs``, ``finish_run``/``fail_run``), so
+another executor (e.g. Ray actors on several GPUs, forwarding those calls to the
+driver that owns the database) fits in without changes to the store or the report.
+
+Each run resumes from its own ``checkpoint.pt`` when there is one: a run left
+``running`` by a killed process, or retried after a failure, continues where its
+last finished epoch left it and ends with the numbers of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from cnnlab.atomic import atomic_write_text
+from cnnlab.data.arrays import DatasetArrays
+from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.study.progress import QuietStudyProgress, StudyProgress
+from cnnlab.study.spec import PlannedRun, identity_hash, run_identity
+from cnnlab.study.store import EPOCH_COLUMNS, Store
+from cnnlab.train.progress import Reporter
+
+ARTIFACTS = {
+    "config": "config.json",
+    "metrics": "metrics.csv",
+    "summary": "summary.json",
+    "curves": "curves.png",
+    "checkpoint": "checkpoint.pt",
+    "error": "error.txt",
+}
+
+
+class Executor(Protocol):
+    def check(self, runs: Sequence[PlannedRun]) -> None:
+        """Raise a one-line CnnlabError now if the runs cannot start at all (a missing
+        dataset, a model that cannot take its images), before any run starts."""
+        ...
+
+    def run_all(
+        self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
+    ) -> None:
+        """Run each of ``runs`` (resuming from its checkpoint where there is one) and record
+        it in ``store``. A failing run is recorded as failed and the others go on;
+        KeyboardInterrupt stops everything, leaving the current run 'running'."""
+        ...
+
+
+_DATASETS: dict[tuple[str, str | None], DatasetArrays] = {}
+
+
+def dataset_for(name: str, data_dir: str | None) -> DatasetArrays:
+    """Load a dataset once per process: every run of a study trains on the same arrays."""
+    key = (name, data_dir)
+    if key not in _DATASETS:
+        from cnnlab.data.sources import load_dataset
+
+        _DATASETS[key] = load_dataset(name, Path(data_dir) if data_dir else None)
+    return _DATASETS[key]
+
+
+class StoreReporter:
+    """Forwards every epoch to the store as it completes, and everything to ``inner``."""
+
+    def __init__(self, store: Store, run_id: str, inner: Reporter) -> None:
+        self.store, self.run_id, self.inner = store, run_id, inner
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
+        self.inner.start_epoch(epoch, epochs, steps)
+
+    def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
+        self.inner.step(done, loss, acc, images_per_s)
+
+    def end_epoch(self, row: dict[str, float]) -> None:
+        self.store.add_epoch(self.run_id, row)
+        self.inner.end_epoch(row)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def describe_device(run: PlannedRun) -> str:
+    """Where and how a run trains, e.g. "cuda bf16 channels_last (NVIDIA H100 80GB HBM3)"."""
+    import torch
+
+    from cnnlab.train.precision import resolve_precision
+
+    precision = resolve_precision(run.config.precision, run.config.device)
+    label = precision.label
+    if precision.device.type == "cuda":
+        label += f" ({torch.cuda.get_device_name(precision.device)})"
+    return label
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for the store: a CnnlabError's own message, else the type and first line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, CnnlabError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_history(metrics_csv: Path) -> list[dict[str, Any]]:
+    """metrics.csv as the trainer wrote it: floats (exact: written with repr), None for blanks."""
+    with open(metrics_csv, newline="") as f:
+        return [
+            {
+                c: (
+                    None
+                    if row.get(c) in (None, "")
+                    else int(row[c])
+                    if c == "epoch"
+                    else float(row[c])
+                )
+                for c in EPOCH_COLUMNS
+            }
+            for row in csv.DictReader(f)
+        ]
+
+
+def sync_checkpoint(run: PlannedRun, store: Store) -> int:
+    """Prepare ``run.run_dir`` for ``train(resume=True)``; return the epochs already done.
+
+    The checkpoint is the truth about a run's progress: its history replaces the stored
+    epoch rows (a kill between the checkpoint write and the database write loses no
+    epoch), and no checkpoint means the run starts over (stale rows are dropped). A
+    checkpoint whose settings differ only in location (the study folder, model files
+    or data moved) gets the current paths, so the run resumes instead of failing.
+    """
+    from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+    from cnnlab.train.loop import config_dict
+
+    path = run.run_dir / "checkpoint.pt"
+    if not path.exists():
+        store.replace_epochs(run.run_id, [])
+        return 0
+    ckpt = load_checkpoint(path)
+    current = config_dict(run.config)
+    if ckpt.config != current:
+        if identity_hash(run_identity(ckpt.config, ckpt.model_spec)) != run.config_hash:
+            raise ConfigError(
+                f"{run.run_dir} holds a checkpoint of other settings; move that folder away "
+                "to start this run afresh"
+            )
+        save_checkpoint(replace(ckpt, config=current), path)
+    store.replace_epochs(run.run_id, ckpt.history or [])
+    return int(ckpt.epoch)
+
+
+class InProcessExecutor:
+    """Runs one run after another in this process, on the device each config names."""
+
+    def check(self, runs: Sequence[PlannedRun]) -> None:
+        from cnnlab.data.arrays import Split
+        from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
+        from cnnlab.train.prepare import shape_for_model
+
+        checked: set[tuple[str, str]] = set()
+        for run in runs:
+            cfg = run.config
+            data = dataset_for(cfg.dataset, cfg.data_dir)
+            key = (cfg.dataset, str(run.identity["settings"]["model"]))
+            if key in checked:
+                continue
+            checked.add(key)
+            try:
+                spec = resolve_model(cfg.model, cfg.model_args)
+                one = Split(data.test.images[:1], data.test.labels[:1])
+                shape = shape_for_model(one, preferred_input_size(spec)).shape
+                build_model(spec, shape, len(data.classes))
+            except CnnlabError as exc:
+                raise ConfigError(f"variant '{run.variant}': {exc}") from None
+
+    def run_all(
+        self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
+    ) -> None:
+        progress = progress or QuietStudyProgress()
+        for run in runs:
+            self.run_one(run, store, progress)
+
+    def run_one(self, run: PlannedRun, store: Store, progress: StudyProgress) -> bool:
+        """Train one run into its folder and the store; True when it finished."""
+        from cnnlab.train.loop import train
+
+        started = time.perf_counter()
+        summary: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            device = describe_device(run)
+        except CnnlabError as exc:
+            device, error = "", error_message(exc)
+        store.start_run(run.run_id, device)
+        reporter = StoreReporter(
+            store, run.run_id, progress.run_started(run, store.epochs_done(run.run_id))
+        )
+        if error is None:
+            try:
+                sync_checkpoint(run, store)
+                data = dataset_for(run.config.dataset, run.config.data_dir)
+                summary = train(run.config, run.run_dir, data=data, resume=True, reporter=reporter)
+            except Exception as exc:  # a failed run must not stop the study
+                error = error_message(exc)
+                if not isinstance(exc, CnnlabError):
+                    run.run_dir.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(run.run_dir / ARTIFACTS["error"], traceback.format_exc())
+        artifacts = {
+            kind: run.run_dir / name
+            for kind, name in ARTIFACTS.items()
+            if (run.run_dir / name).exists()
+        }
+        if error is None:
+            assert summary is not None
+            history = read_history(run.run_dir / ARTIFACTS["metrics"])
+            store.finish_run(run.run_id, summary, history, artifacts)
+        else:
+            store.fail_run(run.run_id, error, artifacts)
+        progress.run_ended(run, summary, error, time.perf_counter() - started)
+        return error is None

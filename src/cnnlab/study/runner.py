@@ -1,0 +1,138 @@
+"""Running a study: plan, skip what is done, run the rest, summarise.
+
+Rerunning the same command is always safe: ``done`` runs are skipped, unfinished
+ones (``pending``, or ``running`` when a process was killed) resume from their
+checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from cnnlab.errors import CnnlabError
+from cnnlab.study.executor import Executor, InProcessExecutor
+from cnnlab.study.progress import QuietStudyProgress, StudyProgress
+from cnnlab.study.results import StudyResults
+from cnnlab.study.spec import PlannedRun, Study, slugify
+from cnnlab.study.store import Store
+
+LOCK_NAME = "run.lock"
+
+
+@dataclass
+class StudyOutcome:
+    results: StudyResults  # the current expansion's runs, as stored after this invocation
+    planned: list[PlannedRun]
+    skipped_done: list[str] = field(default_factory=list)  # run ids
+    skipped_failed: list[str] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.run_id for r in self.results.runs if r.status == "failed"]
+
+
+def default_out_dir(study: Study) -> Path:
+    return Path("runs") / slugify(study.name)
+
+
+@contextlib.contextmanager
+def study_lock(out_dir: Path) -> Iterator[None]:
+    """One `cnnlab run` per study folder at a time (released by the OS if the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK_NAME, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CnnlabError(
+                f"another `cnnlab run` is working in {out_dir}; wait for it to end or stop it"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield
+
+
+def run_study(
+    study: Study,
+    out_dir: Path,
+    *,
+    retry_failed: bool = False,
+    executor: Executor | None = None,
+    progress: StudyProgress | None = None,
+) -> StudyOutcome:
+    """Run every planned run of ``study`` not done yet into ``out_dir``; see the module doc."""
+    out_dir = Path(out_dir).absolute()
+    executor = executor or InProcessExecutor()
+    progress = progress or QuietStudyProgress()
+    planned = study.plan(out_dir)
+    with study_lock(out_dir), Store(out_dir) as store:
+        statuses = store.statuses()
+        outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
+        todo: list[PlannedRun] = []
+        for run in planned:
+            status = statuses.get(run.run_id, "pending")
+            if status == "done":
+                outcome.skipped_done.append(run.run_id)
+            elif status == "failed" and not retry_failed:
+                outcome.skipped_failed.append(run.run_id)
+            else:
+                todo.append(run)
+        executor.check(todo)  # before anything is written or run
+        store.record_study(
+            name=study.name,
+            file_path=study.path,
+            file_text=study.text,
+            dataset=study.dataset,
+            baseline=study.baseline,
+            description=study.description,
+            variants=study.variant_names,
+            options=study.options,
+            runs=planned,
+        )
+        epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
+        try:
+            progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
+            outcome.executed = [r.run_id for r in todo]
+            executor.run_all(todo, store, progress)
+        finally:
+            progress.close()
+        outcome.results = store.results()
+    return outcome
+
+
+def summary_table(results: StudyResults) -> Table:
+    """Variant, runs done, mean ± sample std of the final test accuracy."""
+    table = Table(title=f"{results.name} on {results.dataset}")
+    table.add_column("variant")
+    table.add_column("runs done", justify="right")
+    table.add_column("final test acc (mean ± std)", justify="right")
+    table.add_column("failed", justify="right")
+    for variant in results.variants:
+        runs = [r for r in results.runs if r.variant == variant]
+        if not runs:
+            continue
+        accs = [r.final_test_acc for r in results.runs_of(variant) if r.final_test_acc is not None]
+        failed = sum(r.status == "failed" for r in runs)
+        if len(accs) >= 2:
+            acc = f"{100 * statistics.mean(accs):.2f} ± {100 * statistics.stdev(accs):.2f}%"
+        elif accs:
+            acc = f"{100 * accs[0]:.2f}%"
+        else:
+            acc = "-"
+        name = f"{variant} (baseline)" if variant == results.baseline else variant
+        table.add_row(name, f"{len(accs)}/{len(runs)}", acc, str(failed) if failed else "")
+    return table
