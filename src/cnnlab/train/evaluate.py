@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 
 from cnnlab.analysis.plots import plot_confusion
+from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.loader import DeviceLoader
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import DataError
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
 from cnnlab.train.precision import resolve_precision
 from cnnlab.train.prepare import (
     confusion_matrix,
@@ -30,18 +31,27 @@ class Evaluation:
     confusion_png: Path
 
 
-def evaluate_checkpoint(
-    path: Path,
+@dataclass
+class SplitPredictions:
+    """A checkpoint's fp32 logits on a dataset's test split, with what produced them."""
+
+    checkpoint: Checkpoint
+    dataset: DatasetArrays
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
+def predict_test_split(
+    ckpt: Checkpoint,
     dataset: str | None = None,
     data_dir: Path | None = None,
-    out: Path | None = None,
     device: str = "auto",
-) -> Evaluation:
-    ckpt = load_checkpoint(path)
+) -> SplitPredictions:
+    """Run ``ckpt`` over the test split of ``dataset`` (default: the one it was trained on)."""
     name = dataset or ckpt.config.get("dataset", "")
-    data = load_dataset(
-        name, data_dir or (Path(ckpt.config["data_dir"]) if ckpt.config.get("data_dir") else None)
-    )
+    if data_dir is None and ckpt.config.get("data_dir"):
+        data_dir = Path(ckpt.config["data_dir"])
+    data = load_dataset(name, data_dir)
     c, h, w = ckpt.input_shape
     test = shape_for_model(data.test, (h, w))
     if test.shape != ckpt.input_shape:
@@ -65,9 +75,22 @@ def evaluate_checkpoint(
         channels_last=precision.channels_last,
     )
     logits, labels = predict_logits(model, loader, precision)
-    loss, acc = loss_and_accuracy(logits, labels)
-    pred = logits.argmax(1).cpu().numpy()
-    true = labels.cpu().numpy()
+    return SplitPredictions(ckpt, data, logits, labels)
+
+
+def evaluate_checkpoint(
+    path: Path,
+    dataset: str | None = None,
+    data_dir: Path | None = None,
+    out: Path | None = None,
+    device: str = "auto",
+) -> Evaluation:
+    ckpt = load_checkpoint(path)
+    result = predict_test_split(ckpt, dataset, data_dir, device)
+    name = result.dataset.name if dataset is None else dataset
+    loss, acc = loss_and_accuracy(result.logits, result.labels)
+    pred = result.logits.argmax(1).cpu().numpy()
+    true = result.labels.cpu().numpy()
     matrix = confusion_matrix(pred, true, len(ckpt.classes))
     counts = matrix.sum(axis=1)
     per_class = [
@@ -75,10 +98,6 @@ def evaluate_checkpoint(
         for i, cls in enumerate(ckpt.classes)
     ]
     png = out or Path(path).with_name(f"confusion-{name.replace(':', '_').replace('/', '_')}.png")
-    plot_confusion(
-        matrix,
-        ckpt.classes,
-        png,
-        title=f"{ckpt.model_spec.get('name', '')} on {name}: {100 * acc:.2f}%",
-    )
+    title = f"{ckpt.model_spec.get('name', '')} on {name}: {100 * acc:.2f}%"
+    plot_confusion(matrix, ckpt.classes, png, title=title)
     return Evaluation(name, loss, acc, per_class, png)
