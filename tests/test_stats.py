@@ -51,6 +51,13 @@ def test_describe_constant_sample_has_exactly_zero_spread():
     assert (d.mean, d.std, d.ci_low, d.ci_high) == (0.95, 0.0, 0.95, 0.95)
 
 
+def test_describe_clips_the_interval_to_the_feasible_range():
+    d = stats.describe([1.0, 1.0, 0.9], bounds=(0.0, 1.0))
+    free = stats.describe([1.0, 1.0, 0.9])
+    assert free.ci_high > 1.0
+    assert d.ci_high == 1.0 and d.ci_low == pytest.approx(free.ci_low)
+
+
 def test_describe_other_confidence_levels():
     d = stats.describe(B, confidence=0.99)
     lo, hi = sps.t.interval(0.99, 4, loc=6, scale=sps.sem(B))
@@ -91,6 +98,14 @@ def test_welch_by_hand():
     assert w.p == pytest.approx(0.0691336, abs=1e-6)
     half = sps.t.ppf(0.975, w.dof) * math.sqrt(se2)
     assert (w.ci_low, w.ci_high) == (pytest.approx(-3.5 - half), pytest.approx(-3.5 + half))
+
+
+def test_welch_interval_can_be_clipped_without_changing_the_test():
+    a, b = [1.0, 0.6], [0.5, 0.9]
+    free, clipped = stats.welch(a, b), stats.welch(a, b, bounds=(-1.0, 1.0))
+    assert free.ci_low < -1 and free.ci_high > 1
+    assert (clipped.ci_low, clipped.ci_high) == (-1.0, 1.0)
+    assert clipped.p == free.p and clipped.t == free.t
 
 
 def test_welch_needs_two_values_each_side():

@@ -30,7 +30,7 @@ def compare_studies(
     finals_a = {v: [r.final_test_acc for r in done_runs(a, v)] for v in names_a}
     finals_b = {v: [r.final_test_acc for r in done_runs(b, v)] for v in names_b}
     shared = [n for n in names if n in finals_a and n in finals_b]
-    tests = {n: stats.welch(finals_b[n], finals_a[n], confidence) for n in shared}
+    tests = {n: stats.welch(finals_b[n], finals_a[n], confidence, (-1.0, 1.0)) for n in shared}
     adjusted = dict(
         zip(
             shared,
@@ -42,8 +42,12 @@ def compare_studies(
     for n in names:
         row: dict[str, Any] = {
             "variant": n,
-            "a": stats.describe(finals_a[n], confidence).to_dict() if n in finals_a else None,
-            "b": stats.describe(finals_b[n], confidence).to_dict() if n in finals_b else None,
+            "a": stats.describe(finals_a[n], confidence, (0.0, 1.0)).to_dict()
+            if n in finals_a
+            else None,
+            "b": stats.describe(finals_b[n], confidence, (0.0, 1.0)).to_dict()
+            if n in finals_b
+            else None,
             "b_minus_a": None,
         }
         if n in tests:

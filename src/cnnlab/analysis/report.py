@@ -141,12 +141,12 @@ def _analyze_variant(
         },
         "seeds_done": [r.seed for r in done],
         "final_test_acc": {
-            **stats.describe(finals, confidence).to_dict(),
+            **stats.describe(finals, confidence, bounds=(0.0, 1.0)).to_dict(),
             "values": finals,
         },
         "vs_baseline": None if comparison is None else comparison.to_dict(),
         "best_test_acc_optimistic": stats.describe(
-            [s.get("best_test_acc_optimistic") for s in summaries], confidence
+            [s.get("best_test_acc_optimistic") for s in summaries], confidence, (0.0, 1.0)
         ).to_dict(),
         "final_test_loss": stats.describe(
             [s["final"].get("test_loss") for s in summaries], confidence
@@ -173,7 +173,11 @@ def analyze(
     names = variant_names(results)
     finals = {v: [r.final_test_acc for r in done_runs(results, v)] for v in names}
     baseline = results.baseline if results.baseline in names else None
-    comparisons = stats.compare_to_baseline(finals, baseline, alpha, confidence) if baseline else {}
+    comparisons = (
+        stats.compare_to_baseline(finals, baseline, alpha, confidence, (-1.0, 1.0))
+        if baseline
+        else {}
+    )
     target = stats.describe(finals[baseline]).mean if baseline else None
     variants = [_analyze_variant(results, v, comparisons.get(v), target, confidence) for v in names]
     with_runs = [v for v in variants if v["final_test_acc"]["mean"] is not None]
@@ -366,6 +370,13 @@ def summarize(
         few = [v["name"] for v in variants if v["runs"]["done"] == 1]
         if few:
             warnings.append(f"Only one finished run for: {', '.join(few)}; they are not tested.")
+        two = [v["name"] for v in variants if v["runs"]["done"] == 2]
+        if two:
+            warnings.append(
+                f"Only two finished runs for: {', '.join(two)}. With one degree of freedom the "
+                "95% interval is ±12.7 standard errors wide, so only huge differences can "
+                "show; 3 to 5 seeds give useful intervals."
+            )
     failed = analysis["failed_runs"]
     if failed:
         warnings.append(
@@ -391,6 +402,16 @@ def summarize(
         warnings.append(
             f"Every seed gave exactly the same accuracy for {', '.join(perm)} and the baseline, "
             "so Welch's test is undefined; an exact permutation test was used instead."
+        )
+    ceiling = [
+        v["name"]
+        for v in variants
+        if v["final_test_acc"]["mean"] is not None and v["final_test_acc"]["mean"] >= 0.999
+    ]
+    if ceiling:
+        warnings.append(
+            f"{', '.join(ceiling)} reach{'es' if len(ceiling) == 1 else ''} 99.9% or more: at this "
+            "ceiling the test set cannot show which variant is better; use a harder dataset."
         )
     epochs = {v["epochs"]["configured"] for v in variants if v["epochs"]["configured"]}
     if len(epochs) > 1:
@@ -539,55 +560,32 @@ class Predictions:
         return float(np.mean(self.pred == self.true)) if len(self.true) else float("nan")
 
 
-def predict_run(run: RunResult) -> Predictions:
-    """Predictions of ``run``'s checkpoint on its dataset's test split, on the CPU.
+def predict_run(run: RunResult, device: str = "cpu") -> Predictions:
+    """Predictions of ``run``'s checkpoint on its dataset's test split (on the CPU by default).
 
     Raises CnnlabError (or OSError) when the checkpoint or the data are missing.
     """
     import torch
 
-    from cnnlab.data.loader import DeviceLoader
-    from cnnlab.data.sources import load_dataset
-    from cnnlab.errors import DataError
     from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.precision import resolve_precision
-    from cnnlab.train.prepare import confusion_matrix, predict_logits, shape_for_model
+    from cnnlab.train.evaluate import predict_test_split
+    from cnnlab.train.prepare import confusion_matrix
 
     path = Path(run.run_dir) / "checkpoint.pt"
     ckpt = load_checkpoint(path)
-    config = ckpt.config or run.config
-    name = config.get("dataset") or ""
-    data_dir = config.get("data_dir")
-    data = load_dataset(name, Path(data_dir) if data_dir else None)
-    c, h, w = ckpt.input_shape
-    test = shape_for_model(data.test, (h, w))
-    if test.shape != ckpt.input_shape:
-        raise DataError(
-            f"{name}: test images are {'x'.join(map(str, test.shape))} but the model takes {c}x{h}x{w}"
-        )
-    precision = resolve_precision("auto", "cpu")
-    model = ckpt.build_model().to(precision.device)
-    if precision.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    loader = DeviceLoader(
-        test,
-        ckpt.normalization,
-        batch_size=512,
-        device=precision.device,
-        channels_last=precision.channels_last,
-    )
-    logits, labels = predict_logits(model, loader, precision)
-    probs = torch.softmax(logits, dim=1)
-    top, pred = probs.max(dim=1)
-    true = labels.cpu().numpy()
+    if not ckpt.config.get("dataset") and run.config.get("dataset"):
+        ckpt.config = {**ckpt.config, "dataset": run.config["dataset"]}
+    result = predict_test_split(ckpt, device=device)
+    top, pred = torch.softmax(result.logits, dim=1).max(dim=1)
+    true = result.labels.cpu().numpy()
     pred_np = pred.cpu().numpy()
     return Predictions(
         variant=run.variant,
         seed=run.seed,
         checkpoint=path,
-        dataset=name,
+        dataset=result.dataset.name,
         classes=list(ckpt.classes),
-        images=data.test.images,
+        images=result.dataset.test.images,
         true=true,
         pred=pred_np,
         prob=top.cpu().numpy(),
@@ -746,9 +744,10 @@ def _make_figures(
 METHOD_NOTES = [
     "Each variant is trained once per seed; the metric is the final (last-epoch) test accuracy.",
     "Mean ± sample standard deviation over seeds; the 95% confidence interval of the mean uses "
-    "the t distribution with n−1 degrees of freedom.",
+    "the t distribution with n−1 degrees of freedom (clipped to 0–100%).",
     "Each variant is compared with the baseline by Welch's t-test (no equal-variance "
-    "assumption); Δ is the difference of means in percentage points with its Welch 95% CI.",
+    "assumption); Δ is the difference of means in percentage points with its Welch 95% CI "
+    "(clipped to ±100 points).",
     "The p-values are adjusted for the number of comparisons with Holm's method; a variant is "
     "called better or worse only when the adjusted p is below alpha. Otherwise the difference "
     "is within noise: not shown to be zero, but not distinguishable from seed-to-seed variation.",

@@ -20,8 +20,10 @@ comparison is left out of the Holm family).
 
 Zero variance on both sides (every seed gave exactly the same number on each
 side, which happens with quantised accuracies on small test sets or with
-fully deterministic training) makes Welch's t 0/0 or x/0, and scipy returns
-nan. Two cases:
+fully deterministic training) makes Welch's t 0/0 or x/0: scipy returns nan
+for identical constants and t = inf, p = 0 for different ones. (A sample is
+treated as constant when all its values are equal, so floating-point noise in
+the variance, ~1e-33, cannot fake an enormous t.) Two cases:
 
 * identical constants: the difference is exactly 0: p = 1, "within noise".
 * different constants: the samples are perfectly separated, but reading the
@@ -87,8 +89,17 @@ def t_quantile(confidence: float, dof: float) -> float:
     return float(sps.t.ppf(0.5 + confidence / 2, dof))
 
 
-def describe(values: Sequence[float | None], confidence: float = CONFIDENCE) -> Description:
-    """Mean, sample std and t confidence interval of the finite ``values`` (None/nan dropped)."""
+def describe(
+    values: Sequence[float | None],
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] | None = None,
+) -> Description:
+    """Mean, sample std and t confidence interval of the finite ``values`` (None/nan dropped).
+
+    ``bounds`` clips the interval to the values the quantity can take (an
+    accuracy's (0, 1)): a t interval of 0.99 ± 0.03 would otherwise reach 102%.
+    Clipping to the feasible range keeps the interval's coverage.
+    """
     xs = _finite(values)
     n = len(xs)
     if n == 0:
@@ -100,7 +111,10 @@ def describe(values: Sequence[float | None], confidence: float = CONFIDENCE) -> 
         )
     std = 0.0 if min(xs) == max(xs) else float(np.std(xs, ddof=1))
     half = t_quantile(confidence, n - 1) * std / math.sqrt(n)
-    return Description(n, mean, std, mean - half, mean + half, confidence)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Description(n, mean, std, low, high, confidence)
 
 
 @dataclass(frozen=True)
@@ -143,9 +157,16 @@ def permutation_p_constant(n_a: int, n_b: int, x: float, y: float) -> float:
 
 
 def welch(
-    a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
+    a: Sequence[float],
+    b: Sequence[float],
+    confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] | None = None,
 ) -> WelchResult | None:
-    """Welch's t-test of ``a`` against ``b``; None when either has fewer than two values."""
+    """Welch's t-test of ``a`` against ``b``; None when either has fewer than two values.
+
+    ``bounds`` clips the interval of the difference to the values it can take
+    (-1 to 1 for a difference of accuracies); the test itself is unaffected.
+    """
     xa, xb = _finite(a), _finite(b)
     na, nb = len(xa), len(xb)
     if na < MIN_RUNS or nb < MIN_RUNS:
@@ -168,7 +189,10 @@ def welch(
     t = diff / se
     p = float(2 * sps.t.sf(abs(t), dof))
     half = t_quantile(confidence, dof) * se
-    return WelchResult(diff, se, dof, t, min(1.0, p), diff - half, diff + half, "welch")
+    low, high = diff - half, diff + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return WelchResult(diff, se, dof, t, min(1.0, p), low, high, "welch")
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
@@ -228,15 +252,17 @@ def compare_to_baseline(
     baseline: str,
     alpha: float = ALPHA,
     confidence: float = CONFIDENCE,
+    bounds: tuple[float, float] | None = None,
 ) -> dict[str, Comparison]:
     """Each variant of ``samples`` (name -> per-seed values) against ``baseline``.
 
     Holm's adjustment runs over the variants that could be tested (two or more
     runs each side); the baseline's own entry has verdict "baseline".
+    ``bounds`` clips the intervals of the differences (see ``welch``).
     """
     base = _finite(samples.get(baseline, []))
     others = [v for v in samples if v != baseline]
-    tests = {v: welch(samples[v], base, confidence) for v in others}
+    tests = {v: welch(samples[v], base, confidence, bounds) for v in others}
     adjusted = holm([None if tests[v] is None else tests[v].p for v in others])
     out: dict[str, Comparison] = {}
     for v, p_adj in zip(others, adjusted, strict=True):
