@@ -21,9 +21,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# Debian packages: real Fashion-MNIST (the main job's dataset).
+# Debian packages: real Fashion-MNIST (the main job's dataset); with
+# CNNLAB_SETUP_TESTS=1 also Chromium, which the report's browser test drives.
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+if [ "${CNNLAB_SETUP_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  apt_packages+=(chromium)
+fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: apt-get install ${apt_packages[*]}" >&2

@@ -2,7 +2,7 @@
 # Set up (if needed), lint, and run the whole test suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-source scripts/setup.sh
+CNNLAB_SETUP_TESTS=1 source scripts/setup.sh
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 exec .venv/bin/python -m pytest "$@"

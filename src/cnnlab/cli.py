@@ -565,6 +565,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
             f"on {study.dataset} -> {out}",
             highlight=False,
+            soft_wrap=True,
         )
     outcome = run_study(
         study,
@@ -581,6 +582,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{len(outcome.executed)} runs trained now"
         + (f"; skipped {', '.join(skipped)}" if skipped else ""),
         highlight=False,
+        soft_wrap=True,
     )
     results = outcome.results
     console.print(summary_table(results))
@@ -594,12 +596,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             from cnnlab.analysis.report import write_report
         except ImportError as exc:
             console.print(
-                f"report: not written (cnnlab.analysis.report unavailable: {exc})", highlight=False
+                f"report: not written (cnnlab.analysis.report unavailable: {exc})",
+                highlight=False,
+                soft_wrap=True,
             )
         else:
             paths = write_report(results, out)
-            console.print(f"report: {paths[0] if paths else '-'}", highlight=False)
-    console.print(f"results: {out / 'study.sqlite'}", highlight=False)
+            console.print(f"report: {paths[0] if paths else '-'}", highlight=False, soft_wrap=True)
+    console.print(f"results: {out / 'study.sqlite'}", highlight=False, soft_wrap=True)
     return 0
 
 

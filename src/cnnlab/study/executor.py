@@ -195,8 +195,9 @@ class InProcessExecutor:
         error: str | None = None
         try:
             device = describe_device(run)
-        except CnnlabError as exc:
+        except Exception as exc:  # e.g. cuda requested on a machine without one
             device, error = "", error_message(exc)
+        (run.run_dir / ARTIFACTS["error"]).unlink(missing_ok=True)  # from an earlier attempt
         store.start_run(run.run_id, device)
         reporter = StoreReporter(
             store, run.run_id, progress.run_started(run, store.epochs_done(run.run_id))

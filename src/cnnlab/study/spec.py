@@ -30,6 +30,7 @@ import itertools
 import json
 import math
 import re
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.train.config import TrainConfig, make_config, read_toml
+from cnnlab.train.config import TrainConfig, make_config
 
 IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
@@ -193,8 +194,7 @@ def load_study(
     """
     path = Path(path)
     where = str(path)
-    raw = read_toml(path)
-    text = path.read_text(encoding="utf-8")
+    text, raw = _read(path)
     base = path.absolute().parent
     parsed = _parse_file(raw, where)
     section = parsed.study
@@ -218,7 +218,7 @@ def load_study(
         study_dataset = _absolute_dataset(section.dataset, base)
 
     defaults = _checked_settings(parsed.defaults, f"{where}: [defaults]", base)
-    make_config(defaults, where=f"{where}: [defaults]")
+    _make_config(defaults, f"{where}: [defaults]")
     grid = _checked_grid(parsed.grid, where)
 
     bases: list[tuple[str, dict[str, Any]]] = []
@@ -232,7 +232,7 @@ def load_study(
             raise ConfigError(f"{where}: variant name '{name}' is used twice; names must differ")
         settings = {k: v for k, v in entry.items() if k != "name"}
         label = f"{where}: variant '{name}'"
-        settings = _checked_settings(settings, label, base)
+        settings = _checked_settings(settings, label, base, variant=True)
         bases.append((name, _merge(defaults, settings)))
 
     variants: list[Variant] = []
@@ -263,14 +263,32 @@ def load_study(
         baseline=baseline,
         variants=variants,
         options={
-            "dataset": dataset,
+            "dataset": study_dataset if dataset is not None else None,
             "seeds": list(seeds) if seeds is not None else None,
             "epochs_scale": epochs_scale,
-            "data_dir": str(data_dir) if data_dir is not None else None,
+            "data_dir": str(Path(data_dir).expanduser().resolve())
+            if data_dir is not None
+            else None,
         },
     )
     _resolve_runs(study, epochs_scale, data_dir, where)
     return study
+
+
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its TOML; I/O, encoding and syntax problems as one line each."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _parse_file(raw: dict[str, Any], where: str) -> StudyFile:
@@ -312,7 +330,9 @@ def _describe(exc: ValidationError) -> str:
     return f"{label} = {err.get('input')!r}: {err['msg']}"
 
 
-def _checked_settings(settings: dict[str, Any], label: str, base: Path) -> dict[str, Any]:
+def _checked_settings(
+    settings: dict[str, Any], label: str, base: Path, variant: bool = False
+) -> dict[str, Any]:
     """Top-level keys are TrainConfig settings (not dataset/seed); paths made absolute."""
     allowed = [k for k in TrainConfig.model_fields if k not in STUDY_OWNED]
     for key in settings:
@@ -321,7 +341,7 @@ def _checked_settings(settings: dict[str, Any], label: str, base: Path) -> dict[
         if key == "seed":
             raise ConfigError(f"{label}: seeds come from [study] seeds (or --seeds), not 'seed'")
         if key not in allowed:
-            extra = "name, " if "variant" in label else ""
+            extra = "name, " if variant else ""
             raise ConfigError(
                 f"{label}: unknown setting '{key}'; allowed: {extra}{', '.join(allowed)}"
             )
@@ -452,12 +472,21 @@ def scale_epochs(values: dict[str, Any], scale: float) -> dict[str, Any]:
     epochs = values["epochs"]
     scaled = max(1, math.floor(epochs * scale + 0.5))
     out = dict(values, epochs=scaled)
-    ratio = scaled / epochs
     schedule = dict(out["schedule"])
-    schedule["warmup_epochs"] = schedule["warmup_epochs"] * ratio
-    schedule["step_every"] = max(1, math.floor(schedule["step_every"] * ratio + 0.5))
+    schedule["warmup_epochs"] = schedule["warmup_epochs"] * scaled / epochs
+    schedule["step_every"] = max(1, math.floor(schedule["step_every"] * scaled / epochs + 0.5))
     out["schedule"] = schedule
     return out
+
+
+def _make_config(values: dict[str, Any], label: str) -> TrainConfig:
+    """make_config, with ``label`` in front of every message (some validators raise their
+    own ConfigError, without the location)."""
+    try:
+        return make_config(values, where=label)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(label) else f"{label}: {message}") from None
 
 
 def _resolve_runs(
@@ -475,9 +504,9 @@ def _resolve_runs(
             values = dict(v.settings, dataset=study.dataset, seed=seed)
             if data_dir is not None:
                 values["data_dir"] = str(Path(data_dir).expanduser().resolve())
-            cfg = make_config(values, where=label)
+            cfg = _make_config(values, label)
             if epochs_scale is not None:
-                cfg = make_config(scale_epochs(config_dict(cfg), epochs_scale), where=label)
+                cfg = _make_config(scale_epochs(config_dict(cfg), epochs_scale), label)
             key = (cfg.model, canonical_json(cfg.model_args))
             if key not in specs:
                 if _is_model_path(cfg.model) and not Path(cfg.model).is_file():
