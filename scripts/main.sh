@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Set up (if needed), then run cnnlab's main job: LeNet-5 on the real
-# Fashion-MNIST (Debian's package), 3 epochs, into out/main-lenet5-fashion.
-# Re-running continues or re-reports the same run instead of starting over.
+# Set up (if needed), then run cnnlab's main job: the quick study - LeNet-5 vs a
+# same-size MLP on the real Fashion-MNIST (Debian's package), 3 seeds x 2 epochs -
+# into out/quick-fashion, ending with out/quick-fashion/report.html.
+# Re-running skips the finished runs and re-writes the report.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
-exec .venv/bin/cnnlab train --dataset fashion-mnist --model lenet5 --epochs 3 --batch-size 128 \
-  --out out/main-lenet5-fashion --resume "$@"
+exec .venv/bin/cnnlab run studies/quick-fashion.toml --out out/quick-fashion "$@"
