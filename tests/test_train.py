@@ -167,6 +167,11 @@ def test_config_file_with_flag_overrides(tmp_path):
     path.write_text("epochs = [\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config_file(path)
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not a text file"):
+        load_config_file(path)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config_file(tmp_path)
 
 
 def test_schedules_start_and_end_where_expected():
