@@ -354,5 +354,23 @@ def test_unknown_op_lists_every_op_with_its_meaning() -> None:
     text = str(caught.value)
     for usage in ("flip[=p]", "translate=frac", "pad=px", "rotate=deg", "crop=min_scale"):
         assert f"{usage} (" in text
-    assert "cutout=px (" in text and "recolor[=p_invert] (" in text
-    assert len(text.split("; ")) == 9  # header, seven ops, 'or none'
+    assert "cutout=px (" in text and "recolor[=p_invert] (" in text and "nearest (" in text
+    assert len(text.split("; ")) == 10  # header, eight ops, 'or none'
+
+
+def test_nearest_resampling_keeps_pixel_values_and_round_trips() -> None:
+    spec = parse_augment("rotate=20,translate=0.1,crop=0.8,nearest")
+    assert spec.to_string() == "crop=0.8,rotate=20,translate=0.1,nearest"
+    assert parse_augment(spec.to_string()) == spec
+    assert parse_augment({"rotate": 20, "nearest": True}).nearest == 1
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    nearest = build_augment(spec)(x, torch.Generator().manual_seed(2))
+    bilinear = build_augment("rotate=20,translate=0.1,crop=0.8")(
+        x, torch.Generator().manual_seed(2)
+    )
+    # Nearest copies input pixels (or the zero fill); bilinear blends them into new values.
+    allowed = torch.cat([x.flatten(), torch.zeros(1)])
+    assert torch.isin(nearest.flatten(), allowed).all()
+    assert not torch.isin(bilinear.flatten(), allowed).all()
+    with pytest.raises(ConfigError, match="nearest takes no value"):
+        parse_augment("nearest=2")

@@ -106,7 +106,7 @@ examples:
   cnnlab train --out runs/lenet5 --resume ...     continue an interrupted run from its checkpoint
 
 augment ops (comma-separated): flip[=p], translate=frac, pad=px, rotate=deg, crop=min_scale,
-cutout=px, recolor[=p_invert]
+cutout=px, recolor[=p_invert], nearest (nearest-neighbour resampling: no blur, for digits)
 """
 
 

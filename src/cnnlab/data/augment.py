@@ -52,8 +52,11 @@ def _matrices(
     return torch.stack([m00, m01, m02, m10, m11, m12, zero, zero, one], dim=1).view(-1, 3, 3)
 
 
-def warp(x: Tensor, matrix: Tensor) -> Tensor:
-    """Resample each image through its (B, 3, 3) output-to-input matrix; bilinear, zero outside.
+def warp(x: Tensor, matrix: Tensor, mode: Literal["bilinear", "nearest"] = "bilinear") -> Tensor:
+    """Resample each image through its (B, 3, 3) output-to-input matrix; zero outside.
+
+    Bilinear resampling at sub-pixel offsets blurs every augmented image a little, which
+    test images never are; for thin strokes (digits) ``nearest`` avoids that mismatch.
 
     ``matrix`` is in centred pixel units (see the module docstring). The sampling grid is
     built as a separable sum rather than with ``F.affine_grid``: on CPU, affine_grid's batched
@@ -71,7 +74,7 @@ def warp(x: Tensor, matrix: Tensor) -> Tensor:
         row = torch.addcmul(m_k[:, 2, None], m_k[:, 1, None], ys)  # (B, H)
         col = m_k[:, 0, None] * xs  # (B, W)
         torch.add(row[:, :, None], col[:, None, :], out=grid[..., k])
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    out = F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
     # Keeps the documented [0, 1] whatever the kernel: its four weights are rounded separately.
     return out.clamp_(0.0, 1.0)
 
@@ -376,6 +379,7 @@ class _Rule:
     accepts: Callable[[float], bool]
     whole: bool = False
     bare: float | None = None  # the value of the op written without '=value'
+    flag: bool = False  # written bare only, e.g. `nearest`
 
     def check(self, op: str, value: object) -> float | int:
         """The value as the op's number type, or ConfigError naming the op and its domain."""
@@ -430,6 +434,10 @@ _RULES: dict[str, _Rule] = {
         "cutout=px", "zero a random px square",
         "a whole number px >= 1", lambda v: v >= 1, whole=True,
     ),
+    "nearest": _Rule(
+        "nearest", "nearest-neighbour instead of bilinear resampling for crop/rotate/translate",
+        "no value", lambda v: v == 1, whole=True, bare=1, flag=True,
+    ),
 }  # fmt: skip
 
 _VALID = "; ".join(f"{rule.usage} ({rule.meaning})" for rule in _RULES.values())
@@ -451,6 +459,7 @@ class AugmentSpec(BaseModel):
     pad: int | None = None
     flip: float | None = None
     cutout: int | None = None
+    nearest: int | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -466,7 +475,7 @@ class AugmentSpec(BaseModel):
     def to_string(self) -> str:
         """Canonical form, e.g. ``'crop=0.8,rotate=20,translate=0.1'``; ``'none'`` when empty."""
         parts = [
-            f"{name}={_format_number(value)}"
+            name if _RULES[name].flag else f"{name}={_format_number(value)}"
             for name in _RULES
             if (value := getattr(self, name)) is not None
         ]
@@ -588,7 +597,8 @@ class Augment:
                 matrices.append(_flip_matrix(flip))
                 flip = None
             # Output-to-input maps compose in application order: the first op leftmost.
-            x = warp(x, functools.reduce(torch.matmul, matrices))
+            mode = "nearest" if self.spec.nearest else "bilinear"
+            x = warp(x, functools.reduce(torch.matmul, matrices), mode)
         if self.pad_crop is not None:
             x = self.pad_crop.apply(x, self.pad_crop.sample_params(x, generator), flip=flip)
             flip = None
