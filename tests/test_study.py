@@ -521,6 +521,17 @@ def test_tiny_study_end_to_end_through_the_cli(data_dir, tmp_path, capsys):
     ]
     assert [(r.run_dir / "summary.json").stat().st_mtime_ns for r in again.runs] == mtimes
 
+    # The report, end to end from the real store: written by `run`, read back by `report`.
+    assert main(["run", str(study), "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    html = (out / "report.html").read_text()
+    assert "LeNet-5" in html and "MLP" in html and "data:image/png;base64," in html
+    capsys.readouterr()
+    assert main(["report", str(out), "--format", "json"]) == 0
+    numbers = json.loads(capsys.readouterr().out)
+    assert json.dumps(numbers).count("MLP") >= 1
+    assert main(["report", str(out), "--format", "md"]) == 0
+    assert "LeNet-5" in (out / "report.md").read_text()
+
 
 def test_failed_run_is_recorded_the_study_goes_on_and_retry_reruns_it(data_dir, tmp_path, capsys):
     study = mlp_study(
