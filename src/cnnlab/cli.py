@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 TRAIN_EPILOG = """\
 examples:
   cnnlab train --dataset mnist --model lenet5 --epochs 10 --batch-size 64 \\
-      --optimizer adam --lr 1e-3 --augment rotate=20,translate=0.1,crop=0.8 --out runs/lenet5
+      --optimizer adam --lr 1e-3 --augment rotate=20,translate=0.1,crop=0.8,nearest --out runs/lenet5
   cnnlab train --config lenet5.toml --seed 3      a TOML file of the same settings; flags win
   cnnlab train --out runs/lenet5 --resume ...     continue an interrupted run from its checkpoint
 
