@@ -59,7 +59,9 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: Path, title:
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
         ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
         ax.set_yticks(range(k), classes, fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    ax.set(xlabel="predicted", ylabel="true")
+    # Long titles (variant, seed, dataset, accuracy) must fit the square figure.
+    ax.set_title(title or "confusion matrix", fontsize=9, wrap=True)
     return _save(fig, out)
 
 
