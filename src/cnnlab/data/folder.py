@@ -35,6 +35,7 @@ from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.errors import ConfigError, DataError
 
 PathLike = str | os.PathLike[str]
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
 TEST_SPLIT_SEED = 0
@@ -129,7 +130,7 @@ def read_image_folder(
 
 def _default_name(root: Path) -> str:
     text = root.resolve().name
-    for suffix in (".tar.gz", ".tgz", ".tar"):
+    for suffix in ARCHIVE_SUFFIXES:
         if text.endswith(suffix):
             return text[: -len(suffix)]
     return text

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.data.arrays import DatasetArrays
-from cnnlab.data.folder import read_image_folder
+from cnnlab.data.folder import ARCHIVE_SUFFIXES, read_image_folder
 from cnnlab.data.formats import read_cifar10, read_cifar100, read_idx_split, read_svhn_split
 from cnnlab.errors import DataError
 
 FOLDER_PREFIX = "folder:"
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = [

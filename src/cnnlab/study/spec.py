@@ -30,7 +30,6 @@ import itertools
 import json
 import math
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.train.config import TrainConfig, make_config
+from cnnlab.train.config import TrainConfig, make_config, read_toml_text
 
 IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
@@ -194,7 +193,7 @@ def load_study(
     """
     path = Path(path)
     where = str(path)
-    text, raw = _read(path)
+    text, raw = read_toml_text(path)
     base = path.absolute().parent
     parsed = _parse_file(raw, where)
     section = parsed.study
@@ -273,22 +272,6 @@ def load_study(
     )
     _resolve_runs(study, epochs_scale, data_dir, where)
     return study
-
-
-def _read(path: Path) -> tuple[str, dict[str, Any]]:
-    """The file's text and its TOML; I/O, encoding and syntax problems as one line each."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from None
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _parse_file(raw: dict[str, Any], where: str) -> StudyFile:

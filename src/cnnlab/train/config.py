@@ -103,21 +103,26 @@ def make_config(values: dict[str, Any], where: str = "settings") -> TrainConfig:
         raise ConfigError(describe_validation_error(exc, where)) from None
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax problems into one-line ConfigErrors."""
+def read_toml_text(path: Path) -> tuple[str, dict[str, Any]]:
+    """A TOML file's text and its parsed tables; I/O, encoding and syntax problems as one line."""
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (TOML must be UTF-8)") from None
     except OSError as exc:
         raise ConfigError(
             f"{path}: cannot be read ({exc.strerror or exc}); pass a TOML file"
         ) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    return read_toml_text(path)[1]
 
 
 def load_config_file(path: Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
