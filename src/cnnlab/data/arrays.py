@@ -9,10 +9,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a dataset. ``images`` is uint8 (N, C, H, W); ``labels`` int64 (N,)."""
+    """One split of a dataset. ``images`` is uint8 (N, C, H, W); ``labels`` int64 (N,).
+
+    ``domains``, when set, is int64 (N,): each image's index into the dataset's
+    ``domain_names`` (a composite dataset such as ``digits-wild`` reports accuracy per part).
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    domains: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4:
@@ -25,6 +30,13 @@ class Split:
             )
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if self.domains is not None and (
+            self.domains.dtype != np.int64 or self.domains.shape != self.labels.shape
+        ):
+            raise ValueError(
+                f"domains must be int64 {self.labels.shape}, got "
+                f"{self.domains.dtype} {self.domains.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -36,7 +48,12 @@ class Split:
         return (c, h, w)
 
     def subset(self, index: np.ndarray) -> Split:
-        return Split(self.images[index], self.labels[index])
+        domains = None if self.domains is None else self.domains[index]
+        return Split(self.images[index], self.labels[index], domains)
+
+    def with_images(self, images: np.ndarray) -> Split:
+        """The same samples (labels, domains) with transformed images, e.g. padded."""
+        return Split(images, self.labels, self.domains)
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,7 @@ class DatasetArrays:
     classes: list[str]
     source: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    domain_names: list[str] = field(default_factory=list)  # what Split.domains index
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -29,7 +29,7 @@ def shape_for_model(split: Split, input_size: tuple[int, int] | None) -> Split:
     """Pad images to the model's preferred input size (MNIST 28x28 -> 32x32 for LeNet-5)."""
     if input_size is None:
         return split
-    return Split(pad_to(split.images, input_size), split.labels)
+    return split.with_images(pad_to(split.images, input_size))
 
 
 def make_loaders(
