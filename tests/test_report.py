@@ -591,3 +591,29 @@ def test_compare_two_studies(fake_store, tmp_path, capsys):
     assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     table = capsys.readouterr().out
     assert "higher in B" in table and "within noise" in table
+
+
+def test_composite_dataset_gets_an_accuracy_per_domain_table(tmp_path):
+    results = fake_study(tmp_path, {"base": [0.90, 0.91, 0.92], "new": [0.93, 0.94, 0.95]})
+    for run in results.runs:
+        shift = 0.0 if run.variant == "base" else 0.05
+        run.summary["final"]["test_acc_by_domain"] = {
+            "mnist": 0.99,
+            "printed": 0.80 + shift + 0.01 * run.seed,
+        }
+    a = analyze(results)
+    assert a["domains"] == ["mnist", "printed"]
+    printed = variant(a, "new")["final_test_acc_by_domain"]["printed"]
+    assert printed["mean"] == pytest.approx(0.86)
+    assert printed["values"] == pytest.approx([0.85, 0.86, 0.87])
+    html = render_html(a)
+    assert 'id="domains"' in html and "86.00% ± 1.00" in html
+    md = (write_report(results, tmp_path / "report", predictions=False), None)[0]
+    text = next(p for p in md if p.suffix == ".md").read_text()
+    assert "## Accuracy per domain" in text and "| new | 99.00% ± 0.00 | 86.00% ± 1.00 |" in text
+
+
+def test_plain_dataset_has_no_domain_section(tmp_path):
+    a = analyze(fake_study(tmp_path, {"base": BASE}))
+    assert a["domains"] == []
+    assert 'id="domains"' not in render_html(a)

@@ -1,17 +1,21 @@
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from cnnlab.data.arrays import Split
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import ConfigError
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import load_config_file, make_config
 from cnnlab.train.loop import train
 from cnnlab.train.precision import resolve_precision
+from cnnlab.train.prepare import accuracy_by_domain, domain_counts
 from cnnlab.train.progress import QuietReporter
 from cnnlab.train.recipe import lr_factor
 
@@ -213,3 +217,32 @@ def test_bf16_training_runs_on_cpu(data_dir, tmp_path):
 def test_dataset_loader_pads_mnist_for_lenet(data_dir):
     data = load_dataset("mnist", data_dir)
     assert data.shape == (1, 28, 28)
+
+
+def test_composite_dataset_reports_accuracy_per_domain(data_dir, tmp_path):
+    data = load_dataset("mnist", data_dir)
+    half = len(data.test) // 2
+    domains = np.repeat(np.array([0, 1], dtype=np.int64), [half, len(data.test) - half])
+    composite = dataclasses.replace(
+        data,
+        test=Split(data.test.images, data.test.labels, domains),
+        domain_names=["first", "second", "absent"],
+    )
+    cfg = small_config(data_dir, epochs=1)
+    summary = train(cfg, tmp_path / "run", data=composite)
+    by_domain = summary["final"]["test_acc_by_domain"]
+    # A domain with no test images is left out rather than reported as NaN.
+    assert list(by_domain) == ["first", "second"]
+    overall = summary["final"]["test_acc"]
+    weighted = (by_domain["first"] * half + by_domain["second"] * (len(data.test) - half)) / len(
+        data.test
+    )
+    assert weighted == pytest.approx(overall, abs=1e-6)
+
+
+def test_accuracy_by_domain_counts_each_domain():
+    logits = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 1, 1, 1])
+    domains = np.array([0, 0, 1, 1], dtype=np.int64)
+    assert accuracy_by_domain(logits, labels, domains, ["a", "b"]) == {"a": 1.0, "b": 0.0}
+    assert domain_counts(domains, ["a", "b", "c"]) == {"a": 2, "b": 2, "c": 0}

@@ -123,6 +123,10 @@ def _analyze_variant(
             target,
         ).to_dict()
     configured = next((r.config.get("epochs") for r in all_runs if r.config), None)
+    by_domain: dict[str, list[float]] = {}
+    for summary in summaries:
+        for domain, acc in (summary["final"].get("test_acc_by_domain") or {}).items():
+            by_domain.setdefault(domain, []).append(acc)
     return {
         "name": name,
         "is_baseline": name == results.baseline,
@@ -145,6 +149,10 @@ def _analyze_variant(
             "values": finals,
         },
         "vs_baseline": None if comparison is None else comparison.to_dict(),
+        "final_test_acc_by_domain": {
+            domain: {**stats.describe(values, confidence, (0.0, 1.0)).to_dict(), "values": values}
+            for domain, values in by_domain.items()
+        },
         "best_test_acc_optimistic": stats.describe(
             [s.get("best_test_acc_optimistic") for s in summaries], confidence, (0.0, 1.0)
         ).to_dict(),
@@ -202,6 +210,9 @@ def analyze(
         for r in results.runs
     ]
     failed = [r for r in runs if r["status"] == "failed"]
+    domains = list(
+        dict.fromkeys(d for v in variants for d in v["final_test_acc_by_domain"])
+    )  # first-seen order: the dataset's own domain order
     analysis: dict[str, Any] = {
         "schema": SCHEMA,
         "cnnlab_version": __version__,
@@ -217,6 +228,7 @@ def analyze(
         "baseline": baseline,
         "best_variant": best,
         "variants": variants,
+        "domains": domains,
         "runs": runs,
         "failed_runs": failed,
     }
@@ -427,6 +439,11 @@ def summarize(
 # Display rows shared by the Markdown and HTML renderings
 # ---------------------------------------------------------------------------
 
+DOMAIN_NOTE = (
+    "Final test accuracy on each part of the composite test set (mean ± std over seeds); "
+    "the overall figure above weights the parts by their test-set sizes."
+)
+
 COLUMNS = [  # the deciding columns first: a narrow screen shows them without scrolling
     ("variant", "variant"),
     ("runs", "runs done / total"),
@@ -520,6 +537,23 @@ def display_rows(analysis: dict[str, Any]) -> list[dict[str, str]]:
                 "reach": reach,
             }
         )
+    return rows
+
+
+def domain_rows(analysis: dict[str, Any]) -> list[dict[str, str]]:
+    """Per variant, final test accuracy on each domain of a composite dataset (mean ± std)."""
+    rows = []
+    for v in analysis["variants"]:
+        row = {"variant": v["name"]}
+        for domain in analysis["domains"]:
+            d = v["final_test_acc_by_domain"].get(domain)
+            if d is None or d["mean"] is None:
+                row[domain] = "—"
+            elif d["std"] is None:
+                row[domain] = f"{fmt_pct(d['mean'])} (1 run)"
+            else:
+                row[domain] = f"{fmt_pct(d['mean'])} ± {100 * d['std']:.2f}"
+        rows.append(row)
     return rows
 
 
@@ -794,6 +828,13 @@ def render_markdown(
     rows = display_rows(analysis)
     out += _md_table([c[1] for c in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in rows])
     out.append("")
+    if analysis["domains"]:
+        out += ["## Accuracy per domain", ""]
+        out += _md_table(
+            ["variant", *analysis["domains"]],
+            [[r["variant"], *(r[d] for d in analysis["domains"])] for r in domain_rows(analysis)],
+        )
+        out += ["", DOMAIN_NOTE, ""]
     if figures:
         out += ["## Figures", ""]
         for fig in figures:
@@ -861,6 +902,8 @@ def render_html(
         a=analysis,
         columns=COLUMNS,
         rows=display_rows(analysis),
+        domain_rows=domain_rows(analysis),
+        domain_note=DOMAIN_NOTE,
         verdict_class=verdict_class,
         figures=figures,
         method_notes=METHOD_NOTES,

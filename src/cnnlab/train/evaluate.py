@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,7 +15,9 @@ from cnnlab.errors import DataError
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
 from cnnlab.train.precision import resolve_precision
 from cnnlab.train.prepare import (
+    accuracy_by_domain,
     confusion_matrix,
+    domain_counts,
     loss_and_accuracy,
     predict_logits,
     shape_for_model,
@@ -29,6 +31,7 @@ class Evaluation:
     accuracy: float
     per_class: list[tuple[str, float, int]]  # (class, accuracy, test images)
     confusion_png: Path
+    per_domain: list[tuple[str, float, int]] = field(default_factory=list)  # composite datasets
 
 
 @dataclass
@@ -97,7 +100,14 @@ def evaluate_checkpoint(
         (cls, float(matrix[i, i] / counts[i]) if counts[i] else float("nan"), int(counts[i]))
         for i, cls in enumerate(ckpt.classes)
     ]
+    per_domain = []
+    domains = result.dataset.test.domains
+    if domains is not None and result.dataset.domain_names:
+        names = result.dataset.domain_names
+        accs = accuracy_by_domain(result.logits, result.labels, domains, names)
+        counts_by_domain = domain_counts(domains, names)
+        per_domain = [(d, acc, counts_by_domain[d]) for d, acc in accs.items()]
     png = out or Path(path).with_name(f"confusion-{name.replace(':', '_').replace('/', '_')}.png")
     title = f"{ckpt.model_spec.get('name', '')} on {name}: {100 * acc:.2f}%"
     plot_confusion(matrix, ckpt.classes, png, title=title)
-    return Evaluation(name, loss, acc, per_class, png)
+    return Evaluation(name, loss, acc, per_class, png, per_domain)

@@ -28,7 +28,13 @@ from cnnlab.models.registry import build_model, preferred_input_size, resolve_mo
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.precision import Precision, resolve_precision
-from cnnlab.train.prepare import Loaders, loss_and_accuracy, make_loaders, predict_logits
+from cnnlab.train.prepare import (
+    Loaders,
+    accuracy_by_domain,
+    loss_and_accuracy,
+    make_loaders,
+    predict_logits,
+)
 from cnnlab.train.progress import QuietReporter, Reporter
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
 
@@ -264,9 +270,12 @@ def _evaluate_epoch(model: nn.Module, loaders: Loaders, precision: Precision) ->
         row["val_loss"], row["val_acc"] = loss_and_accuracy(
             *predict_logits(model, loaders.val, precision)
         )
-    row["test_loss"], row["test_acc"] = loss_and_accuracy(
-        *predict_logits(model, loaders.test, precision)
-    )
+    logits, labels = predict_logits(model, loaders.test, precision)
+    row["test_loss"], row["test_acc"] = loss_and_accuracy(logits, labels)
+    if loaders.test_domains is not None:
+        row["test_acc_by_domain"] = accuracy_by_domain(
+            logits, labels, loaders.test_domains, loaders.domain_names
+        )
     return row
 
 
@@ -304,7 +313,12 @@ def _summary(
         "final": {
             k: last[k]
             for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-        },
+        }
+        | (
+            {"test_acc_by_domain": last["test_acc_by_domain"]}
+            if "test_acc_by_domain" in last
+            else {}
+        ),
         # Picking the best epoch by test accuracy peeks at the test set: an optimistic figure.
         "best_test_acc_optimistic": best["test_acc"],
         "best_test_epoch": best["epoch"],

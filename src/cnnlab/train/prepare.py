@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,6 +23,8 @@ class Loaders:
     classes: list[str]
     input_shape: tuple[int, int, int]
     normalization: Normalization
+    test_domains: np.ndarray | None = None  # per test image, index into domain_names
+    domain_names: list[str] = field(default_factory=list)
 
 
 def shape_for_model(split: Split, input_size: tuple[int, int] | None) -> Split:
@@ -74,6 +76,8 @@ def make_loaders(
         classes=list(data.classes),
         input_shape=train.shape,
         normalization=norm,
+        test_domains=test.domains if data.domain_names else None,
+        domain_names=list(data.domain_names),
     )
 
 
@@ -95,6 +99,22 @@ def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
     acc = (logits.argmax(1) == labels).float().mean().item()
     return loss, acc
+
+
+def accuracy_by_domain(
+    logits: torch.Tensor, labels: torch.Tensor, domains: np.ndarray, names: list[str]
+) -> dict[str, float]:
+    """Accuracy over the images of each domain that has any, in the order of ``names``."""
+    correct = (logits.argmax(1) == labels).cpu().numpy()
+    return {
+        name: float(correct[domains == i].mean())
+        for i, name in enumerate(names)
+        if (domains == i).any()
+    }
+
+
+def domain_counts(domains: np.ndarray, names: list[str]) -> dict[str, int]:
+    return {name: int((domains == i).sum()) for i, name in enumerate(names)}
 
 
 def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
