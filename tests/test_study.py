@@ -624,7 +624,7 @@ def test_a_moved_study_folder_resumes_its_runs(data_dir, tmp_path):
     moved = load_study(tmp_path / "b" / "study.toml", data_dir=data_dir)
     outcome = run_study(moved, tmp_path / "b" / "out")
     (run,) = outcome.results.runs
-    assert (run.status, run.attempts, len(run.history)) == ("done", 2, 2)
+    assert (run.status, run.attempts, len(run.history)) == ("done", 2, 2), run.error
     assert run.config["model"] == str(tmp_path / "b" / "models" / "tiny.toml")
 
     reference = run_study(moved, tmp_path / "ref").results.runs[0]
@@ -757,3 +757,15 @@ def test_a_killed_study_resumes_to_the_results_of_an_uninterrupted_one(data_dir,
         ("done", 1),
         ("done", 1),
     ]
+
+
+def test_settings_added_later_keep_old_run_ids_at_their_defaults():
+    from cnnlab.study.spec import SETTINGS_ADDED_SINCE_V1, run_identity
+    from cnnlab.train.config import make_config
+    from cnnlab.train.loop import config_dict
+
+    spec = {"name": "lenet5", "args": {}}
+    plain = run_identity(config_dict(make_config({})), spec)["settings"]
+    assert not set(SETTINGS_ADDED_SINCE_V1) & set(plain)
+    averaged = run_identity(config_dict(make_config({"ema_decay": 0.99, "tta": "flip"})), spec)
+    assert averaged["settings"]["ema_decay"] == 0.99 and averaged["settings"]["tta"] == "flip"

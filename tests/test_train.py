@@ -9,13 +9,16 @@ import pytest
 import torch
 
 from cnnlab.data.arrays import Split
+from cnnlab.data.loader import DeviceLoader, Normalization
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import ConfigError
+from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import load_config_file, make_config
+from cnnlab.train.evaluate import evaluate_checkpoint
 from cnnlab.train.loop import train
 from cnnlab.train.precision import resolve_precision
-from cnnlab.train.prepare import accuracy_by_domain, domain_counts
+from cnnlab.train.prepare import accuracy_by_domain, domain_counts, predict_logits
 from cnnlab.train.progress import QuietReporter
 from cnnlab.train.recipe import lr_factor
 
@@ -74,13 +77,15 @@ class StopBeforeEpoch(QuietReporter):
             raise KeyboardInterrupt
 
 
-def test_resumed_run_ends_like_an_uninterrupted_one(data_dir, tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"ema_decay": 0.9, "tta": "flip"}], ids=["plain", "ema"])
+def test_resumed_run_ends_like_an_uninterrupted_one(data_dir, tmp_path, extra):
     cfg = small_config(
         data_dir,
         epochs=3,
         augment="translate=0.1",
         model_args={"batch_norm": True},
         schedule={"name": "cosine"},
+        **extra,
     )
     train(cfg, tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):
@@ -98,6 +103,8 @@ def test_resumed_run_ends_like_an_uninterrupted_one(data_dir, tmp_path):
     cut = load_checkpoint(tmp_path / "cut" / "checkpoint.pt").state_dict
     for key in full:
         torch.testing.assert_close(full[key], cut[key], rtol=0, atol=0)
+    averaged = load_checkpoint(tmp_path / "cut" / "checkpoint.pt").averaged_state_dict
+    assert (averaged is not None) == bool(extra)
 
 
 def test_existing_run_needs_resume_and_same_settings(data_dir, tmp_path):
@@ -246,3 +253,49 @@ def test_accuracy_by_domain_counts_each_domain():
     domains = np.array([0, 0, 1, 1], dtype=np.int64)
     assert accuracy_by_domain(logits, labels, domains, ["a", "b"]) == {"a": 1.0, "b": 0.0}
     assert domain_counts(domains, ["a", "b", "c"]) == {"a": 2, "b": 2, "c": 0}
+
+
+def test_weight_average_follows_the_ema_formula():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.5)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(8, 2))  # moves the BN running statistics and its batch counter
+    average.update(step=100)  # past the warm-up: decay 0.5
+    torch.testing.assert_close(average.model[0].weight, start + 0.5)
+    assert average.model[1].num_batches_tracked.item() == 1
+    assert not average.model[0].weight.requires_grad
+    # At step 0 the warm-up decay is 1/10: the average jumps most of the way to the model.
+    fresh = WeightAverage(model, decay=0.999)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    fresh.update(step=0)
+    torch.testing.assert_close(fresh.model[0].weight, model[0].weight - 0.1)
+
+
+def test_averaged_weights_are_what_training_reports_and_inference_uses(data_dir, tmp_path):
+    cfg = small_config(data_dir, epochs=1, ema_decay=0.95, optimizer={"name": "adam", "lr": 3e-3})
+    summary = train(cfg, tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    raw, avg = ckpt.state_dict, ckpt.averaged_state_dict
+    assert avg is not None and not torch.equal(raw["c1.weight"], avg["c1.weight"])
+    torch.testing.assert_close(ckpt.build_model().state_dict()["c1.weight"], avg["c1.weight"])
+    result = evaluate_checkpoint(tmp_path / "run" / "checkpoint.pt", out=tmp_path / "cm.png")
+    assert result.accuracy == pytest.approx(summary["final"]["test_acc"], abs=1e-6)
+
+
+def test_flip_tta_averages_an_image_and_its_mirror():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 3, 2))
+    images = np.arange(4 * 6, dtype=np.uint8).reshape(4, 1, 2, 3)
+    loader = DeviceLoader(
+        Split(images, np.zeros(4, dtype=np.int64)), Normalization((0.0,), (1.0,)), 2
+    )
+    precision = resolve_precision("fp32", "cpu")
+    plain, _ = predict_logits(model, loader, precision)
+    flipped, _ = predict_logits(model, loader, precision, tta="flip")
+    x = torch.from_numpy(images).float() / 255
+    with torch.no_grad():
+        expected = (model(x) + model(x.flip(3))) / 2
+    torch.testing.assert_close(flipped, expected)
+    assert not torch.allclose(plain, flipped)

@@ -43,6 +43,9 @@ from cnnlab.train.config import TrainConfig, make_config, read_toml_text
 IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
 FOLDER_PREFIX = "folder:"
+# Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
+# set to something else, so runs recorded before they existed keep their ids and results.
+SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {"ema_decay": None, "tta": "none"}
 # Settings a study sets in one place only: the dataset in [study], the seed from seeds.
 STUDY_OWNED = ("dataset", "seed")
 
@@ -151,6 +154,9 @@ def run_identity(config: Mapping[str, Any], model_spec: Mapping[str, Any]) -> di
     """The location-free settings of a run: ``config`` (a config dict) minus ``data_dir``,
     with ``model``/``model_args`` replaced by :func:`model_identity` of ``model_spec``."""
     settings = {k: v for k, v in config.items() if k not in ("data_dir", "model", "model_args")}
+    for key, default in SETTINGS_ADDED_SINCE_V1.items():
+        if settings.get(key) == default:
+            del settings[key]
     settings["model"] = model_identity(model_spec)
     return {"identity": IDENTITY_VERSION, "settings": settings}
 

@@ -37,13 +37,16 @@ class Checkpoint:
     history: list[dict[str, float]] | None = None
     optimizer_state: dict[str, Any] | None = None
     trainer_state: dict[str, Any] | None = None  # early stopping, best metrics
+    averaged_state_dict: dict[str, torch.Tensor] | None = None  # with ema_decay set
 
     def build_model(self) -> nn.Module:
+        """The model for inference: the averaged weights when the run averaged them (those
+        are what training evaluated and reported), else the trained ones."""
         from cnnlab.models.registry import ModelSpec, build_model
 
         spec = ModelSpec.model_validate(self.model_spec)
         model = build_model(spec, self.input_shape, len(self.classes))
-        model.load_state_dict(self.state_dict)
+        model.load_state_dict(self.averaged_state_dict or self.state_dict)
         return model.eval()
 
 
@@ -61,6 +64,9 @@ def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
         "history": ckpt.history or [],
         "optimizer": ckpt.optimizer_state,
         "trainer": ckpt.trainer_state or {},
+        "averaged_state_dict": None
+        if ckpt.averaged_state_dict is None
+        else {k: v.detach().cpu() for k, v in ckpt.averaged_state_dict.items()},
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
@@ -91,4 +97,5 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         history=payload["history"],
         optimizer_state=payload["optimizer"],
         trainer_state=payload["trainer"],
+        averaged_state_dict=payload.get("averaged_state_dict"),
     )

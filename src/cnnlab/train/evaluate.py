@@ -77,7 +77,7 @@ def predict_test_split(
         device=precision.device,
         channels_last=precision.channels_last,
     )
-    logits, labels = predict_logits(model, loader, precision)
+    logits, labels = predict_logits(model, loader, precision, ckpt.config.get("tta", "none"))
     return SplitPredictions(ckpt, data, logits, labels)
 
 

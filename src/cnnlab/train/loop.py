@@ -25,8 +25,9 @@ from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model, summarize
+from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.config import TrainConfig, make_config
 from cnnlab.train.precision import Precision, resolve_precision
 from cnnlab.train.prepare import (
     Loaders,
@@ -97,9 +98,12 @@ def train(
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg.optimizer)
+    average = None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay)
     state = RunState()
     if previous is not None:
         model.load_state_dict(previous.state_dict)
+        if average is not None and previous.averaged_state_dict is not None:
+            average.load_state_dict(previous.averaged_state_dict)
         if previous.optimizer_state is not None:
             optimizer.load_state_dict(previous.optimizer_state)
         state = RunState(
@@ -129,6 +133,7 @@ def train(
                 "stopped_early": state.stopped_early,
                 "train_seconds": state.train_seconds,
             },
+            averaged_state_dict=None if average is None else average.state_dict(),
         )
 
     loss_fn = make_loss(cfg.label_smoothing)
@@ -153,10 +158,13 @@ def train(
                 state,
                 total_steps,
                 reporter,
+                average,
             )
             seconds = time.perf_counter() - started
             state.train_seconds += seconds
-            row = _evaluate_epoch(model, loaders, precision)
+            row = _evaluate_epoch(
+                model if average is None else average.model, loaders, precision, cfg.tta
+            )
             row.update(
                 epoch=epoch,
                 lr=optimizer.param_groups[0]["lr"],
@@ -193,12 +201,12 @@ def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Che
             f"{ckpt_path.parent} already holds a run; pass --resume to continue it or choose another --out"
         )
     previous = load_checkpoint(ckpt_path)
-    if previous.config != config_dict(cfg):
-        changed = sorted(
-            k
-            for k in set(previous.config) | set(config_dict(cfg))
-            if previous.config.get(k) != config_dict(cfg).get(k)
-        )
+    # Both sides through validation: settings added since the checkpoint was written take
+    # their defaults, and values compare in canonical form.
+    before = config_dict(make_config(previous.config))
+    now = config_dict(make_config(config_dict(cfg)))
+    if before != now:
+        changed = sorted(k for k in before if before[k] != now.get(k))
         raise ConfigError(
             f"{ckpt_path.parent} holds a run with different settings ({', '.join(changed)}); "
             "resume with the same settings or choose another --out"
@@ -217,6 +225,7 @@ def _train_epoch(
     state: RunState,
     total_steps: int,
     reporter: Reporter,
+    average: WeightAverage | None = None,
 ) -> tuple[float, float, int]:
     model.train()
     steps_per_epoch = len(loaders.train)
@@ -246,6 +255,8 @@ def _train_epoch(
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+        if average is not None:
+            average.update(state.step)
         state.step += 1
         n = len(y)
         loss_sum += loss.detach() * n
@@ -264,13 +275,15 @@ def _train_epoch(
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
-def _evaluate_epoch(model: nn.Module, loaders: Loaders, precision: Precision) -> dict[str, Any]:
+def _evaluate_epoch(
+    model: nn.Module, loaders: Loaders, precision: Precision, tta: str
+) -> dict[str, Any]:
     row: dict[str, Any] = {"val_loss": None, "val_acc": None}
     if loaders.val is not None:
         row["val_loss"], row["val_acc"] = loss_and_accuracy(
-            *predict_logits(model, loaders.val, precision)
+            *predict_logits(model, loaders.val, precision, tta)
         )
-    logits, labels = predict_logits(model, loaders.test, precision)
+    logits, labels = predict_logits(model, loaders.test, precision, tta)
     row["test_loss"], row["test_acc"] = loss_and_accuracy(logits, labels)
     if loaders.test_domains is not None:
         row["test_acc_by_domain"] = accuracy_by_domain(

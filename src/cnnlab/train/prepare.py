@@ -83,14 +83,20 @@ def make_loaders(
 
 @torch.inference_mode()
 def predict_logits(
-    model: torch.nn.Module, loader: DeviceLoader, precision: Precision
+    model: torch.nn.Module, loader: DeviceLoader, precision: Precision, tta: str = "none"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (fp32) and labels for every sample of ``loader``, in order."""
+    """Logits (fp32) and labels for every sample of ``loader``, in order.
+
+    ``tta="flip"`` averages the logits of each image and its mirror image.
+    """
     model.eval()
     outs, labels = [], []
     for x, y in loader:
         with precision.autocast():
-            outs.append(model(x).float())
+            logits = model(x).float()
+            if tta == "flip":
+                logits = (logits + model(x.flip(3)).float()) / 2
+        outs.append(logits)
         labels.append(y)
     return torch.cat(outs), torch.cat(labels)
 
