@@ -299,3 +299,17 @@ def test_flip_tta_averages_an_image_and_its_mirror():
         expected = (model(x) + model(x.flip(3))) / 2
     torch.testing.assert_close(flipped, expected)
     assert not torch.allclose(plain, flipped)
+
+
+def test_summary_splits_time_into_steps_evaluation_and_loading(data_dir, tmp_path):
+    summary = train(small_config(data_dir, epochs=1), tmp_path / "run")
+    assert 0 < summary["step_seconds"] < summary["train_seconds"] <= summary["wall_seconds"]
+    assert 0 < summary["eval_seconds"] < summary["wall_seconds"]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_closely(data_dir, tmp_path):
+    eager = train(small_config(data_dir, epochs=1), tmp_path / "eager")
+    compiled = train(small_config(data_dir, epochs=1, compile=True), tmp_path / "compiled")
+    # Same seed and data: fused kernels round differently, but only in the last bits.
+    assert compiled["final"]["test_loss"] == pytest.approx(eager["final"]["test_loss"], rel=1e-3)

@@ -45,7 +45,7 @@ RUN_ID_LENGTH = 16
 FOLDER_PREFIX = "folder:"
 # Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
 # set to something else, so runs recorded before they existed keep their ids and results.
-SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {"ema_decay": None, "tta": "none"}
+SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {"ema_decay": None, "tta": "none", "compile": False}
 # Settings a study sets in one place only: the dataset in [study], the seed from seeds.
 STUDY_OWNED = ("dataset", "seed")
 

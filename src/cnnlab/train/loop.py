@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -61,6 +61,11 @@ class RunState:
     bad_epochs: int = 0
     stopped_early: bool = False
     train_seconds: float = 0.0
+    # Inside forward/backward/optimizer step only, and in evaluation: the rest of
+    # train_seconds is the loader (batching, augmentation). On CUDA, where steps run
+    # asynchronously, step_seconds counts launch time and the loader absorbs the wait.
+    step_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
 
 def run_seed(seed: int, epoch: int) -> int:
@@ -99,6 +104,9 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg.optimizer)
     average = None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay)
+    # Compiling costs a warm-up in the first steps (counted in epoch 1's time); evaluation
+    # stays eager so its other batch shapes trigger no recompilation.
+    compiled = cast(nn.Module, torch.compile(model)) if cfg.compile else model
     state = RunState()
     if previous is not None:
         model.load_state_dict(previous.state_dict)
@@ -132,6 +140,8 @@ def train(
                 "bad_epochs": state.bad_epochs,
                 "stopped_early": state.stopped_early,
                 "train_seconds": state.train_seconds,
+                "step_seconds": state.step_seconds,
+                "eval_seconds": state.eval_seconds,
             },
             averaged_state_dict=None if average is None else average.state_dict(),
         )
@@ -159,12 +169,15 @@ def train(
                 total_steps,
                 reporter,
                 average,
+                compiled,
             )
             seconds = time.perf_counter() - started
             state.train_seconds += seconds
+            eval_started = time.perf_counter()
             row = _evaluate_epoch(
                 model if average is None else average.model, loaders, precision, cfg.tta
             )
+            state.eval_seconds += time.perf_counter() - eval_started
             row.update(
                 epoch=epoch,
                 lr=optimizer.param_groups[0]["lr"],
@@ -226,8 +239,11 @@ def _train_epoch(
     total_steps: int,
     reporter: Reporter,
     average: WeightAverage | None = None,
+    forward: nn.Module | None = None,
 ) -> tuple[float, float, int]:
+    """One epoch; ``forward`` is the model as called for training (compiled or not)."""
     model.train()
+    forward = forward or model
     steps_per_epoch = len(loaders.train)
     loss_sum = torch.zeros((), device=precision.device)
     correct = torch.zeros((), device=precision.device, dtype=torch.long)
@@ -239,8 +255,9 @@ def _train_epoch(
             cfg.optimizer.lr,
             lr_factor(cfg.schedule, state.step, steps_per_epoch, total_steps),
         )
+        step_started = time.perf_counter()
         with precision.autocast():
-            logits = model(x)
+            logits = forward(x)
             loss = loss_fn(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -257,6 +274,7 @@ def _train_epoch(
             optimizer.step()
         if average is not None:
             average.update(state.step)
+        state.step_seconds += time.perf_counter() - step_started
         state.step += 1
         n = len(y)
         loss_sum += loss.detach() * n
@@ -341,6 +359,8 @@ def _summary(
         "classes": loaders.classes,
         "precision": precision.label,
         "train_seconds": state.train_seconds,
+        "step_seconds": state.step_seconds,
+        "eval_seconds": state.eval_seconds,
         "wall_seconds": last["wall_seconds"],
         "images_per_s": sum(r["images_per_s"] for r in state.history) / len(state.history),
     }
