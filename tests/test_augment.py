@@ -15,6 +15,7 @@ from cnnlab.data.augment import (
     Augment,
     AugmentSpec,
     Cutout,
+    GaussianBlur,
     HorizontalFlip,
     PadCrop,
     Recolor,
@@ -23,6 +24,7 @@ from cnnlab.data.augment import (
     Rotate,
     Translate,
     build_augment,
+    is_gray,
     luminance,
     parse_augment,
     warp,
@@ -38,13 +40,20 @@ OPS: dict[str, Callable[[], Callable[[torch.Tensor, torch.Generator], torch.Tens
     "pad_zero": lambda: PadCrop(4, mode="zero"),
     "cutout": lambda: Cutout(8),
     "recolor": lambda: Recolor(0.5),
+    "recolor_gray_texture": lambda: Recolor(0.5, p_gray=0.3, texture=0.5),
+    "blur": lambda: GaussianBlur(2.0),
     "mnist": lambda: build_augment("rotate=20,translate=0.1,crop=0.8"),
     "cifar_pad": lambda: build_augment("flip,pad=4,cutout=8"),
     "cifar_translate": lambda: build_augment("flip,translate=0.125,cutout=8"),
     "everything": lambda: build_augment(
         "recolor,crop=0.7,rotate=15,translate=0.1,pad=2,flip,cutout=6"
     ),
+    "everything_new": lambda: build_augment(
+        "recolor,gray=0.2,texture=0.3,rotate=15,translate=0.1,flip,blur=1.5,cutout=6"
+    ),
 }
+# Recolouring leaves colour images as they are: these ops get gray images in 3 channels.
+GRAY_INPUT = {"recolor", "recolor_gray_texture", "everything_new"}
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device"))]  # fmt: skip
 
@@ -57,6 +66,11 @@ def images(b: int = 8, c: int = 3, h: int = 32, w: int = 32, seed: int = 0) -> t
     return torch.rand(b, c, h, w, generator=gen(seed))
 
 
+def inputs(name: str, b: int = 8, seed: int = 0) -> torch.Tensor:
+    x = images(b=b, seed=seed)
+    return x[:, :1].expand(-1, 3, -1, -1).contiguous() if name in GRAY_INPUT else x
+
+
 def distinct(y: torch.Tensor) -> int:
     return torch.unique(y.flatten(1), dim=0).shape[0]
 
@@ -67,7 +81,7 @@ def distinct(y: torch.Tensor) -> int:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", OPS)
 def test_shape_dtype_range_and_device_are_kept(name: str, device: str) -> None:
-    x = images().to(device)
+    x = inputs(name).to(device)
     before = x.clone()
     y = OPS[name]()(x, gen(1, device))
     assert y.shape == x.shape and y.dtype == torch.float32 and y.device == x.device
@@ -78,7 +92,7 @@ def test_shape_dtype_range_and_device_are_kept(name: str, device: str) -> None:
 
 @pytest.mark.parametrize("name", OPS)
 def test_channels_last_input_gives_the_same_result(name: str) -> None:
-    x = images()
+    x = inputs(name)
     op = OPS[name]()
     y = op(x, gen(3))
     y_cl = op(x.contiguous(memory_format=torch.channels_last), gen(3))
@@ -87,7 +101,7 @@ def test_channels_last_input_gives_the_same_result(name: str) -> None:
 
 @pytest.mark.parametrize("name", OPS)
 def test_same_seed_same_batch_different_seed_different_batch(name: str) -> None:
-    x = images()
+    x = inputs(name)
     op = OPS[name]()
     assert torch.equal(op(x, gen(5)), op(x, gen(5)))
     assert not torch.equal(op(x, gen(5)), op(x, gen(6)))
@@ -95,7 +109,7 @@ def test_same_seed_same_batch_different_seed_different_batch(name: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in OPS if n != "flip"])
 def test_each_sample_gets_its_own_parameters(name: str) -> None:
-    x = images(b=1, seed=7).expand(32, -1, -1, -1).contiguous()
+    x = inputs(name, b=1, seed=7).expand(32, -1, -1, -1).contiguous()
     # Shared parameters would give 1; pad has only 81 windows, so expect ~26 of 32, not 32.
     assert distinct(OPS[name]()(x, gen(8))) >= 16
 
@@ -355,7 +369,8 @@ def test_unknown_op_lists_every_op_with_its_meaning() -> None:
     for usage in ("flip[=p]", "translate=frac", "pad=px", "rotate=deg", "crop=min_scale"):
         assert f"{usage} (" in text
     assert "cutout=px (" in text and "recolor[=p_invert] (" in text and "nearest (" in text
-    assert len(text.split("; ")) == 10  # header, eight ops, 'or none'
+    assert "gray=p (" in text and "texture=amp (" in text and "blur=sigma (" in text
+    assert len(text.split("; ")) == 13  # header, eleven ops, 'or none'
 
 
 def test_nearest_resampling_keeps_pixel_values_and_round_trips() -> None:
@@ -374,3 +389,118 @@ def test_nearest_resampling_keeps_pixel_values_and_round_trips() -> None:
     assert not torch.isin(bilinear.flatten(), allowed).all()
     with pytest.raises(ConfigError, match="nearest takes no value"):
         parse_augment("nearest=2")
+
+
+# --- Recolouring only gray images, keeping some gray, textured backgrounds, blur -------------
+
+
+def test_recolor_paints_gray_images_and_leaves_colour_images_alone() -> None:
+    colour = images(b=4, seed=1)
+    gray = images(b=4, c=1, seed=2).expand(-1, 3, -1, -1)
+    x = torch.cat([colour, gray])
+    assert is_gray(x).tolist() == [False] * 4 + [True] * 4
+    assert is_gray(images(b=2, c=1)).all()
+    for op in (Recolor(0.5), Recolor(0.5, p_gray=0.0, texture=0.5), build_augment("recolor")):
+        y = op(x, gen(3))
+        assert torch.equal(y[:4], colour)
+        assert not is_gray(y[4:]).any()
+
+
+def test_gray_is_the_fraction_of_gray_images_left_gray() -> None:
+    x = torch.zeros(20_000, 1, 1, 2)
+    x[..., 1] = 1.0
+    for op in (Recolor(0.5, p_gray=0.3), build_augment("recolor,gray=0.3")):
+        y = op(x, gen(4))
+        kept = is_gray(y)
+        assert abs(kept.float().mean().item() - 0.3) < 0.02
+        assert torch.equal(y[kept], x[kept].expand(-1, 3, -1, -1))
+    assert not is_gray(build_augment("recolor")(x, gen(4))).any()
+
+
+def test_texture_changes_only_the_background_within_its_amplitude() -> None:
+    x = torch.zeros(64, 1, 16, 16)
+    x[:, :, 4:12, 6:10] = 1.0  # the digit
+    digit = x[0, 0].bool()
+    plain, textured = Recolor(0.5), Recolor(0.5, texture=0.4)
+    params = textured.sample_params(x, gen(5))
+    assert params.texture is not None and params.texture.abs().max() <= 0.4 + 1e-6
+    flat = plain.apply(x, params._replace(texture=None))
+    y = textured.apply(x, params)
+    # The digit keeps its flat colour; the background varies around its colour.
+    assert torch.equal(y[..., digit], flat[..., digit])
+    assert flat[..., ~digit].std(-1).max() == 0
+    assert (y[..., ~digit].std(-1) > 0).float().mean() > 0.9
+    assert (y - flat).abs().max() <= 0.4 + 1e-6
+    low = torch.nn.functional.avg_pool2d(params.texture, 4)  # the smooth part is not all noise
+    assert low.flatten(1).std(1).mean() > 0.02
+
+
+def test_blur_with_sigma_near_zero_is_the_identity() -> None:
+    x = images(b=4)
+    torch.testing.assert_close(GaussianBlur(3.0).apply(x, torch.zeros(4)), x, atol=1e-6, rtol=0)
+    torch.testing.assert_close(GaussianBlur(1.0).apply(x, torch.full((4,), 0.05)), x)
+
+
+def test_blur_matches_torchvision_and_removes_high_frequencies() -> None:
+    x = images(b=3)
+    sigmas = torch.tensor([0.6, 1.0, 1.9])
+    y = GaussianBlur(2.0).apply(x, sigmas)  # kernel radius ceil(3 * 2.0) = 6
+    for i, sigma in enumerate(sigmas.tolist()):
+        expected = TF.gaussian_blur(x[i], [13, 13], [sigma, sigma])
+        # torchvision reflects at the border, we replicate: compare the interior.
+        torch.testing.assert_close(y[i, :, 6:-6, 6:-6], expected[:, 6:-6, 6:-6], atol=1e-5, rtol=0)
+
+    def high_frequency_energy(z: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.rfft2(z - z.mean((-2, -1), keepdim=True)).abs().square()
+        return spectrum[..., 8:24, 8:].sum((1, 2, 3))  # the upper half of the frequencies
+
+    energy = high_frequency_energy(y)
+    assert (energy < 0.2 * high_frequency_energy(x)).all()
+    assert energy[2] < energy[1] < energy[0]  # more blur, less detail
+
+
+def test_blur_sigmas_are_uniform_up_to_sigma_per_sample() -> None:
+    sigmas = GaussianBlur(2.5).sample_params(torch.zeros(10_000, 1, 2, 2), gen(6))
+    assert sigmas.min() >= 0 and sigmas.max() <= 2.5
+    assert abs(sigmas.mean().item() - 1.25) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("texture=0.3,recolor,gray=0.25", "recolor=0.5,gray=0.25,texture=0.3"),
+        ("cutout=4,blur=0.5,flip", "flip=0.5,blur=0.5,cutout=4"),
+        ("blur=3,recolor=0,gray=0", "recolor=0,gray=0,blur=3"),
+    ],
+)
+def test_new_ops_round_trip_through_the_spec(text: str, canonical: str) -> None:
+    spec = parse_augment(text)
+    assert spec.to_string() == canonical
+    assert parse_augment(canonical) == spec
+    assert AugmentSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_new_ops_from_a_toml_table() -> None:
+    spec = parse_augment({"recolor": True, "gray": 0.1, "texture": 0.2, "blur": 1})
+    assert spec.to_string() == "recolor=0.5,gray=0.1,texture=0.2,blur=1"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("recolor,gray=1", r"gray=1 is invalid; gray=p takes 0 <= p < 1"),
+        ("recolor,gray=-0.1", r"gray=-0.1 is invalid"),
+        ("recolor,texture=0", r"texture=0 is invalid; texture=amp takes 0 < amp <= 1"),
+        ("recolor,texture=1.5", r"texture=1.5 is invalid"),
+        ("blur=0", r"blur=0 is invalid; blur=sigma takes 0 < sigma <= 3"),
+        ("blur=3.5", r"blur=3.5 is invalid"),
+        ("blur", r"blur needs a value: blur=sigma"),
+        ("gray=0.2", r"gray=0.2 only works with recolor; add recolor \(e.g. 'recolor,gray=0.2'\)"),
+        ("texture=0.3,rotate=5", r"texture=0.3 only works with recolor"),
+        ({"gray": 0.2, "recolor": False}, r"gray=0.2 only works with recolor"),
+    ],
+)
+def test_new_op_errors_are_one_line(spec: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_augment(spec)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)

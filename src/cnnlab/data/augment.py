@@ -27,7 +27,7 @@ from typing import Generic, Literal, NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from cnnlab.errors import ConfigError
 
@@ -299,11 +299,17 @@ class Cutout(_Op[Tensor]):
 
 
 class RecolorParams(NamedTuple):
-    """Per-sample colours, each (B, 3) RGB in [0, 1], and (B,) bool inversion flags."""
+    """Per-sample colours, each (B, 3) RGB in [0, 1], and (B,) bool inversion flags.
+
+    ``keep_gray``: optional (B,) bool, the gray images left gray; ``texture``: optional
+    (B, 3, H, W) field added to the background colour.
+    """
 
     light: Tensor
     dark: Tensor
     invert: Tensor
+    keep_gray: Tensor | None = None
+    texture: Tensor | None = None
 
 
 # ITU-R BT.601 luma weights; they sum to 1.
@@ -315,8 +321,8 @@ def luminance(rgb: Tensor) -> Tensor:
     return rgb @ torch.tensor(LUMA, device=rgb.device, dtype=rgb.dtype)
 
 
-def _with_luminance(rgb: Tensor, target: Tensor) -> Tensor:
-    """Move each colour to luminance ``target`` by scaling it toward black or white.
+def with_luminance(rgb: Tensor, target: Tensor) -> Tensor:
+    """Move each (B, 3) colour to luminance ``target`` (B,) by scaling it toward black or white.
 
     Luma is linear, so scaling toward black multiplies it and toward white mixes with 1:
     both hit the target exactly and stay inside [0, 1].
@@ -328,41 +334,131 @@ def _with_luminance(rgb: Tensor, target: Tensor) -> Tensor:
     return torch.where(target <= lum, darker, lighter).clamp_(0.0, 1.0)
 
 
+def contrasting_colors(u: Tensor, min_contrast: float) -> tuple[Tensor, Tensor]:
+    """(light, dark) (B, 3) colour pairs at least ``min_contrast`` apart in luma, from uniforms.
+
+    ``u`` is (B, 8) uniform in [0, 1): two luminances, then a random RGB hue for each colour.
+    The luminances are uniform over the pairs at least ``min_contrast`` apart, and each hue
+    is rescaled to its luminance, so the constraint holds by construction, with no resampling.
+    """
+    # Sorted pairs of uniforms on [0, 1 - c], the upper one lifted by c: uniform over the
+    # triangle light - dark >= c.
+    pair = u[:, :2] * (1 - min_contrast)
+    dark_lum, light_lum = pair.min(1).values, pair.max(1).values + min_contrast
+    return with_luminance(u[:, 2:5], light_lum), with_luminance(u[:, 5:8], dark_lum)
+
+
+def is_gray(x: Tensor) -> Tensor:
+    """(B,) bool: the images whose channels are all equal (1-channel images are gray)."""
+    if x.shape[1] == 1:
+        return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    return (x == x[:, :1]).flatten(1).all(1)
+
+
 @dataclass(frozen=True)
 class Recolor(_Op[RecolorParams]):
     """Paint grayscale digits in random colours, for "digits in the wild" (SVHN-like) targets.
 
-    The input gray value g (the mean over channels, so 1-channel input and gray images
-    expanded to 3 channels give the same result) is a foreground mask; the output always
-    has 3 channels: ``bg * (1 - g) + fg * g``. Luminances of the two colours are drawn
-    uniformly over the pairs at least ``min_contrast`` apart (BT.601 luma), then each colour
-    takes its hue from a random RGB colour rescaled to that luminance, so the contrast
-    constraint holds by construction, with no resampling. The digit gets the lighter colour
+    Only gray images are recoloured (all channels equal; 1-channel input is gray); colour
+    images pass through unchanged, so a batch mixing printed colour digits and MNIST paints
+    only the MNIST ones. The output always has 3 channels. The gray value g is a foreground
+    mask: ``bg * (1 - g) + fg * g``. The two colours come from :func:`contrasting_colors`,
+    at least ``min_contrast`` apart in BT.601 luma. The digit gets the lighter colour
     (MNIST's polarity) unless inverted, with probability ``p_invert``.
+
+    ``p_gray``: the probability that a gray image stays gray (expanded to 3 channels), so a
+    model still sees plain digits. ``texture``: the background gets a random low-frequency
+    colour texture (a 4x4 grid upsampled bilinearly) plus per-pixel noise, together at most
+    an amplitude uniform in [0, texture]; the digit's colour stays flat.
     """
 
     p_invert: float = 0.5
     min_contrast: float = 0.3
+    p_gray: float = 0.0
+    texture: float = 0.0
 
     def sample_params(self, x: Tensor, generator: MaybeGenerator) -> RecolorParams:
-        b = x.shape[0]
+        b, _, h, w = x.shape
         u = torch.rand(b, 9, device=x.device, generator=generator)
-        # Sorted pairs of uniforms on [0, 1 - c], the upper one lifted by c: uniform over the
-        # triangle light - dark >= c.
-        pair = u[:, :2] * (1 - self.min_contrast)
-        dark_lum, light_lum = pair.min(1).values, pair.max(1).values + self.min_contrast
-        return RecolorParams(
-            light=_with_luminance(u[:, 2:5], light_lum),
-            dark=_with_luminance(u[:, 5:8], dark_lum),
-            invert=u[:, 8] < self.p_invert,
-        )
+        light, dark = contrasting_colors(u[:, :8], self.min_contrast)
+        # Extra draws only when asked for, so a plain `recolor` spec keeps its random stream.
+        keep_gray = texture = None
+        if self.p_gray > 0:
+            keep_gray = torch.rand(b, device=x.device, generator=generator) < self.p_gray
+        if self.texture > 0:
+            texture = _texture(x, generator, self.texture, h, w)
+        return RecolorParams(light, dark, u[:, 8] < self.p_invert, keep_gray, texture)
 
     def apply(self, x: Tensor, params: RecolorParams) -> Tensor:
         gray = x if x.shape[1] == 1 else x.mean(1, keepdim=True)
         invert = params.invert[:, None]
         fg = torch.where(invert, params.dark, params.light).to(x.dtype)[:, :, None, None]
         bg = torch.where(invert, params.light, params.dark).to(x.dtype)[:, :, None, None]
-        return torch.addcmul(bg, fg - bg, gray).clamp_(0.0, 1.0)
+        out = torch.addcmul(bg, fg - bg, gray)
+        if params.texture is not None:
+            # Added on its own (not to bg) so the digit's pixels keep exactly their flat colour.
+            out = out.addcmul_(params.texture.to(x.dtype), 1 - gray)
+        out = out.clamp_(0.0, 1.0)
+        if x.shape[1] == 1 and params.keep_gray is None:
+            return out  # every image is gray and recoloured: nothing to select
+        recolor = is_gray(x)
+        if params.keep_gray is not None:
+            recolor = recolor & ~params.keep_gray
+        return torch.where(recolor[:, None, None, None], out, x.expand(-1, 3, -1, -1))
+
+
+_TEXTURE_GRID = 4  # the texture's cells across: blotches about a quarter of the image
+
+
+def _texture(x: Tensor, generator: MaybeGenerator, amplitude: float, h: int, w: int) -> Tensor:
+    """(B, 3, H, W) background texture: a smooth colour field plus pixel noise, |t| <= amp."""
+    b = x.shape[0]
+    amp = torch.rand(b, 1, 1, 1, device=x.device, generator=generator) * amplitude
+    grid = _uniform(x, generator, b, 3, _TEXTURE_GRID, _TEXTURE_GRID)
+    # Bilinear upsampling (align_corners) as two small matrix products: measured 3x faster
+    # on CPU than F.interpolate from so tiny a grid.
+    rows, cols = _lerp_matrix(h, x), _lerp_matrix(w, x)
+    smooth = rows @ grid @ cols.T
+    # One grain value per pixel, not per channel: a third of the draws, which dominate the cost.
+    noise = _uniform(x, generator, b, 1, h, w)
+    # Mostly smooth blotches (paint, lighting), some grain (sensor noise, paper).
+    return (0.7 * smooth).add_(noise, alpha=0.3).mul_(amp)
+
+
+def _lerp_matrix(size: int, x: Tensor) -> Tensor:
+    """(size, _TEXTURE_GRID) weights of linear interpolation with the end points aligned."""
+    position = torch.linspace(0, _TEXTURE_GRID - 1, size, device=x.device, dtype=x.dtype)
+    nodes = torch.arange(_TEXTURE_GRID, device=x.device, dtype=x.dtype)
+    return (1 - (position[:, None] - nodes).abs()).clamp_(min=0)
+
+
+@dataclass(frozen=True)
+class GaussianBlur(_Op[Tensor]):
+    """Blur each image with its own Gaussian, sigma uniform in [0, ``sigma``] pixels.
+
+    Separable: one grouped 1-D convolution along each axis for the whole batch, edges
+    replicated (a zero border would darken it). The kernel spans 3 ``sigma`` each side; a
+    sample's sigma near 0 gives a unit impulse, i.e. the identity. Params: (B,) sigmas.
+    """
+
+    sigma: float
+
+    def sample_params(self, x: Tensor, generator: MaybeGenerator) -> Tensor:
+        return torch.rand(x.shape[0], device=x.device, generator=generator) * self.sigma
+
+    def apply(self, x: Tensor, params: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        radius = max(1, math.ceil(3 * self.sigma))
+        taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+        sigma = params.to(device=x.device, dtype=x.dtype).clamp(min=1e-3)[:, None]
+        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+        kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, K)
+        y = x.reshape(1, b * c, h, w)
+        rows = F.pad(y, (radius, radius, 0, 0), mode="replicate")
+        y = F.conv2d(rows, kernel[:, None, None, :], groups=b * c)
+        columns = F.pad(y, (0, 0, radius, radius), mode="replicate")
+        y = F.conv2d(columns, kernel[:, None, :, None], groups=b * c)
+        return y.view(b, c, h, w).clamp_(0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,8 +503,16 @@ def _as_number(value: object) -> float | None:
 # In the order Augment applies them, which is also the order to_string writes.
 _RULES: dict[str, _Rule] = {
     "recolor": _Rule(
-        "recolor[=p_invert]", "random digit/background colours, p_invert default 0.5",
+        "recolor[=p_invert]", "random colours for gray digits, p_invert default 0.5",
         "0 <= p_invert <= 1", lambda v: 0 <= v <= 1, bare=0.5,
+    ),
+    "gray": _Rule(
+        "gray=p", "with recolor: probability a gray image stays gray",
+        "0 <= p < 1", lambda v: 0 <= v < 1,
+    ),
+    "texture": _Rule(
+        "texture=amp", "with recolor: textured noisy background of amplitude up to amp",
+        "0 < amp <= 1", lambda v: 0 < v <= 1,
     ),
     "crop": _Rule(
         "crop=min_scale", "random resized crop of area min_scale..1",
@@ -429,6 +533,10 @@ _RULES: dict[str, _Rule] = {
     "flip": _Rule(
         "flip[=p]", "mirror left-right with probability p, default 0.5",
         "0 < p <= 1", lambda v: 0 < v <= 1, bare=0.5,
+    ),
+    "blur": _Rule(
+        "blur=sigma", "Gaussian blur, sigma uniform in 0..sigma px",
+        "0 < sigma <= 3", lambda v: 0 < v <= 3,
     ),
     "cutout": _Rule(
         "cutout=px", "zero a random px square",
@@ -453,11 +561,14 @@ class AugmentSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     recolor: float | None = None
+    gray: float | None = None
+    texture: float | None = None
     crop: float | None = None
     rotate: float | None = None
     translate: float | None = None
     pad: int | None = None
     flip: float | None = None
+    blur: float | None = None
     cutout: int | None = None
     nearest: int | None = None
 
@@ -468,6 +579,17 @@ class AugmentSpec(BaseModel):
             return None
         assert info.field_name is not None
         return _RULES[info.field_name].check(info.field_name, value)
+
+    @model_validator(mode="after")
+    def _recolor_options_need_recolor(self) -> AugmentSpec:
+        for name in ("gray", "texture"):
+            value = getattr(self, name)
+            if value is not None and self.recolor is None:
+                raise ConfigError(
+                    f"augment: {name}={_format_number(value)} only works with recolor; "
+                    f"add recolor (e.g. 'recolor,{name}={_format_number(value)}') or drop {name}"
+                )
+        return self
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in _RULES)
@@ -539,7 +661,8 @@ def parse_augment(spec: str | Mapping[str, object] | AugmentSpec | None) -> Augm
 
     Grammar: comma-separated ops, each ``name`` or ``name=value``: ``flip[=p]``,
     ``translate=frac``, ``pad=px``, ``rotate=deg``, ``crop=min_scale``, ``cutout=px``,
-    ``recolor[=p_invert]``; ``'none'`` or ``''`` for no augmentation. A table maps the same
+    ``blur=sigma``, ``recolor[=p_invert]`` with its options ``gray=p`` and ``texture=amp``,
+    ``nearest``; ``'none'`` or ``''`` for no augmentation. A table maps the same
     names to numbers (``true`` for a bare op, ``false`` for off). Raises ConfigError.
     """
     if spec is None:
@@ -560,8 +683,8 @@ def parse_augment(spec: str | Mapping[str, object] | AugmentSpec | None) -> Augm
 
 
 class Augment:
-    """A spec's ops applied in a fixed order: recolor, the fused geometric resample (crop,
-    rotate, translate), pad-crop, flip, cutout.
+    """A spec's ops applied in a fixed order: recolor (with gray, texture), the fused geometric
+    resample (crop, rotate, translate), pad-crop, flip, blur, cutout.
 
     The flip is folded into whichever resample runs anyway (the affine matrix, else the
     pad-crop gather); flipping commutes in distribution with the symmetric ops around it.
@@ -573,7 +696,11 @@ class Augment:
 
     def __init__(self, spec: AugmentSpec) -> None:
         self.spec = spec
-        self.recolor = None if spec.recolor is None else Recolor(spec.recolor)
+        self.recolor = (
+            None
+            if spec.recolor is None
+            else Recolor(spec.recolor, p_gray=spec.gray or 0.0, texture=spec.texture or 0.0)
+        )
         geometric: list[_AffineOp] = []
         if spec.crop is not None:
             geometric.append(ResizedCrop(spec.crop))
@@ -584,6 +711,7 @@ class Augment:
         self.geometric = tuple(geometric)
         self.pad_crop = None if spec.pad is None else PadCrop(spec.pad)
         self.flip = None if spec.flip is None else HorizontalFlip(spec.flip)
+        self.blur = None if spec.blur is None else GaussianBlur(spec.blur)
         self.cutout = None if spec.cutout is None else Cutout(spec.cutout)
 
     def __call__(self, x: Tensor, generator: MaybeGenerator = None) -> Tensor:
@@ -604,6 +732,8 @@ class Augment:
             flip = None
         if flip is not None:
             x = _flip_gather(x, flip)
+        if self.blur is not None:
+            x = self.blur(x, generator)
         if self.cutout is not None:
             x = self.cutout(x, generator)
         return x

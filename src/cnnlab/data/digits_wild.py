@@ -1,0 +1,295 @@
+"""``digits-wild``: MNIST, printed digits and SVHN as one 3-channel digit dataset.
+
+Seed project 000 trained its MNIST CNN on recoloured MNIST plus SVHN so that it would
+"work on various images". This composite gives such a model its training data and, above
+all, a test set that says where it works: the test split is the concatenation of one
+held-out set per domain, in this order, with ``Split.domains`` naming each image's:
+
+- ``mnist``: the 10k MNIST test digits, gray in 3 channels;
+- ``mnist-recolored``: the same digits recoloured once, with a fixed seed, through the
+  ``recolor``, ``texture`` and ``blur`` augmentations (:data:`TEST_RECOLOR`);
+- ``printed``: rendered digits (:mod:`cnnlab.data.printed`), a draw disjoint from training;
+- ``svhn``: the SVHN test digits, when SVHN is found.
+
+The name takes options: ``digits-wild:size=28,mnist=1,printed=0.5,svhn=2``. ``size`` is 32
+(MNIST zero-padded, as LeNet-5 wants) or 28 (SVHN resized); each part's weight scales how
+much of it the TRAIN split holds: 0 leaves it out, 0.5 keeps a fixed class-balanced half,
+2 repeats it twice. MNIST must be present; SVHN is optional.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnlab.data import printed
+from cnnlab.data.arrays import DatasetArrays, Split
+from cnnlab.data.augment import build_augment
+from cnnlab.data.cache import entry_folder, load_split, save_split
+from cnnlab.data.formats import read_svhn_split
+from cnnlab.data.loader import pad_to, stratified_split
+from cnnlab.data.sources import DIGITS_WILD, is_digits_wild, load_dataset, locate
+from cnnlab.errors import ConfigError, DataError
+
+NAME = DIGITS_WILD
+CLASSES = [str(d) for d in range(10)]
+DOMAINS = ("mnist", "mnist-recolored", "printed", "svhn")
+SIZES = (32, 28)
+
+# How many printed digits each split holds; tests lower these to stay fast.
+PRINTED_TRAIN = printed.DEFAULT_TRAIN
+PRINTED_TEST = printed.DEFAULT_TEST
+
+# The fixed recolouring of the mnist-recolored test domain: the same ops (and strengths) a
+# model would train with, drawn once from a fixed seed so every run tests on the same images.
+TEST_RECOLOR = "recolor,texture=0.3,blur=1"
+TEST_RECOLOR_SEED = 0
+# Bump when those ops draw or paint differently, so cached recoloured sets are not reused.
+TEST_RECOLOR_VERSION = 1
+# Which images a fractional weight keeps (stratified, so classes stay balanced).
+SUBSET_SEED = 0
+
+_CHUNK = 2048
+_OPTIONS_HELP = (
+    "valid options: size=32|28, mnist=W, printed=W, svhn=W with weights W >= 0 for the "
+    "train split (0 = off, 0.5 = half, 2 = twice), e.g. digits-wild:size=28,svhn=0"
+)
+
+_log = logging.getLogger(__name__)
+_told_no_svhn = False  # say once per process that SVHN is missing, not on every load
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a ``digits-wild:...`` name asks for; weights are per train part."""
+
+    size: int = 32
+    mnist: float = 1.0
+    printed: float = 1.0
+    svhn: float = 1.0
+
+
+def parse_options(name: str) -> Options:
+    """Parse ``digits-wild[:key=value,...]``; ConfigError naming the valid options."""
+    if not is_digits_wild(name):
+        raise ConfigError(
+            f"{name!r} is not a {NAME} name; write {NAME}[:options] ({_OPTIONS_HELP})"
+        )
+    text = name[len(NAME) + 1 :].strip()
+    values: dict[str, float | int] = {}
+    for item in text.split(",") if text else []:
+        key, has_value, raw = (part.strip() for part in item.partition("="))
+        if key not in {f.name for f in fields(Options)}:
+            raise ConfigError(
+                f"{NAME}: unknown option {key or item!r} in {name!r}; {_OPTIONS_HELP}"
+            )
+        if key in values:
+            raise ConfigError(f"{NAME}: {key} given twice in {name!r}; {_OPTIONS_HELP}")
+        if not has_value:
+            raise ConfigError(f"{NAME}: {key} needs a value in {name!r}; {_OPTIONS_HELP}")
+        values[key] = _check_value(key, raw, name)
+    return Options(**values)  # type: ignore[arg-type]
+
+
+def _check_value(key: str, raw: str, name: str) -> float | int:
+    try:
+        number = float(raw)
+    except ValueError:
+        number = math.nan
+    if key == "size":
+        if number not in SIZES:
+            raise ConfigError(f"{NAME}: size={raw} is invalid in {name!r}; size takes 32 or 28")
+        return int(number)
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(
+            f"{NAME}: {key}={raw} is invalid in {name!r}; a weight is a number >= 0 "
+            "(0 = off, 0.5 = half, 2 = twice)"
+        )
+    return number
+
+
+def load_digits_wild(
+    name: str = NAME,
+    data_dir: Path | None = None,
+    download: bool = False,
+    *,
+    printed_train: int | None = None,
+    printed_test: int | None = None,
+    cache_dir: Path | None = None,
+) -> DatasetArrays:
+    """Build the composite for ``name`` (``digits-wild`` or ``digits-wild:options``).
+
+    ``printed_train`` / ``printed_test`` default to PRINTED_TRAIN / PRINTED_TEST; printed
+    digits are rendered once and cached (``cache_dir``, else ``$CNNLAB_CACHE``).
+    """
+    options = parse_options(name)
+    if options.mnist + options.printed + options.svhn == 0:
+        raise ConfigError(f"{NAME}: every weight is 0 in {name!r}, so nothing is left to train on")
+    try:
+        mnist = load_dataset("mnist", data_dir, download=download)
+    except DataError as exc:
+        raise DataError(f"{NAME} is built on MNIST, which is missing. {exc}") from exc
+    found, searched = locate("svhn", data_dir)
+    svhn_dir = None if found is None else found.location
+    if svhn_dir is None and options.svhn > 0:
+        _say_no_svhn(searched)
+
+    size = options.size
+    n_train = PRINTED_TRAIN if printed_train is None else printed_train
+    n_test = PRINTED_TEST if printed_test is None else printed_test
+    # MNIST stays 1-channel until assembly, which broadcasts it into 3: one copy, not two.
+    mnist_train, mnist_test = (
+        s.with_images(pad_to(s.images, (size, size))) for s in (mnist.train, mnist.test)
+    )
+    domain = {d: i for i, d in enumerate(DOMAINS)}
+    train_parts = [_Part(domain["mnist"], mnist_train, _weighted(mnist_train, options.mnist))]
+    test_parts = [
+        _Part(domain["mnist"], mnist_test),
+        _Part(domain["mnist-recolored"], _recolored(mnist_test, cache_dir)),
+        _Part(domain["printed"], printed.load_printed_digits("test", n_test, size, cache_dir)),
+    ]
+    if options.printed > 0:
+        part = printed.load_printed_digits("train", n_train, size, cache_dir)
+        train_parts.append(_Part(domain["printed"], part, _weighted(part, options.printed)))
+    if svhn_dir is not None:
+        if options.svhn > 0:
+            part = _svhn_images(read_svhn_split(svhn_dir / "train_32x32.mat"), size)
+            train_parts.append(_Part(domain["svhn"], part, _weighted(part, options.svhn)))
+        part = _svhn_images(read_svhn_split(svhn_dir / "test_32x32.mat"), size)
+        test_parts.append(_Part(domain["svhn"], part))
+
+    train = _assemble(train_parts, size)
+    if len(train) == 0:
+        why = " (svhn not found)" if svhn_dir is None else ""
+        raise ConfigError(
+            f"{NAME}: {name!r} leaves the train split empty{why}; "
+            "give mnist or printed a weight above 0"
+        )
+    return DatasetArrays(
+        name=name,
+        train=train,
+        test=_assemble(test_parts, size),
+        classes=list(CLASSES),
+        source="; ".join(
+            [
+                f"mnist: {mnist.source}",
+                "printed: rendered from the fonts bundled with matplotlib "
+                f"(generator v{printed.GENERATOR_VERSION})",
+                f"svhn: {svhn_dir}" if svhn_dir is not None else "svhn: not found",
+            ]
+        ),
+        domain_names=list(DOMAINS if svhn_dir is not None else DOMAINS[:-1]),
+    )
+
+
+def _say_no_svhn(searched: list[Path]) -> None:
+    global _told_no_svhn
+    if _told_no_svhn:
+        return
+    _told_no_svhn = True
+    places = ", ".join(str(p) for p in searched)
+    _log.warning(
+        "%s: svhn not found (searched %s), so it trains and tests without SVHN; put "
+        "train_32x32.mat and test_32x32.mat in %s to add it, or write %s:svhn=0 to silence this",
+        NAME,
+        places,
+        searched[0] if searched else "<data dir>/svhn",
+        NAME,
+    )
+
+
+def _svhn_images(split: Split, size: int) -> Split:
+    """SVHN as is at 32; at 28 resized with antialiasing, in chunks to bound the float copy."""
+    if split.images.shape[-1] == size:
+        return split
+    out = np.empty((len(split), 3, size, size), np.uint8)
+    for start in range(0, len(split), _CHUNK):
+        x = torch.from_numpy(split.images[start : start + _CHUNK]).float()
+        y = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        out[start : start + len(x)] = y.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return split.with_images(out)
+
+
+def _recolored(split: Split, cache_dir: Path | None) -> Split:
+    """The mnist-recolored domain, cached: recolouring 10k digits takes 1-2 s on one core."""
+    key = {
+        "recolor": TEST_RECOLOR,
+        "version": TEST_RECOLOR_VERSION,
+        "seed": TEST_RECOLOR_SEED,
+        "torch": torch.__version__,
+        "images": hashlib.sha256(np.ascontiguousarray(split.images).data).hexdigest(),
+        "shape": list(split.images.shape),
+    }
+    folder = entry_folder("mnist-recolored", key, cache_dir)
+    cached = load_split(folder, f"{NAME} mnist-recolored")
+    if cached is not None and np.array_equal(cached.labels, split.labels):
+        return split.with_images(cached.images)
+    recolored = split.with_images(recolor_once(split.images))
+    save_split(folder, recolored, f"{NAME} mnist-recolored")
+    return recolored
+
+
+def recolor_once(images: np.ndarray) -> np.ndarray:
+    """The fixed recolouring behind ``mnist-recolored``: TEST_RECOLOR drawn from a set seed.
+
+    uint8 (N, 1 or 3, H, W) gray in, uint8 (N, 3, H, W) colour out; the same input always
+    gives the same bytes.
+    """
+    augment = build_augment(TEST_RECOLOR)
+    generator = torch.Generator().manual_seed(TEST_RECOLOR_SEED)
+    out = np.empty((len(images), 3, *images.shape[2:]), np.uint8)
+    for start in range(0, len(images), _CHUNK):
+        x = torch.from_numpy(images[start : start + _CHUNK]).float().div_(255)
+        y = augment(x, generator)
+        out[start : start + len(x)] = y.mul_(255).round_().to(torch.uint8).numpy()
+    return out
+
+
+def _weighted(split: Split, weight: float) -> np.ndarray | None:
+    """The images ``weight`` copies of a split hold; None means every image once.
+
+    Whole copies first, then a fixed class-balanced fraction (the same one on every load).
+    """
+    if weight == 1:
+        return None
+    whole, fraction = divmod(weight, 1.0)
+    index = [np.arange(len(split))] * int(whole)
+    if fraction > 0:
+        _, held = stratified_split(split.labels, fraction, seed=SUBSET_SEED)
+        index.append(held)
+    return np.concatenate(index) if index else np.arange(0)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One domain's contribution to a split: images with 1 (gray) or 3 channels."""
+
+    domain: int
+    split: Split
+    index: np.ndarray | None = None  # which images, repeats allowed; None = all once
+
+    def __len__(self) -> int:
+        return len(self.split) if self.index is None else len(self.index)
+
+
+def _assemble(parts: list[_Part], size: int) -> Split:
+    """Concatenate parts into one preallocated 3-channel array; gray parts broadcast."""
+    images = np.empty((sum(len(p) for p in parts), 3, size, size), np.uint8)
+    labels, domains = [], []
+    start = 0
+    for part in parts:
+        chosen = part.split if part.index is None else part.split.subset(part.index)
+        images[start : start + len(chosen)] = chosen.images
+        labels.append(chosen.labels)
+        domains.append(np.full(len(chosen), part.domain, np.int64))
+        start += len(chosen)
+    return Split(images, np.concatenate(labels), np.concatenate(domains))
