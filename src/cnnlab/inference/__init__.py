@@ -1,0 +1,1 @@
+"""Using trained checkpoints outside training: `cnnlab predict` and `cnnlab export`."""
