@@ -126,3 +126,11 @@ def test_train_from_config_file(data_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"] == "mlp" and saved["seed"] == 2 and saved["optimizer"]["nesterov"] is True
+
+
+def test_train_help_names_every_augment_op():
+    from cnnlab.cli import TRAIN_EPILOG
+    from cnnlab.data.augment import augment_op_names
+
+    missing = [op for op in augment_op_names() if op not in TRAIN_EPILOG]
+    assert not missing

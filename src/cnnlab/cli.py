@@ -27,10 +27,18 @@ examples:
   cnnlab models list                       the built-in models
   cnnlab models show lenet5 --input 1x32x32
   cnnlab run studies/quick-fashion.toml    a study: variants x seeds, resumable, then a report
+  cnnlab predict runs/x/checkpoint.pt photos/   top-3 labels for every image in a folder
+  cnnlab export runs/x/checkpoint.pt model.onnx  ONNX (or --format torchscript), checked
 
 Datasets are looked for in --data-dir (or $CNNLAB_DATA), laid out as
 <data dir>/<name>/<canonical files>, e.g. <data dir>/mnist/train-images-idx3-ubyte.gz.
 """
+
+
+DATASET_HELP = (
+    "mnist, fashion-mnist, cifar10, cifar100, svhn, "
+    "digits-wild[:size=28,mnist=W,printed=W,svhn=W] or folder:PATH"
+)
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -70,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="class counts per split and a PNG grid of sample images",
         description="Load a dataset, print its counts per class and save a grid of samples.",
     )
-    ds.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100, svhn or folder:PATH")
+    ds.add_argument("name", help=DATASET_HELP)
     ds.add_argument(
         "--out", type=Path, default=None, help="PNG to write (default: <name>-samples.png)"
     )
@@ -106,9 +114,16 @@ examples:
       --optimizer adam --lr 1e-3 --augment rotate=20,translate=0.1,crop=0.8,nearest --out runs/lenet5
   cnnlab train --config lenet5.toml --seed 3      a TOML file of the same settings; flags win
   cnnlab train --out runs/lenet5 --resume ...     continue an interrupted run from its checkpoint
+  cnnlab train --dataset digits-wild --model lenet5 --model-arg batch_norm=true \
+      --augment recolor,gray=0.2,texture=0.3,blur=1 --epochs 6
+  cnnlab train --dataset cifar10 --model models/cifar10-fast.toml --optimizer sgd --nesterov \
+      --lr 0.4 --batch-size 512 --schedule linear --warmup-epochs 1 --label-smoothing 0.2 \
+      --ema-decay 0.98 --tta flip --augment flip,pad=2
 
 augment ops (comma-separated): flip[=p], translate=frac, pad=px, rotate=deg, crop=min_scale,
-cutout=px, recolor[=p_invert], nearest (nearest-neighbour resampling: no blur, for digits)
+cutout=px, blur=sigma, nearest (nearest-neighbour resampling: no blur, for digits);
+for gray digits: recolor[=p_invert] (random colours), with gray=p (keep a fraction gray) and
+texture=amp (textured, noisy backgrounds)
 """
 
 
@@ -121,7 +136,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", type=Path, help="TOML file with any of the settings below")
-    p.add_argument("--dataset", help="mnist, fashion-mnist, cifar10, cifar100, svhn, folder:PATH")
+    p.add_argument("--dataset", help=DATASET_HELP)
     p.add_argument("--model", help="built-in name (see `cnnlab models list`) or a model .toml file")
     p.add_argument(
         "--model-arg",
@@ -141,6 +156,18 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-epochs", type=float, help="linear warm-up length in epochs")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--grad-clip", type=float, help="clip the global gradient norm to this")
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        help="evaluate and save an exponential moving average of the weights, e.g. 0.99",
+    )
+    p.add_argument("--tta", choices=["none", "flip"], help="test-time augmentation (default none)")
+    p.add_argument(
+        "--compile",
+        action="store_const",
+        const=True,
+        help="torch.compile the training step (a warm-up of tens of seconds first)",
+    )
     p.add_argument("--augment", help="e.g. rotate=20,translate=0.1,crop=0.8 or flip,pad=4")
     p.add_argument("--val-fraction", type=float, help="stratified validation hold-out from train")
     p.add_argument(
@@ -185,9 +212,11 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     for name, source in SOURCES.items():
         found, _ = locate(name, data_dir)
         if found is None:
-            table.add_row(
-                name, "[red]no[/red]", f"{data_dir / name}/: {source.expected}", source.description
+            # A composite (digits-wild) has no folder of its own: it names its parts.
+            where = (
+                f"{data_dir / name}/: {source.expected}" if source.subdirs[0] else source.expected
             )
+            table.add_row(name, "[red]no[/red]", where, source.description)
         else:
             table.add_row(name, "[green]yes[/green]", str(found.location), source.description)
     table.add_row(
@@ -266,6 +295,9 @@ TRAIN_FLAGS = {
     "warmup_epochs": ("schedule", "warmup_epochs"),
     "label_smoothing": ("label_smoothing",),
     "grad_clip": ("grad_clip",),
+    "ema_decay": ("ema_decay",),
+    "tta": ("tta",),
+    "compile": ("compile",),
     "augment": ("augment",),
     "val_fraction": ("val_fraction",),
     "early_stopping": ("early_stopping",),
@@ -351,6 +383,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, acc, count in report.per_class:
         table.add_row(name, f"{100 * acc:.2f}%", str(count))
     console.print(table)
+    if report.per_domain:
+        domains = Table(title="accuracy per domain")
+        domains.add_column("domain")
+        domains.add_column("accuracy", justify="right")
+        domains.add_column("images", justify="right")
+        for name, acc, count in report.per_domain:
+            domains.add_row(name, f"{100 * acc:.2f}%", str(count))
+        console.print(domains)
     console.print(f"confusion matrix: {report.confusion_png}")
     return 0
 

@@ -551,6 +551,11 @@ _RULES: dict[str, _Rule] = {
 _VALID = "; ".join(f"{rule.usage} ({rule.meaning})" for rule in _RULES.values())
 
 
+def augment_op_names() -> list[str]:
+    """Every spec op, in application order."""
+    return list(_RULES)
+
+
 class AugmentSpec(BaseModel):
     """Which augmentations to apply and their strengths; ``None`` = off. Frozen, JSON-safe.
 
