@@ -504,3 +504,20 @@ def test_new_op_errors_are_one_line(spec: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         parse_augment(spec)  # type: ignore[arg-type]
     assert "\n" not in str(caught.value)
+
+
+def test_with_recolor_blur_touches_only_the_painted_images():
+    gen = torch.Generator().manual_seed(0)
+    gray = torch.zeros(64, 3, 16, 16)
+    gray[:, :, 6:10, 6:10] = 1.0  # a sharp square "digit", gray in 3 channels
+    colour = torch.rand(8, 3, 16, 16, generator=gen)
+    x = torch.cat([gray, colour])
+    out = build_augment("recolor,gray=0.5,blur=2")(x, torch.Generator().manual_seed(1))
+    # Images left gray come out exactly as they went in (sharp), and so do colour images.
+    kept_gray = is_gray(out[:64])
+    assert 0 < kept_gray.sum() < 64
+    torch.testing.assert_close(out[:64][kept_gray], x[:64][kept_gray])
+    torch.testing.assert_close(out[64:], colour)
+    # Without recolor, blur applies to every image.
+    blurred = build_augment("blur=2")(gray, torch.Generator().manual_seed(1))
+    assert (blurred != gray).flatten(1).any(1).float().mean() > 0.9
