@@ -1,7 +1,6 @@
 """Images/s of cnnlab's batched augmentation against kornia.augmentation, op by op.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/augment.py [--threads 2] [--repeats 15]
-        [--batches 64 512] [--device cuda]
+    python benchmarks/augment.py [--threads 2] [--repeats 15] [--batches 64 512] [--device cuda]
 
 Each case runs ours and kornia's nearest equivalent on the same random batch, interleaved
 call by call so that load from other processes hits both alike; the table shows the median
@@ -19,10 +18,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
+from common import Result, device_of
 from torch import nn
 
 from cnnlab.data.augment import (
@@ -175,14 +176,43 @@ def report(title: str, rows: list[Case], batches: list[int], args: argparse.Name
             )
 
 
+def measure(
+    quick: bool = False, data_dir: Path | None = None, device: torch.device | None = None
+) -> list[Result]:
+    """Ours vs kornia as table rows (median ratio); --quick: the composite pipelines only."""
+    device = device or torch.device("cpu")
+    torch.manual_seed(0)
+    generator = torch.Generator(device=device).manual_seed(0)
+    repeats, batches = (3, [512]) if quick else (15, [64, 512])
+    results = []
+    for case in cases(generator):
+        if case.theirs is None or (quick and "," not in case.name):
+            continue
+        for batch in batches:
+            x = torch.rand(batch, *case.shape, device=device)
+            ours, theirs = time_pair(case, x, repeats, calls=max(1, 512 // batch))
+            results.append(
+                Result(
+                    "augment",
+                    f"{case.name} (b{batch})",
+                    batch / ours.median,
+                    batch / theirs.median,
+                    note=f"kornia {case.theirs_name}; median of {repeats}, fastest runs "
+                    f"{theirs.best / ours.best:.2f}x",
+                )
+            )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 512])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    args.device = device_of(args.device)
     torch.manual_seed(0)  # kornia draws from the global generator
     generator = torch.Generator(device=args.device).manual_seed(0)
     print(

@@ -36,15 +36,18 @@ def reference_loader(
     batch_size: int,
     workers: int,
     tensor_transforms: tuple = (),
+    train: bool = True,
 ) -> DataLoader:
-    """Per-sample PIL transforms, then ToTensor and Normalize, then tensor transforms."""
+    """Per-sample PIL transforms, then ToTensor and Normalize, then tensor transforms.
+
+    ``train``: shuffled, incomplete last batch dropped; else in order, every sample once."""
     transform = T.Compose(
         [*pil_transforms, T.ToTensor(), T.Normalize(mean, std), *tensor_transforms]
     )
     return DataLoader(
         PerSampleDataset(images, labels, transform),
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=train,
         num_workers=workers,
-        drop_last=True,
+        drop_last=train,
     )

@@ -1,0 +1,109 @@
+"""FLOP utilisation: the VGG-style net's training FLOP/s against the machine's matmul peak.
+
+Training FLOP/s = multiply-accumulates per image (``cnnlab.models.summary``, convolutions
+and dense layers) x 6 (2 FLOPs per MAC forward, 4 backward) x the images/s of a real
+`cnnlab train` run (precision ``auto``). The peaks are large square matmuls timed in the
+same run, before and after training (the faster counts), in bf16 and in fp32: on a CPU
+without native bf16 (AVX2 only) bf16 is emulated, far below fp32, and the fp32 figure is
+the meaningful one there.
+
+    python benchmarks/flops.py [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from common import Result, add_common_args, run_main, sync
+from train import CASES, cnnlab_run, sized
+
+from cnnlab.data.sources import load_dataset
+from cnnlab.train.precision import cpu_has_native_bf16
+
+TARGET = 0.6
+
+
+def matmul_size(dtype: torch.dtype, device: torch.device, quick: bool) -> int:
+    if device.type == "cuda":
+        return 8192
+    if dtype is torch.bfloat16 and not cpu_has_native_bf16():
+        return 512  # emulated: about 40x slower than fp32 on an AVX2 CPU
+    return 1024 if quick else 2048
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, quick: bool, reps: int = 5) -> float:
+    """FLOP/s of the fastest of ``reps`` n x n matmuls (after one warm-up)."""
+    n = matmul_size(dtype, device, quick)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def measure(
+    quick: bool = False, data_dir: Path | None = None, device: torch.device | None = None
+) -> list[Result]:
+    device = device or torch.device("cpu")
+    case = sized(CASES["vgg-128"], quick, device)
+    if quick and device.type == "cpu":
+        case = replace(case, batch_size=32)  # a b128 step takes 10-30 s on a 2-core CPU
+    data = load_dataset(case.dataset, data_dir)
+    dtypes = (torch.bfloat16, torch.float32)
+    peaks = {d: matmul_peak(d, device, quick) for d in dtypes}
+    cnnlab_run(case, data, device, 1)  # warm-up
+    rate, summary = 0.0, {}
+    for _ in range(case.rounds):
+        summary = cnnlab_run(case, data, device, case.steps)
+        rate = max(rate, summary["images_per_s"])
+    peaks = {d: max(peaks[d], matmul_peak(d, device, quick)) for d in dtypes}
+    flops = summary["macs_per_image"] * 6 * rate
+    native = device.type == "cuda" or cpu_has_native_bf16()
+    work = (
+        f"{summary['macs_per_image'] / 1e6:.0f} M MACs x 6 x {rate:,.1f} img/s "
+        f"({summary['precision']}, b{case.batch_size})"
+    )
+    # The target applies against the peak of the dtype cnnlab trains in here.
+    trains_in = "fp32" if "fp32" in summary["precision"] else "bf16"
+    results = []
+    for dtype, name in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
+        note = work if name == trains_in else f"training runs {trains_in}, no target"
+        if name == "bf16":
+            note += "; bf16 " + ("native" if native else "emulated (no native bf16): a low peak")
+        results.append(
+            Result(
+                "flops",
+                f"vgg13-leaky training vs {name} matmul peak",
+                flops / 1e9,
+                peaks[dtype] / 1e9,
+                unit="GFLOP/s",
+                ratio=flops / peaks[dtype],
+                percent=True,
+                target=TARGET if name == trains_in else None,
+                note=note,
+            )
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser)
+    args = parser.parse_args()
+    run_main(measure, "FLOP utilisation of training", args)
+
+
+if __name__ == "__main__":
+    main()

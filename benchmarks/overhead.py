@@ -1,0 +1,155 @@
+"""Study overhead: the share of a real `cnnlab run` spent outside training steps.
+
+A small study (LeNet-5 and LeNet-5 + BN on real MNIST, 2 seeds x 2 epochs) is written to a
+temporary folder and run exactly as a user runs it: a `cnnlab run` process, report
+included. Its wall time is split with the figures cnnlab records: training steps (the
+summaries' step_seconds), data loading (train_seconds - step_seconds), evaluation
+(eval_seconds), the rest of each run (model set-up, checkpoints, metrics, plots and
+database writes: each run's start-to-end time in the store minus its train and eval
+time), and the rest of the process (start-up and imports, dataset load, planning, the
+report). With --quick: one seed, on the first 1280 training and 1000 test images of real
+MNIST (written as IDX files), so the fixed costs weigh more than in the full run.
+
+    python benchmarks/overhead.py [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import Result, add_common_args, run_main
+
+from cnnlab.data.sources import load_dataset
+from cnnlab.study.store import load_results
+
+TARGET = 0.05  # at most this share of the wall time outside training steps
+
+STUDY = """\
+[study]
+name = "overhead"
+dataset = "mnist"
+seeds = {seeds}
+baseline = "lenet5"
+
+[defaults]
+model = "lenet5"
+epochs = 2
+batch_size = 128
+device = "{device}"
+
+[[variant]]
+name = "lenet5"
+
+[[variant]]
+name = "lenet5-bn"
+model_args = {{ batch_norm = true }}
+"""
+
+
+def write_idx(folder: Path, stem: str, array: np.ndarray) -> None:
+    """An uncompressed IDX file, the format MNIST ships in (uint8 data)."""
+    dims = array.shape
+    header = struct.pack(f">I{len(dims)}I", 0x0800 + len(dims), *dims)
+    (folder / stem).write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def mnist_subset(data_dir: Path | None, out: Path, n_train: int, n_test: int) -> Path:
+    data = load_dataset("mnist", data_dir)
+    folder = out / "mnist"
+    folder.mkdir(parents=True)
+    for prefix, split, n in (("train", data.train, n_train), ("t10k", data.test, n_test)):
+        write_idx(folder, f"{prefix}-images-idx3-ubyte", split.images[:n, 0])
+        write_idx(folder, f"{prefix}-labels-idx1-ubyte", split.labels[:n])
+    return out
+
+
+def run_study(folder: Path, data_dir: Path | None, device: torch.device, quick: bool) -> float:
+    """Wall seconds of `cnnlab run` on the study, as a user would start it."""
+    study = folder / "overhead.toml"
+    study.write_text(STUDY.format(seeds="[0]" if quick else "[0, 1]", device=device.type))
+    command = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "run",
+        str(study),
+        "--out",
+        str(folder / "out"),
+        "--quiet",
+    ]
+    if data_dir is not None:
+        command += ["--data-dir", str(data_dir)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(
+    quick: bool = False, data_dir: Path | None = None, device: torch.device | None = None
+) -> list[Result]:
+    device = device or torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if quick:
+            data_dir = mnist_subset(data_dir, folder / "data", 1280, 1000)
+        wall = run_study(folder, data_dir, device, quick)
+        runs = load_results(folder / "out").runs
+    failed = [r for r in runs if r.summary is None]
+    if failed:
+        raise RuntimeError(f"overhead study: {len(failed)} runs failed: {failed[0].error}")
+    summaries = [r.summary for r in runs if r.summary is not None]
+    steps = sum(s["step_seconds"] for s in summaries)
+    loading = sum(s["train_seconds"] - s["step_seconds"] for s in summaries)
+    evaluation = sum(s["eval_seconds"] for s in summaries)
+    in_runs = sum((r.ended_at or 0.0) - (r.started_at or 0.0) for r in runs)
+    parts = {
+        "training steps": steps,
+        "data loading (train - step seconds)": loading,
+        "evaluation": evaluation,
+        "runs' set-up, checkpoints, plots, database": in_runs - steps - loading - evaluation,
+        "start-up, dataset load, planning, report": wall - in_runs,
+    }
+    size = "1280 train images, 1 seed" if quick else "60000 train images, 2 seeds"
+    results = [
+        Result(
+            "overhead",
+            "outside training steps (share of wall)",
+            wall - steps,
+            wall,
+            unit="s",
+            ratio=(wall - steps) / wall,
+            percent=True,
+            target=TARGET,
+            at_most=True,
+            note=f"`cnnlab run`, {len(runs)} runs x 2 epochs of LeNet-5 ({size}); "
+            "reference column: total wall time",
+        )
+    ]
+    for name, seconds in parts.items():
+        results.append(
+            Result(
+                "overhead", f"  {name}", seconds, wall, unit="s", ratio=seconds / wall, percent=True
+            )
+        )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser)
+    args = parser.parse_args()
+    run_main(measure, "study overhead: wall time outside training steps", args)
+
+
+if __name__ == "__main__":
+    main()
