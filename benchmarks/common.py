@@ -215,3 +215,12 @@ def run_main(
     start = time.perf_counter()
     results = measure(quick=args.quick, data_dir=args.data_dir, device=device, **kwargs)
     report(results, title, info, args.json, time.perf_counter() - start)
+
+
+def script_main(measure: Callable[..., list[Result]], title: str, doc: str | None) -> None:
+    """The whole main() of a script that takes only the common flags."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_common_args(parser)
+    run_main(measure, title, parser.parse_args())

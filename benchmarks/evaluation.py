@@ -14,7 +14,6 @@ takes 10-50 ms an image on a 2-core CPU).
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import Result, add_common_args, best_rate, run_main
+from common import Result, best_rate, script_main
 from reference import reference_loader
 
 from cnnlab.data.arrays import DatasetArrays, Split
@@ -166,12 +165,9 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    script_main(
+        measure, "evaluation images/s: predict_logits vs plain DataLoader eval loop", __doc__
     )
-    add_common_args(parser)
-    args = parser.parse_args()
-    run_main(measure, "evaluation images/s: predict_logits vs plain DataLoader eval loop", args)
 
 
 if __name__ == "__main__":

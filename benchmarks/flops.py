@@ -12,13 +12,12 @@ the meaningful one there.
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from common import Result, add_common_args, run_main, sync
+from common import Result, script_main, sync
 from train import CASES, cnnlab_run, sized
 
 from cnnlab.data.sources import load_dataset
@@ -97,12 +96,7 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
-    args = parser.parse_args()
-    run_main(measure, "FLOP utilisation of training", args)
+    script_main(measure, "FLOP utilisation of training", __doc__)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ MNIST (written as IDX files), so the fixed costs weigh more than in the full run
 
 from __future__ import annotations
 
-import argparse
 import struct
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import Result, add_common_args, run_main
+from common import Result, script_main
 
 from cnnlab.data.sources import load_dataset
 from cnnlab.study.store import load_results
@@ -143,12 +142,7 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_args(parser)
-    args = parser.parse_args()
-    run_main(measure, "study overhead: wall time outside training steps", args)
+    script_main(measure, "study overhead: wall time outside training steps", __doc__)
 
 
 if __name__ == "__main__":
