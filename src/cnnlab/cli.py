@@ -368,29 +368,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accuracy_table(title: str, what: str, rows: Sequence[tuple[str, float, int]]) -> Table:
+    table = Table(title=title)
+    table.add_column(what)
+    table.add_column("accuracy", justify="right")
+    table.add_column("images", justify="right")
+    for name, acc, count in rows:
+        table.add_row(name, f"{100 * acc:.2f}%", str(count))
+    return table
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.train.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(
         args.checkpoint, args.dataset, args.data_dir, args.out, args.device
     )
-    table = Table(
-        title=f"{report.dataset}: accuracy {100 * report.accuracy:.2f}%, loss {report.loss:.4f}"
-    )
-    table.add_column("class")
-    table.add_column("accuracy", justify="right")
-    table.add_column("images", justify="right")
-    for name, acc, count in report.per_class:
-        table.add_row(name, f"{100 * acc:.2f}%", str(count))
-    console.print(table)
+    title = f"{report.dataset}: accuracy {100 * report.accuracy:.2f}%, loss {report.loss:.4f}"
+    console.print(_accuracy_table(title, "class", report.per_class))
     if report.per_domain:
-        domains = Table(title="accuracy per domain")
-        domains.add_column("domain")
-        domains.add_column("accuracy", justify="right")
-        domains.add_column("images", justify="right")
-        for name, acc, count in report.per_domain:
-            domains.add_row(name, f"{100 * acc:.2f}%", str(count))
-        console.print(domains)
+        console.print(_accuracy_table("accuracy per domain", "domain", report.per_domain))
     console.print(f"confusion matrix: {report.confusion_png}")
     return 0
 

@@ -389,7 +389,8 @@ class Recolor(_Op[RecolorParams]):
             texture = _texture(x, generator, self.texture, h, w)
         return RecolorParams(light, dark, u[:, 8] < self.p_invert, keep_gray, texture)
 
-    def apply(self, x: Tensor, params: RecolorParams) -> Tensor:
+    def apply(self, x: Tensor, params: RecolorParams, painted: Tensor | None = None) -> Tensor:
+        """``painted``: :meth:`recolored` of ``x`` and ``params``, when the caller has it."""
         gray = x if x.shape[1] == 1 else x.mean(1, keepdim=True)
         invert = params.invert[:, None]
         fg = torch.where(invert, params.dark, params.light).to(x.dtype)[:, :, None, None]
@@ -401,8 +402,9 @@ class Recolor(_Op[RecolorParams]):
         out = out.clamp_(0.0, 1.0)
         if x.shape[1] == 1 and params.keep_gray is None:
             return out  # every image is gray and recoloured: nothing to select
-        recolor = self.recolored(x, params)
-        return torch.where(recolor[:, None, None, None], out, x.expand(-1, 3, -1, -1))
+        if painted is None:
+            painted = self.recolored(x, params)
+        return torch.where(painted[:, None, None, None], out, x.expand(-1, 3, -1, -1))
 
     @staticmethod
     def recolored(x: Tensor, params: RecolorParams) -> Tensor:
@@ -731,7 +733,7 @@ class Augment:
         if self.recolor is not None:
             params = self.recolor.sample_params(x, generator)
             painted = Recolor.recolored(x, params)
-            x = self.recolor.apply(x, params)
+            x = self.recolor.apply(x, params, painted)
         flip = None if self.flip is None else self.flip.sample_params(x, generator)
         if self.geometric:
             h, w = x.shape[-2:]
