@@ -69,8 +69,8 @@ CASES = {
 
 
 def default_cases(quick: bool, device: torch.device) -> list[str]:
-    if quick and device.type == "cpu":
-        return ["lenet5-64", "lenet5-256", "lenet5-512"]  # a CIFAR step takes 10-100 s on a 2-core CPU
+    if quick and device.type == "cpu":  # a CIFAR step takes 10-100 s on a 2-core CPU
+        return ["lenet5-64", "lenet5-256", "lenet5-512"]
     return list(CASES)
 
 
