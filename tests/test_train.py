@@ -18,7 +18,12 @@ from cnnlab.train.config import load_config_file, make_config
 from cnnlab.train.evaluate import evaluate_checkpoint
 from cnnlab.train.loop import train
 from cnnlab.train.precision import resolve_precision
-from cnnlab.train.prepare import accuracy_by_domain, domain_counts, predict_logits
+from cnnlab.train.prepare import (
+    accuracy_by_domain,
+    domain_counts,
+    make_loaders,
+    predict_logits,
+)
 from cnnlab.train.progress import QuietReporter
 from cnnlab.train.recipe import lr_factor
 
@@ -313,3 +318,20 @@ def test_compiled_training_matches_eager_closely(data_dir, tmp_path):
     compiled = train(small_config(data_dir, epochs=1, compile=True), tmp_path / "compiled")
     # Same seed and data: fused kernels round differently, but only in the last bits.
     assert compiled["final"]["test_loss"] == pytest.approx(eager["final"]["test_loss"], rel=1e-3)
+
+
+def test_runs_on_the_same_dataset_share_its_padding_and_statistics(data_dir):
+    data = load_dataset("mnist", data_dir)
+    precision = resolve_precision("fp32", "cpu")
+    first = make_loaders(small_config(data_dir), data, precision, (32, 32))
+    again = make_loaders(small_config(data_dir, seed=1), data, precision, (32, 32))
+    # On the CPU the loader's tensor shares the padded array's memory.
+    assert again.train.images.data_ptr() == first.train.images.data_ptr()  # reused
+    held_out = make_loaders(small_config(data_dir, val_fraction=0.2), data, precision, (32, 32))
+    assert held_out.val is not None
+    assert held_out.train.num_samples < first.train.num_samples
+    reloaded = load_dataset("mnist", data_dir)  # equal arrays, another object: recomputed
+    other = make_loaders(small_config(data_dir), reloaded, precision, (32, 32))
+    assert other.train.images.data_ptr() != first.train.images.data_ptr()
+    assert other.normalization == first.normalization
+    assert first.input_shape == (1, 32, 32)
