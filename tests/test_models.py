@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from fakedata import raises_one_line
 from rich.table import Table
 from torch import nn
 
@@ -25,7 +26,14 @@ from cnnlab.models import (
     summarize,
 )
 from cnnlab.models.init import INIT_NAMES, fans, init_weights
-from cnnlab.models.layers import AvgPool2dSame, Conv2dSame, MaxPool2dSame, same_pads
+from cnnlab.models.layers import (
+    AvgPool2dSame,
+    Conv2dSame,
+    MaxPool2dSame,
+    PatchWhitening,
+    data_fitted_layers,
+    same_pads,
+)
 from cnnlab.models.spec import LAYER_TYPES
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -429,6 +437,7 @@ type = "dense"
 
 FLAT_LAYERS = """
 layer = [
+  { type = "whiten", kernel = 3, eps = 1e-3 },
   { type = "conv", filters = 4, kernel = 3, padding = "valid" },
   { type = "global_max_pool" },
   { type = "flatten" },
@@ -460,6 +469,34 @@ def test_every_layer_type_builds_and_runs(tmp_path: Path) -> None:
     assert zoo.activation3.negative_slope == 0.2 and zoo.leaky_relu8.negative_slope == 0.01
     assert zoo.conv4.weight.abs().max() <= 2 * math.sqrt(2 / 72) / 0.87962566103423978 + 1e-6
     assert [name for name, _ in zoo.named_children()][:3] == ["conv1", "conv1_gelu", "batch_norm2"]
+    assert flat.whiten1.out_channels == 2 * 3 * 3 * 3 and flat.whiten1.eps == 1e-3
+    assert flat.whiten1.weight.grad is None and flat.whiten1.bias.grad is not None
+
+
+def test_patch_whitening_decorrelates_the_patches_it_was_fitted_to() -> None:
+    torch.manual_seed(0)
+    images = torch.randn(300, 3, 16, 16)
+    images[:, 1] = 0.9 * images[:, 0] + 0.1 * images[:, 1]  # strongly correlated channels
+    images = images + 0.5 * images.roll(1, dims=3)  # and neighbouring pixels
+    layer = PatchWhitening(3, (2, 2), eps=1e-8)
+    layer.fit(images, chunk=64)  # chunks add up to the whole
+    out = (layer(images) - layer.bias.view(1, -1, 1, 1)).detach()
+    half = out[:, :12].permute(0, 2, 3, 1).reshape(-1, 12)
+    covariance = half.T @ half / len(half)
+    assert torch.allclose(covariance, torch.eye(12), atol=1e-3)
+    assert torch.equal(out[:, 12:], -out[:, :12])  # each filter and its negative
+    # Largest variance first: its filter is scaled down the most.
+    norms = layer.weight[:12].flatten(1).norm(dim=1)
+    assert (norms[1:] >= norms[:-1] - 1e-6).all() and norms[-1] > 10 * norms[0]
+
+
+def test_whitening_must_come_first_and_is_fitted_before_training(tmp_path: Path) -> None:
+    late = '[[layer]]\ntype = "relu"\n[[layer]]\ntype = "whiten"\n'
+    with raises_one_line(ConfigError, "layer 2 (whiten): must be the first layer"):
+        build(write(tmp_path, late))
+    model = build(write(tmp_path, FLAT_LAYERS, "flat.toml"))
+    assert data_fitted_layers(model) == [model.whiten1]
+    assert data_fitted_layers(build(write(tmp_path, EVERY_LAYER, "zoo.toml"))) == []
 
 
 def test_shipped_lenet5_file_is_the_builtin_lenet5() -> None:
@@ -503,7 +540,7 @@ def test_shipped_model_files_build_and_train(path: Path) -> None:
     out = model(torch.randn(2, *CIFAR))
     out.sum().backward()
     assert out.shape == (2, 10)
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     fast = model.to(memory_format=torch.channels_last)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = fast(torch.randn(2, *CIFAR).to(memory_format=torch.channels_last))

@@ -12,6 +12,7 @@ from cnnlab.data.arrays import Split
 from cnnlab.data.loader import DeviceLoader, Normalization
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import ConfigError
+from cnnlab.models.layers import PatchWhitening
 from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import load_checkpoint
 from cnnlab.train.config import load_config_file, make_config
@@ -335,3 +336,22 @@ def test_runs_on_the_same_dataset_share_its_padding_and_statistics(data_dir):
     assert other.train.images.data_ptr() != first.train.images.data_ptr()
     assert other.normalization == first.normalization
     assert first.input_shape == (1, 32, 32)
+
+
+def test_a_whitening_layer_is_fitted_to_the_training_images_and_stays_frozen(data_dir, tmp_path):
+    model_file = tmp_path / "whitened.toml"
+    model_file.write_text(
+        'layer = [\n  { type = "whiten", kernel = 2 }, { type = "relu" },\n'
+        '  { type = "conv", filters = 8, kernel = 3 }, { type = "relu" },\n'
+        '  { type = "global_max_pool" }, { type = "dense" },\n]\n'
+    )
+    cfg = small_config(data_dir, model=str(model_file), epochs=1, ema_decay=0.9)
+    train(cfg, tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    data = load_dataset("mnist", data_dir)
+    loaders = make_loaders(cfg, data, resolve_precision("fp32", "cpu"))
+    expected = PatchWhitening(1, (2, 2), eps=5e-4)
+    expected.fit(loaders.train.head(5000))
+    for weights in (saved.state_dict, saved.averaged_state_dict):
+        torch.testing.assert_close(weights["whiten1.weight"], expected.weight, rtol=0, atol=0)
+        assert weights["whiten1.bias"].abs().sum() > 0  # the bias trained

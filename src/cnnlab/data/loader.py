@@ -126,6 +126,12 @@ class DeviceLoader:
     def num_samples(self) -> int:
         return len(self.labels)
 
+    def head(self, n: int) -> torch.Tensor:
+        """The first ``n`` images of the split in storage order, normalised as batches are
+        but not augmented: a fixed sample to fit data-dependent layers to."""
+        x = self.images[:n].float().div_(255.0)
+        return (x - self._mean) / self._std
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

@@ -22,6 +22,7 @@ from cnnlab.models.layers import (
     GlobalMaxPool,
     MaxPool2dSame,
     Pair,
+    PatchWhitening,
 )
 from cnnlab.models.spec import (
     CLASSES,
@@ -35,6 +36,7 @@ from cnnlab.models.spec import (
     NamedActivation,
     Pool,
     Reshape,
+    Whiten,
 )
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -146,6 +148,9 @@ def _modules(
             return [(name, _pool(layer, shape))]
         case Dropout():
             return [(name, nn.Dropout(layer.rate))]
+        case Whiten():
+            _need_image(shape)
+            return [(name, PatchWhitening(shape[1], _pair(layer.kernel), layer.eps))]
         case Reshape(type="flatten"):
             return [(name, nn.Flatten())]
         case Reshape():
@@ -163,6 +168,9 @@ def build_sequential(
     with torch.no_grad():
         for number, layer in enumerate(layers, 1):
             label = f"{where}: layer {number} ({layer.type})"
+            if isinstance(layer, Whiten) and number != 1:
+                # It is fitted to the input images, so it must see them.
+                raise ConfigError(f"{label}: must be the first layer (it whitens the input)")
             try:
                 built = _modules(layer, f"{layer.type}{number}", x.shape, num_classes)
             except _ShapeError as e:

@@ -1,4 +1,5 @@
-"""Layers PyTorch lacks: TensorFlow's 'same' padding, global pools, a constant scale.
+"""Layers PyTorch lacks: TensorFlow's 'same' padding, global pools, a constant scale, and
+a patch-whitening conv fitted to the data.
 
 TensorFlow ('same') pads so that the output has ceil(size / stride) positions and puts
 any odd pixel of padding after the input, not before. PyTorch's integer padding is
@@ -138,6 +139,54 @@ class Scale(nn.Module):
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"
+
+
+class PatchWhitening(nn.Conv2d):
+    """A conv whose frozen filters whiten k x k patches of the training images (see ``fit``).
+
+    Until fitted its filters are random (like any conv's); ``fit`` replaces them. The
+    filters are a parameter without gradient, so they travel in the state dict and
+    checkpoints while the optimizer leaves them alone; the bias trains.
+    """
+
+    def __init__(self, channels: int, kernel: Pair, eps: float) -> None:
+        super().__init__(channels, 2 * channels * kernel[0] * kernel[1], kernel, bias=True)
+        self.eps = eps
+        self.weight.requires_grad_(False)
+        nn.init.zeros_(self.bias)
+
+    @torch.no_grad()
+    def fit(self, images: torch.Tensor, chunk: int = 256) -> None:
+        """Set the filters from normalised (N, C, H, W) images: every k x k patch counts.
+
+        The second moments of the patches (about zero, as the images are normalised) add
+        up over chunks of images: 5,000 CIFAR images hold 4.8 M 2x2 patches.
+        """
+        c = self.in_channels
+        kh, kw = self.kernel_size
+        size = c * kh * kw
+        moments = torch.zeros(size, size, dtype=torch.float64, device=images.device)
+        count = 0
+        for start in range(0, len(images), chunk):
+            block = images[start : start + chunk].float()
+            patches = block.unfold(2, kh, 1).unfold(3, kw, 1)  # N, C, H', W', kh, kw
+            flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, size).double()
+            moments += flat.T @ flat
+            count += len(flat)
+        eigenvalues, eigenvectors = torch.linalg.eigh(moments / max(count, 1))  # ascending
+        eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0), eigenvectors.flip(1).T
+        filters = eigenvectors / torch.sqrt(eigenvalues + self.eps).unsqueeze(1)
+        filters = filters.reshape(size, c, kh, kw)
+        self.weight.copy_(torch.cat([filters, -filters]).to(self.weight))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, eps={self.eps}, frozen filters"
+
+
+def data_fitted_layers(model: nn.Module) -> list[PatchWhitening]:
+    """Layers to fit to the training images before training (only a first layer can be:
+    the model builder refuses whitening anywhere else)."""
+    return [m for m in model.modules() if isinstance(m, PatchWhitening)]
 
 
 def flat_features(features: nn.Module, in_shape: tuple[int, int, int]) -> int:

@@ -177,6 +177,19 @@ class Dropout(_Layer):
     rate: Annotated[float, Field(ge=0, lt=1)]
 
 
+class Whiten(_Layer):
+    """A frozen conv that whitens image patches, fitted to the training images before training.
+
+    It has 2 x channels x kernel^2 filters: each eigenvector of the patch covariance scaled by
+    1/sqrt(eigenvalue + eps), and its negative (so a following ReLU/GELU loses nothing). The
+    speed-run trick of the airbench and hlb-CIFAR10 write-ups; only its bias is trained.
+    """
+
+    type: Literal["whiten"]
+    kernel: Size = 2
+    eps: Annotated[float, Field(gt=0)] = 5e-4
+
+
 class Reshape(_Layer):
     """Layers without settings."""
 
@@ -184,7 +197,16 @@ class Reshape(_Layer):
 
 
 Layer = (
-    Conv | Dense | BatchNorm | Activation | LeakyRelu | NamedActivation | Pool | Dropout | Reshape
+    Conv
+    | Dense
+    | BatchNorm
+    | Activation
+    | LeakyRelu
+    | NamedActivation
+    | Pool
+    | Dropout
+    | Whiten
+    | Reshape
 )
 
 _LAYER_CLASSES: tuple[type[_Layer], ...] = (
@@ -196,6 +218,7 @@ _LAYER_CLASSES: tuple[type[_Layer], ...] = (
     NamedActivation,
     Pool,
     Dropout,
+    Whiten,
     Reshape,
 )
 LAYER_TYPES: dict[str, type[_Layer]] = {

@@ -24,6 +24,7 @@ from cnnlab.atomic import atomic_write_text
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.models.layers import data_fitted_layers
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model, summarize
 from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -43,6 +44,9 @@ METRIC_COLUMNS = [
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
     "images_per_s", "epoch_seconds", "wall_seconds",
 ]  # fmt: skip
+# Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
+# patches, plenty for a 12 x 12 covariance, in well under a second.
+WHITENING_SAMPLE = 5000
 STEP_REPORT_EVERY = 20  # steps between progress-bar refreshes (each costs a device sync)
 
 
@@ -98,6 +102,8 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = build_model(spec, loaders.input_shape, len(loaders.classes))
+    for layer in data_fitted_layers(model):  # a resumed run then loads the fitted filters
+        layer.fit(loaders.train.head(WHITENING_SAMPLE))
     summary_info = summarize(model, loaders.input_shape)
     model = model.to(precision.device)
     if precision.channels_last:
