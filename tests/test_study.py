@@ -476,6 +476,26 @@ def mlp_study(
     )
 
 
+def test_variants_option_keeps_the_named_variants_and_their_run_ids(tmp_path):
+    body = TINY_DEFAULTS + GOOD_VARIANTS + '\n[grid]\n"optimizer.lr" = [1e-1, 1e-3]\n'
+    path = write_study(tmp_path, body)
+    full = load_study(path)
+    only = load_study(path, variants=["+dropout"])  # a [[variant]] name: all its grid points
+    assert only.variant_names == ["+dropout lr=0.1", "+dropout lr=0.001"]
+    assert only.baseline == "+dropout lr=0.1"  # the study's baseline ("a ...") was left out
+    assert only.options["variants"] == ["+dropout"]
+    ids = {(r.variant, r.seed): r.run_id for r in full.plan(tmp_path / "out")}
+    for run in only.plan(tmp_path / "out"):
+        assert ids[(run.variant, run.seed)] == run.run_id  # the same runs as in the full study
+    one = load_study(path, variants=["a lr=0.001", "a lr=0.1"])
+    assert one.variant_names == ["a lr=0.1", "a lr=0.001"]  # file order
+    assert one.baseline == "a lr=0.1" == full.baseline
+    with pytest.raises(ConfigError, match=r"no variant 'b'; variants: a, \+dropout$"):
+        load_study(path, variants=["a", "b"])
+    with pytest.raises(ConfigError, match="--variants is empty"):
+        load_study(path, variants=[])
+
+
 def test_tiny_study_end_to_end_through_the_cli(data_dir, tmp_path, capsys):
     study = write_study(
         tmp_path,

@@ -536,6 +536,7 @@ RUN_EPILOG = """\
 examples:
   cnnlab run studies/quick-fashion.toml          every variant x seed; results in runs/<name>
   cnnlab run studies/seed004-cifar10-17.toml --epochs-scale 0.1 --seeds 0,1
+  cnnlab run studies/cifar10-fast.toml --variants fast   one variant of the study
   cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
   cnnlab run study.toml --retry-failed           run the failed runs again too
 
@@ -564,6 +565,12 @@ def _add_run_parser(sub: argparse._SubParsersAction) -> None:
         help="multiply every run's epochs (rounded, at least 1), e.g. 0.2 for a quick look",
     )
     p.add_argument("--seeds", metavar="LIST", help="replace the study's seeds, e.g. 0,1")
+    p.add_argument(
+        "--variants",
+        metavar="NAMES",
+        help="run only these variants, comma-separated, e.g. fast (the baseline stays the "
+        "study's if chosen, else the first one named)",
+    )
     p.add_argument("--dataset", help="replace the study's dataset, e.g. folder:cifar10-jpeg.tar.gz")
     p.add_argument(
         "--data-dir",
@@ -597,6 +604,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
         epochs_scale=args.epochs_scale,
         data_dir=args.data_dir,
+        variants=[v.strip() for v in args.variants.split(",") if v.strip()]
+        if args.variants is not None
+        else None,
     )
     out = Path(args.out or default_out_dir(study))
     if not args.quiet:

@@ -188,6 +188,7 @@ def load_study(
     seeds: Sequence[int] | None = None,
     epochs_scale: float | None = None,
     data_dir: Path | None = None,
+    variants: Sequence[str] | None = None,
 ) -> Study:
     """Read, validate and expand a study file; raise a one-line ConfigError on any problem.
 
@@ -195,7 +196,9 @@ def load_study(
     folder), ``seeds`` the seed list, ``data_dir`` every run's data_dir;
     ``epochs_scale`` multiplies every run's epochs (rounded half up, at least 1) and
     stretches the epoch-based schedule settings (``warmup_epochs``, ``step_every``)
-    by the same factor as the epochs actually changed.
+    by the same factor as the epochs actually changed. ``variants`` keeps only the
+    variants named (a [[variant]] name keeps all its grid points); the baseline stays the
+    study's when it is kept, else it is the first variant kept.
     """
     path = Path(path)
     where = str(path)
@@ -240,7 +243,7 @@ def load_study(
         settings = _checked_settings(settings, label, base, variant=True)
         bases.append((name, _merge(defaults, settings)))
 
-    variants: list[Variant] = []
+    all_variants: list[Variant] = []
     labels = _grid_labels(list(grid))
     for name, settings in bases:
         for point in itertools.product(*grid.values()) if grid else [()]:
@@ -250,14 +253,18 @@ def load_study(
                 merged = _set_dotted(merged, key, _relative_value(key, value, base))
                 suffix.append(f"{label}={_format_value(value)}")
             full = " ".join([name, *suffix])
-            if any(v.name == full for v in variants):
+            if any(v.name == full for v in all_variants):
                 raise ConfigError(
                     f"{where}: variant name '{full}' comes out twice from the grid; "
                     "make the variant names or the grid values differ"
                 )
-            variants.append(Variant(name=full, base=name, settings=merged))
+            all_variants.append(Variant(name=full, base=name, settings=merged))
 
-    baseline = _baseline(section.baseline, variants, where)
+    baseline = _baseline(section.baseline, all_variants, where)
+    if variants is not None:
+        chosen = _chosen_variants(all_variants, variants, where)
+        baseline = baseline if any(v.name == baseline for v in chosen) else chosen[0].name
+        all_variants = chosen
     study = Study(
         path=path,
         text=text,
@@ -266,11 +273,12 @@ def load_study(
         dataset=study_dataset,
         seeds=seed_list,
         baseline=baseline,
-        variants=variants,
+        variants=all_variants,
         options={
             "dataset": study_dataset if dataset is not None else None,
             "seeds": list(seeds) if seeds is not None else None,
             "epochs_scale": epochs_scale,
+            "variants": list(variants) if variants is not None else None,
             "data_dir": str(Path(data_dir).expanduser().resolve())
             if data_dir is not None
             else None,
@@ -441,6 +449,17 @@ def _set_dotted(settings: Mapping[str, Any], key: str, value: Any) -> dict[str, 
     inner[parts[1]] = value
     out[parts[0]] = inner
     return out
+
+
+def _chosen_variants(variants: list[Variant], names: Sequence[str], where: str) -> list[Variant]:
+    """The variants named (expanded names or [[variant]] names), in file order."""
+    known = {v.name for v in variants} | {v.base for v in variants}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        listed = ", ".join(dict.fromkeys(v.base for v in variants))
+        what = f"no variant '{unknown[0]}'" if unknown else "--variants is empty"
+        raise ConfigError(f"{where}: {what}; variants: {listed}")
+    return [v for v in variants if v.name in names or v.base in names]
 
 
 def _baseline(name: str | None, variants: list[Variant], where: str) -> str:
