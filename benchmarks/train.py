@@ -57,6 +57,8 @@ def cifar(model: str, batch: int, target: float | None = None) -> Case:
     return Case("cifar10", model, batch, 1, 3, *CIFAR_AUG, workers=(0,), target=target)
 
 
+FAST_NET = str(Path(__file__).resolve().parents[1] / "models" / "cifar10-fast-narrow.toml")
+
 CASES = {
     "lenet5-64": Case("mnist", "lenet5", 64, 100, 3, target=4.0),
     "lenet5-256": Case("mnist", "lenet5", 256, 50, 3, target=3.0),  # issue 3's batch size
@@ -65,6 +67,18 @@ CASES = {
     "vgg-512": cifar("vgg13-leaky", 512, 5.0),
     "resnet18-128": cifar("resnet18", 128),
     "resnet18-512": cifar("resnet18", 512),
+    # The CIFAR-10 fast recipe's network and batch (studies/cifar10-fast.toml): a step
+    # takes about 0.25 s here, so more of them per round.
+    "fast-128": Case(
+        "cifar10",
+        FAST_NET,
+        128,
+        20,
+        3,
+        "flip,pad=2",
+        (T.RandomHorizontalFlip(), T.RandomCrop(32, padding=2, padding_mode="reflect")),
+        (0,),
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from cnnlab.inference.export import (
     export_checkpoint,
     reference_logits,
 )
+from cnnlab.models.layers import data_fitted_layers
 from cnnlab.models.registry import build_model, resolve_model
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
@@ -32,12 +33,20 @@ MODELS = {
 
 
 def make_checkpoint(
-    path: Path, args: dict, shape: tuple[int, int, int], dataset: str, data_dir: Path | None
+    path: Path,
+    args: dict,
+    shape: tuple[int, int, int],
+    dataset: str,
+    data_dir: Path | None,
+    model_name: str = "lenet5",
 ) -> Path:
-    """A LeNet-5 checkpoint with random weights and, with batch norm, non-trivial statistics."""
+    """A checkpoint (LeNet-5 unless named) with random weights and, with batch norm,
+    non-trivial statistics; a whitening layer is fitted to random images."""
     torch.manual_seed(0)
-    spec = resolve_model("lenet5", args)
+    spec = resolve_model(model_name, args)
     model = build_model(spec, shape, 10)
+    for layer in data_fitted_layers(model):
+        layer.fit(torch.rand(64, *shape) * torch.linspace(0.2, 2, shape[-1]))
     state = model.state_dict()
     for name, value in state.items():
         # Untrained batch norm is the identity (mean 0, var 1); give it statistics so
@@ -150,6 +159,20 @@ def test_export_agrees_with_predict_preprocessing(onnx_exports, checkpoints, tmp
         np.testing.assert_allclose(
             [got[f"c{i}"] for i in range(10)], row.numpy(), atol=1e-4, rtol=0
         )
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_a_whitening_model_exports_to_both_formats(data_dir, tmp_path):
+    model_file = tmp_path / "whitened.toml"
+    model_file.write_text(
+        'layer = [\n  { type = "whiten", kernel = 2 }, { type = "gelu" },\n'
+        '  { type = "conv", filters = 8, kernel = 3 }, { type = "batch_norm" },\n'
+        '  { type = "global_max_pool" }, { type = "dense" },\n]\n'
+    )
+    ckpt = make_checkpoint(tmp_path / "w.pt", {}, (1, 32, 32), "mnist", data_dir, str(model_file))
+    for suffix in ("onnx", "pt"):
+        result = export_checkpoint(ckpt, tmp_path / f"w-export.{suffix}")
+        assert result.max_abs_diff <= 1e-4 and result.checked_on == "200 mnist test images"
 
 
 def test_without_the_dataset_the_check_uses_random_images_and_says_so(tmp_path):
