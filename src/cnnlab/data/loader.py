@@ -129,7 +129,10 @@ class DeviceLoader:
     def head(self, n: int) -> torch.Tensor:
         """The first ``n`` images of the split in storage order, normalised as batches are
         but not augmented: a fixed sample to fit data-dependent layers to."""
-        x = self.images[:n].float().div_(255.0)
+        return self._normalize(self.images[:n].float().div_(255.0))
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels to the split's normalised units."""
         return (x - self._mean) / self._std
 
     def set_epoch(self, epoch: int) -> None:
@@ -159,7 +162,7 @@ class DeviceLoader:
             x = raw.float().div_(255.0)
             if self.augment is not None:
                 x = self.augment(x, gen)
-            x = (x - self._mean) / self._std
+            x = self._normalize(x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y

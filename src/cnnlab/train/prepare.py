@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,9 +37,9 @@ def shape_for_model(split: Split, input_size: tuple[int, int] | None) -> Split:
 
 # The last shaped splits: the runs of a study share one dataset, and padding and channel
 # statistics of 60k MNIST images cost 0.4-0.5 s a run (1.5% of a small LeNet-5 study).
-_last_shaped: tuple[tuple[object, ...], tuple[Split, Split | None, Split, Normalization]] | None = (
-    None
-)
+# Keyed by the split objects' identity, not equality; the key holds them, so no other
+# object can take their ids while it is cached.
+_last_shaped: tuple[tuple[Any, ...], tuple[Split, Split | None, Split, Normalization]] | None = None
 
 
 def _shaped_splits(
@@ -46,11 +47,10 @@ def _shaped_splits(
 ) -> tuple[Split, Split | None, Split, Normalization]:
     """Train, validation and test splits padded for the model, and the training statistics."""
     global _last_shaped
-    # The splits by identity, not equality: the cache holds them, so no other takes their id.
     key = (data.train, data.test, input_size, val_fraction)
     if _last_shaped is not None:
-        (train0, test0, *rest), shaped = _last_shaped
-        if train0 is data.train and test0 is data.test and rest == list(key[2:]):
+        (train0, test0, *settings), shaped = _last_shaped
+        if train0 is data.train and test0 is data.test and settings == [input_size, val_fraction]:
             return shaped
     train = shape_for_model(data.train, input_size)
     test = shape_for_model(data.test, input_size)
