@@ -2,10 +2,12 @@
 
 import base64
 import csv
+import dataclasses
 import io
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -448,6 +450,32 @@ def test_report_of_real_runs_predicts_with_the_best_checkpoint(real_study, real_
     for name in numbers["figures"]:
         with Image.open(real_report[0].parent / name) as im:
             assert im.format == "PNG" and im.size[0] > 300
+
+
+def test_runs_save_their_test_predictions_and_the_report_reads_them(real_study, tmp_path):
+    from cnnlab.analysis.report import predict_run
+    from cnnlab.train.saved_predictions import FILE
+
+    run = real_study.runs[0]
+    assert (run.run_dir / FILE).is_file()
+    saved = predict_run(run)
+    without = dataclasses.replace(run, run_dir=tmp_path / "without")
+    shutil.copytree(run.run_dir, without.run_dir)
+    (without.run_dir / FILE).unlink()
+    again = predict_run(without)  # predicted with the checkpoint
+    assert np.array_equal(saved.pred, again.pred) and np.array_equal(saved.true, again.true)
+    np.testing.assert_allclose(saved.prob, again.prob, atol=1e-5)
+    assert saved.accuracy == pytest.approx(run.final_test_acc, abs=1e-6)
+
+    # The saved file alone is enough: a broken checkpoint is never opened.
+    broken = dataclasses.replace(run, run_dir=tmp_path / "broken")
+    shutil.copytree(run.run_dir, broken.run_dir)
+    (broken.run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert np.array_equal(predict_run(broken).pred, saved.pred)
+    # Predictions of another epoch than the run's last are not used.
+    stale = dataclasses.replace(broken, summary={**run.summary, "epochs": 2})
+    with pytest.raises(CnnlabError):
+        predict_run(stale)
 
 
 CONSOLE = re.compile(r":CONSOLE[:(]")  # Chromium logs every console message as INFO:CONSOLE:<line>

@@ -31,6 +31,7 @@ from cnnlab import __version__
 from cnnlab.analysis import stats
 from cnnlab.atomic import atomic_write_text
 from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.train.saved_predictions import FILE as PREDICTIONS_FILE
 
 SCHEMA = "cnnlab-report/1"
 CURVE_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
@@ -595,10 +596,15 @@ class Predictions:
 
 
 def predict_run(run: RunResult, device: str = "cpu") -> Predictions:
-    """Predictions of ``run``'s checkpoint on its dataset's test split (on the CPU by default).
+    """Predictions of ``run``'s checkpoint on its dataset's test split: the ones the run saved
+    after its last epoch when they match the test split, else predicted again (on the CPU by
+    default).
 
     Raises CnnlabError (or OSError) when the checkpoint or the data are missing.
     """
+    saved = _saved_predictions(run)
+    if saved is not None:
+        return saved
     import torch
 
     from cnnlab.train.checkpoint import load_checkpoint
@@ -627,6 +633,36 @@ def predict_run(run: RunResult, device: str = "cpu") -> Predictions:
     )
 
 
+def _saved_predictions(run: RunResult) -> Predictions | None:
+    """The predictions ``run`` saved after its last epoch, if they are of its final model and
+    of the test split as it loads now (same labels in the same order)."""
+    from cnnlab.data.sources import load_dataset
+    from cnnlab.train.prepare import confusion_matrix
+    from cnnlab.train.saved_predictions import load_predictions
+
+    saved = load_predictions(Path(run.run_dir))
+    summary = run.summary or {}
+    if saved is None or saved.epoch != summary.get("epochs") or not summary.get("classes"):
+        return None
+    data_dir = run.config.get("data_dir")
+    data = load_dataset(run.config["dataset"], Path(data_dir) if data_dir else None)
+    if not np.array_equal(data.test.labels, saved.labels):
+        return None
+    classes = list(summary["classes"])
+    return Predictions(
+        variant=run.variant,
+        seed=run.seed,
+        checkpoint=Path(run.run_dir) / "checkpoint.pt",
+        dataset=data.name,
+        classes=classes,
+        images=data.test.images,
+        true=saved.labels,
+        pred=saved.pred,
+        prob=saved.prob,
+        matrix=confusion_matrix(saved.pred, saved.labels, len(classes)),
+    )
+
+
 def _predict_best(results: StudyResults, analysis: dict[str, Any]) -> Predictions | str:
     """Predictions of the best variant's first finished seed, or why there are none."""
     from cnnlab.errors import CnnlabError
@@ -634,7 +670,11 @@ def _predict_best(results: StudyResults, analysis: dict[str, Any]) -> Prediction
     best = analysis["best_variant"]
     if best is None:
         return "no finished runs"
-    runs = [r for r in done_runs(results, best) if (Path(r.run_dir) / "checkpoint.pt").is_file()]
+    runs = [
+        r
+        for r in done_runs(results, best)
+        if any((Path(r.run_dir) / name).is_file() for name in (PREDICTIONS_FILE, "checkpoint.pt"))
+    ]
     if not runs:
         return f"no checkpoint.pt found in the finished runs of '{best}'"
     run = runs[0]

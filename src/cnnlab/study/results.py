@@ -22,7 +22,7 @@ class RunResult:
     seed: int
     status: str  # one of RUN_STATUSES
     config: dict[str, Any]  # TrainConfig.model_dump(mode="json")
-    run_dir: Path  # holds config.json, metrics.csv, summary.json, curves.png, checkpoint.pt
+    run_dir: Path  # config.json, metrics.csv, summary.json, curves.png, checkpoint.pt, test_predictions.npz
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows, floats/None
     summary: dict[str, Any] | None = None  # summary.json (see cnnlab.train.loop._summary)
     error: str | None = None

@@ -39,6 +39,7 @@ from cnnlab.train.prepare import (
 )
 from cnnlab.train.progress import QuietReporter, Reporter
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
+from cnnlab.train.saved_predictions import save_predictions
 
 METRIC_COLUMNS = [
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
@@ -156,6 +157,7 @@ def train(
     scaler = torch.amp.GradScaler(precision.device.type) if precision.grad_scaling else None
     steps_per_epoch = len(loaders.train)
     total_steps = steps_per_epoch * cfg.epochs
+    test_logits = None
     try:
         while state.epoch < cfg.epochs and not state.stopped_early:
             epoch = state.epoch + 1
@@ -180,7 +182,7 @@ def train(
             seconds = time.perf_counter() - started
             state.train_seconds += seconds
             eval_started = time.perf_counter()
-            row = _evaluate_epoch(
+            row, test_logits = _evaluate_epoch(
                 model if average is None else average.model, loaders, precision, cfg.tta
             )
             state.eval_seconds += time.perf_counter() - eval_started
@@ -204,6 +206,8 @@ def train(
     finally:
         reporter.close()
 
+    if test_logits is not None:  # None: a resumed run that had no epoch left to train
+        save_predictions(out_dir, test_logits, loaders.test.labels, state.epoch)
     summary = _summary(cfg, state, summary_info, precision, loaders)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     from cnnlab.analysis.plots import plot_run_curves
@@ -301,7 +305,8 @@ def _train_epoch(
 
 def _evaluate_epoch(
     model: nn.Module, loaders: Loaders, precision: Precision, tta: str
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """The epoch's val/test figures, and the test logits they came from."""
     row: dict[str, Any] = {"val_loss": None, "val_acc": None}
     if loaders.val is not None:
         row["val_loss"], row["val_acc"] = loss_and_accuracy(
@@ -313,7 +318,7 @@ def _evaluate_epoch(
         row["test_acc_by_domain"] = accuracy_by_domain(
             logits, labels, loaders.test_domains, loaders.domain_names
         )
-    return row
+    return row, logits
 
 
 def _update_early_stopping(cfg: TrainConfig, state: RunState, row: dict[str, Any]) -> None:
