@@ -161,7 +161,12 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="evaluate and save an exponential moving average of the weights, e.g. 0.99",
     )
-    p.add_argument("--tta", choices=["none", "flip"], help="test-time augmentation (default none)")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip", "flip-translate"],
+        help="test-time augmentation: flip averages each test image's logits with its mirror "
+        "image's (2 passes); flip-translate adds 1-pixel shifts (6 passes) (default none)",
+    )
     p.add_argument(
         "--compile",
         action="store_const",

@@ -23,6 +23,7 @@ from cnnlab.inference.images import (
 )
 from cnnlab.train.checkpoint import Checkpoint
 from cnnlab.train.precision import resolve_precision
+from cnnlab.train.prepare import tta_logits
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ class Predictor:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.eval()
         # Test-time augmentation the run was evaluated with, so that predict agrees with
-        # `cnnlab evaluate` (which averages each image's logits with its mirror image's).
-        self.flip = ckpt.config.get("tta", "none") == "flip"
+        # `cnnlab evaluate`.
+        self.tta = str(ckpt.config.get("tta", "none"))
         c = ckpt.input_shape[0]
         norm = ckpt.normalization
         self.mean = torch.tensor(norm.mean, dtype=torch.float32, device=device_).view(1, c, 1, 1)
@@ -116,9 +117,7 @@ class Predictor:
         if self.precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast():
-            logits = self.model(x).float()
-            if self.flip:
-                logits = (logits + self.model(x.flip(3)).float()) / 2
+            logits = tta_logits(self.model, x, self.tta)
         return torch.softmax(logits, dim=1).cpu()
 
 

@@ -51,7 +51,8 @@ class TrainConfig(_Strict):
     # Evaluate (and save for inference) an exponential moving average of the weights with
     # this per-step decay, e.g. 0.99; None trains and evaluates the raw weights.
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    tta: Literal["none", "flip"] = "none"  # test-time augmentation of val/test predictions
+    # Test-time augmentation of val/test predictions: cnnlab.train.prepare.TTA_MODES.
+    tta: Literal["none", "flip", "flip-translate"] = "none"
     compile: bool = False  # torch.compile the training step (see benchmarks/precision.py)
     augment: str = ""  # e.g. "rotate=20,translate=0.1,crop=0.8"
     val_fraction: float = Field(0.0, ge=0, lt=1)  # stratified hold-out from train

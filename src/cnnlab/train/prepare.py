@@ -104,22 +104,46 @@ def make_loaders(
     )
 
 
+TTA_MODES = ("none", "flip", "flip-translate")
+
+
+def tta_logits(model: torch.nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """fp32 logits of a batch, with test-time augmentation ``tta`` (one of TTA_MODES).
+
+    ``flip``: the mean of the logits of each image and its mirror image (2 passes).
+    ``flip-translate``: that for the image (weight 1/2) and for the image shifted one pixel
+    up-left and one down-right (1/4 each; reflected borders, as the ``pad`` augmentation
+    fills them): 6 passes, the airbench write-up's test-time augmentation.
+    """
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta {tta!r} is not one of {', '.join(TTA_MODES)}")
+
+    def mirrored(view: torch.Tensor) -> torch.Tensor:
+        logits = model(view).float()
+        if tta == "none":
+            return logits
+        return (logits + model(view.flip(3)).float()) / 2
+
+    logits = mirrored(x)
+    if tta != "flip-translate":
+        return logits
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])
+    return logits / 2 + shifted / 4
+
+
 @torch.inference_mode()
 def predict_logits(
     model: torch.nn.Module, loader: DeviceLoader, precision: Precision, tta: str = "none"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (fp32) and labels for every sample of ``loader``, in order.
-
-    ``tta="flip"`` averages the logits of each image and its mirror image.
-    """
+    """Logits (fp32) and labels for every sample of ``loader``, in order, with test-time
+    augmentation ``tta`` (see :func:`tta_logits`)."""
     model.eval()
     outs, labels = [], []
     for x, y in loader:
         with precision.autocast():
-            logits = model(x).float()
-            if tta == "flip":
-                logits = (logits + model(x.flip(3)).float()) / 2
-        outs.append(logits)
+            outs.append(tta_logits(model, x, tta))
         labels.append(y)
     return torch.cat(outs), torch.cat(labels)
 
