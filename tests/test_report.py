@@ -472,6 +472,10 @@ def test_runs_save_their_test_predictions_and_the_report_reads_them(real_study, 
     shutil.copytree(run.run_dir, broken.run_dir)
     (broken.run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert np.array_equal(predict_run(broken).pred, saved.pred)
+    # An unreadable file is not trusted either: the run is predicted again.
+    for blob in (b"", b"not a zip file", (run.run_dir / FILE).read_bytes()[:100]):
+        (without.run_dir / FILE).write_bytes(blob)
+        assert np.array_equal(predict_run(without).pred, saved.pred)
     # Predictions of another epoch than the run's last are not used.
     stale = dataclasses.replace(broken, summary={**run.summary, "epochs": 2})
     with pytest.raises(CnnlabError):

@@ -57,7 +57,7 @@ def load_predictions(folder: Path) -> SavedPredictions | None:
             result = SavedPredictions(
                 int(saved["epoch"]), saved["labels"], saved["pred"], saved["prob"]
             )
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
         return None
     if not len(result.labels) == len(result.pred) == len(result.prob):
         return None
