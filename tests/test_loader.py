@@ -85,6 +85,20 @@ def test_augment_is_called_with_unit_range_floats_and_the_loader_generator():
     torch.testing.assert_close(flipped, 1.0 - plain)
 
 
+def test_both_paths_normalise_each_channel_alike():
+    # Without augmentation the loader goes from uint8 to normalised floats in one step,
+    # with it through [0, 1] floats: the same numbers either way.
+    split = make_split(n=12, c=3)
+    norm = Normalization((0.2, 0.5, 0.7), (0.1, 0.3, 0.25))
+    direct = torch.cat([x for x, _ in DeviceLoader(split, norm, 5)])
+    through = torch.cat([x for x, _ in DeviceLoader(split, norm, 5, augment=lambda x, g: x)])
+    mean = torch.tensor(norm.mean).view(1, 3, 1, 1)
+    std = torch.tensor(norm.std).view(1, 3, 1, 1)
+    expected = (torch.from_numpy(split.images).float() / 255 - mean) / std
+    torch.testing.assert_close(direct, expected)
+    torch.testing.assert_close(through, expected)
+
+
 def test_channels_last_layout():
     loader = DeviceLoader(
         make_split(c=3), Normalization((0.0,) * 3, (1.0,) * 3), 8, channels_last=True

@@ -117,6 +117,7 @@ class DeviceLoader:
         # Normalising is one multiply-add: x * scale + shift, for pixels in [0, 1].
         self._scale = (1 / std).view(1, -1, 1, 1)
         self._shift = (-mean / std).view(1, -1, 1, 1)
+        self._pixel_scale = self._scale / 255.0  # for uint8 pixels in 0..255
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -140,7 +141,7 @@ class DeviceLoader:
     def _to_input(self, raw: torch.Tensor) -> torch.Tensor:
         """uint8 pixels straight to normalised float: one pass instead of four (measured
         0.8 -> 0.5 ms per MNIST batch of 128 on 2 cores, the loader's whole cost)."""
-        return torch.addcmul(self._shift, raw, self._scale / 255.0)
+        return torch.addcmul(self._shift, raw, self._pixel_scale)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
