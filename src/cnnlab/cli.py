@@ -114,11 +114,12 @@ examples:
       --optimizer adam --lr 1e-3 --augment rotate=20,translate=0.1,crop=0.8,nearest --out runs/lenet5
   cnnlab train --config lenet5.toml --seed 3      a TOML file of the same settings; flags win
   cnnlab train --out runs/lenet5 --resume ...     continue an interrupted run from its checkpoint
-  cnnlab train --dataset digits-wild --model lenet5 --model-arg batch_norm=true \
+  cnnlab train --dataset digits-wild --model lenet5 --model-arg batch_norm=true \\
       --augment recolor,gray=0.2,texture=0.3,blur=1 --epochs 6
-  cnnlab train --dataset cifar10 --model models/cifar10-fast.toml --optimizer sgd --nesterov \
-      --lr 0.4 --batch-size 512 --schedule linear --warmup-epochs 1 --label-smoothing 0.2 \
-      --ema-decay 0.98 --tta flip --augment flip,pad=2
+  cnnlab train --dataset cifar10 --model models/cifar10-fast-narrow.toml --epochs 5 \\
+      --batch-size 128 --optimizer sgd --nesterov --lr 0.4 --weight-decay 5e-4 \\
+      --schedule linear --warmup-epochs 0.5 --label-smoothing 0.2 --augment flip,pad=2 \\
+      --ema-decay 0.98 --tta flip          the CIFAR-10 fast recipe (studies/cifar10-fast.toml)
 
 augment ops (comma-separated): flip[=p], translate=frac, pad=px, rotate=deg, crop=min_scale,
 cutout=px, blur=sigma, nearest (nearest-neighbour resampling: no blur, for digits);
