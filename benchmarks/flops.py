@@ -21,6 +21,7 @@ import torch
 from common import Result, script_main, sync
 from train import CASES, cnnlab_run, sized
 
+from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.sources import load_dataset
 from cnnlab.train.precision import cpu_has_native_bf16
 
@@ -58,11 +59,14 @@ def measure(
     dtypes = (torch.bfloat16, torch.float32)
     peaks = {d: matmul_peak(d, device, quick) for d in dtypes}
     runs = []
+    datasets: dict[str, DatasetArrays] = {}  # both cases train on CIFAR-10: load it once
     for name in TARGETS:
         case = sized(CASES[name], quick, device)
         if quick and device.type == "cpu" and name == "vgg-128":
             case = replace(case, batch_size=32)  # a b128 step takes 10-30 s on a 2-core CPU
-        data = load_dataset(case.dataset, data_dir)
+        if case.dataset not in datasets:
+            datasets[case.dataset] = load_dataset(case.dataset, data_dir)
+        data = datasets[case.dataset]
         cnnlab_run(case, data, device, 1)  # warm-up
         rate, summary = 0.0, {}
         for _ in range(case.rounds):

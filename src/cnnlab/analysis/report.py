@@ -30,8 +30,10 @@ import numpy as np
 from cnnlab import __version__
 from cnnlab.analysis import stats
 from cnnlab.atomic import atomic_write_text
+from cnnlab.data.arrays import DatasetArrays
 from cnnlab.study.results import RunResult, StudyResults
 from cnnlab.train.saved_predictions import FILE as PREDICTIONS_FILE
+from cnnlab.train.saved_predictions import SavedPredictions, confusion_matrix
 
 SCHEMA = "cnnlab-report/1"
 CURVE_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
@@ -605,39 +607,22 @@ def predict_run(run: RunResult, device: str = "cpu") -> Predictions:
     saved = _saved_predictions(run)
     if saved is not None:
         return saved
-    import torch
-
     from cnnlab.train.checkpoint import load_checkpoint
     from cnnlab.train.evaluate import predict_test_split
-    from cnnlab.train.prepare import confusion_matrix
+    from cnnlab.train.saved_predictions import SavedPredictions
 
-    path = Path(run.run_dir) / "checkpoint.pt"
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(Path(run.run_dir) / "checkpoint.pt")
     if not ckpt.config.get("dataset") and run.config.get("dataset"):
         ckpt.config = {**ckpt.config, "dataset": run.config["dataset"]}
     result = predict_test_split(ckpt, device=device)
-    top, pred = torch.softmax(result.logits, dim=1).max(dim=1)
-    true = result.labels.cpu().numpy()
-    pred_np = pred.cpu().numpy()
-    return Predictions(
-        variant=run.variant,
-        seed=run.seed,
-        checkpoint=path,
-        dataset=result.dataset.name,
-        classes=list(ckpt.classes),
-        images=result.dataset.test.images,
-        true=true,
-        pred=pred_np,
-        prob=top.cpu().numpy(),
-        matrix=confusion_matrix(pred_np, true, len(ckpt.classes)),
-    )
+    predicted = SavedPredictions.from_logits(result.logits, result.labels, ckpt.epoch)
+    return _predictions(run, result.dataset, list(ckpt.classes), predicted)
 
 
 def _saved_predictions(run: RunResult) -> Predictions | None:
     """The predictions ``run`` saved after its last epoch, if they are of its final model and
     of the test split as it loads now (same labels in the same order)."""
     from cnnlab.data.sources import load_dataset
-    from cnnlab.train.prepare import confusion_matrix
     from cnnlab.train.saved_predictions import load_predictions
 
     saved = load_predictions(Path(run.run_dir))
@@ -648,7 +633,12 @@ def _saved_predictions(run: RunResult) -> Predictions | None:
     data = load_dataset(run.config["dataset"], Path(data_dir) if data_dir else None)
     if not np.array_equal(data.test.labels, saved.labels):
         return None
-    classes = list(summary["classes"])
+    return _predictions(run, data, list(summary["classes"]), saved)
+
+
+def _predictions(
+    run: RunResult, data: DatasetArrays, classes: list[str], predicted: SavedPredictions
+) -> Predictions:
     return Predictions(
         variant=run.variant,
         seed=run.seed,
@@ -656,10 +646,10 @@ def _saved_predictions(run: RunResult) -> Predictions | None:
         dataset=data.name,
         classes=classes,
         images=data.test.images,
-        true=saved.labels,
-        pred=saved.pred,
-        prob=saved.prob,
-        matrix=confusion_matrix(saved.pred, saved.labels, len(classes)),
+        true=predicted.labels,
+        pred=predicted.pred,
+        prob=predicted.prob,
+        matrix=confusion_matrix(predicted.pred, predicted.labels, len(classes)),
     )
 
 

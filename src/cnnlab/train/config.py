@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,6 +35,10 @@ class ScheduleConfig(_Strict):
     final_lr_fraction: float = Field(0.0, ge=0, le=1)  # cosine / linear / onecycle end point
 
 
+TtaMode = Literal["none", "flip", "flip-translate"]
+TTA_MODES: tuple[str, ...] = get_args(TtaMode)
+
+
 class TrainConfig(_Strict):
     """Every setting of one training run; ``config.json`` in a run folder is this, resolved."""
 
@@ -51,8 +55,7 @@ class TrainConfig(_Strict):
     # Evaluate (and save for inference) an exponential moving average of the weights with
     # this per-step decay, e.g. 0.99; None trains and evaluates the raw weights.
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    # Test-time augmentation of val/test predictions: cnnlab.train.prepare.TTA_MODES.
-    tta: Literal["none", "flip", "flip-translate"] = "none"
+    tta: TtaMode = "none"  # test-time augmentation of val/test predictions (prepare.tta_logits)
     compile: bool = False  # torch.compile the training step (see benchmarks/precision.py)
     augment: str = ""  # e.g. "rotate=20,translate=0.1,crop=0.8"
     val_fraction: float = Field(0.0, ge=0, lt=1)  # stratified hold-out from train

@@ -16,12 +16,12 @@ from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
 from cnnlab.train.precision import resolve_precision
 from cnnlab.train.prepare import (
     accuracy_by_domain,
-    confusion_matrix,
     domain_counts,
     loss_and_accuracy,
     predict_logits,
     shape_for_model,
 )
+from cnnlab.train.saved_predictions import confusion_matrix
 
 
 @dataclass

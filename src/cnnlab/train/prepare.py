@@ -12,7 +12,7 @@ from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.augment import build_augment, parse_augment
 from cnnlab.data.loader import DeviceLoader, Normalization, channel_stats, pad_to, stratified_split
 from cnnlab.errors import ConfigError
-from cnnlab.train.config import TrainConfig
+from cnnlab.train.config import TTA_MODES, TrainConfig
 from cnnlab.train.precision import Precision
 
 
@@ -104,9 +104,6 @@ def make_loaders(
     )
 
 
-TTA_MODES = ("none", "flip", "flip-translate")
-
-
 def tta_logits(model: torch.nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
     """fp32 logits of a batch, with test-time augmentation ``tta`` (one of TTA_MODES).
 
@@ -168,8 +165,3 @@ def accuracy_by_domain(
 
 def domain_counts(domains: np.ndarray, names: list[str]) -> dict[str, int]:
     return {name: int((domains == i).sum()) for i, name in enumerate(names)}
-
-
-def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:
-    """Rows: true class, columns: predicted class."""
-    return np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
