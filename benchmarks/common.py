@@ -21,7 +21,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from cnnlab.train.precision import cpu_has_native_bf16, resolve_device
+from cnnlab.evaluation.precision import cpu_has_native_bf16, resolve_device
 
 # CPU flags that decide which precision and kernels are fast.
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")

@@ -24,13 +24,14 @@ import torch
 from common import Result, best_rate, script_main
 from reference import reference_loader
 
+from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.loader import DeviceLoader, pad_to
 from cnnlab.data.sources import load_dataset
+from cnnlab.evaluation.metrics import predict_logits
+from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
-from cnnlab.train.config import make_config
-from cnnlab.train.precision import Precision, resolve_precision
-from cnnlab.train.prepare import make_loaders, predict_logits
+from cnnlab.train.prepare import make_loaders
 
 REFERENCE_BATCH = 1000
 WARM_UP = 16  # images

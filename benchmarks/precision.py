@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from common import Result, add_common_args, run_main, sync
 
+from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.sources import load_dataset
+from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.models.registry import build_model, resolve_model
 from cnnlab.train import loop
-from cnnlab.train.config import make_config
-from cnnlab.train.precision import Precision, resolve_precision
 
 
 @dataclass(frozen=True)

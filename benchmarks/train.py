@@ -27,11 +27,11 @@ from common import Result, add_common_args, run_main, sync
 from reference import reference_loader
 from torchvision import transforms as T
 
+from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.loader import channel_stats, pad_to
 from cnnlab.data.sources import load_dataset
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
-from cnnlab.train.config import make_config
 from cnnlab.train.loop import train
 
 CIFAR_AUG = ("flip,pad=4", (T.RandomHorizontalFlip(), T.RandomCrop(32, padding=4)))

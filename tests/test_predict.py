@@ -15,8 +15,9 @@ import torch
 from fakedata import raises_one_line
 from PIL import Image
 
-from cnnlab import cli
+from cnnlab.cli import predict as cli_predict
 from cnnlab.cli import main
+from cnnlab.config.schema import make_config
 from cnnlab.data.loader import Normalization
 from cnnlab.inference import images
 from cnnlab.inference.images import (
@@ -33,7 +34,6 @@ from cnnlab.inference.images import (
 from cnnlab.inference.predict import find_images, predict_files
 from cnnlab.models.registry import build_model, resolve_model
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnlab.train.config import make_config
 from cnnlab.train.loop import train
 
 DIGITS = Path(__file__).parent / "data" / "digits"
@@ -382,7 +382,7 @@ def bar_checkpoint(data_dir, tmp_path_factory) -> Path:
             "data_dir": str(data_dir),
         }
     )
-    assert train(cfg, out)["final"]["test_acc"] > 0.8
+    assert train(cfg, out).summary.final.test_acc > 0.8
     return out / "checkpoint.pt"
 
 
@@ -443,7 +443,7 @@ def test_predict_command_table(bar_checkpoint, tmp_path, capsys, monkeypatch):
     assert row.split("│")[2].split()[0] == "3"
     # Many files: tab-separated lines, streamed, instead of a table.
     save(bar_photo(5, (60, 90), 250, 10), tmp_path / "five.png")
-    monkeypatch.setattr(cli, "TABLE_ROWS", 1)
+    monkeypatch.setattr(cli_predict, "TABLE_ROWS", 1)
     assert main(["predict", str(bar_checkpoint), "three.png", "five.png", "--top-k", "2"]) == 0
     lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [(cells[0], cells[1].split()[0], len(cells)) for cells in lines] == [

@@ -1,7 +1,6 @@
 """The study report: numbers, plain-language summary, files, CLI and how a browser shows it."""
 
 import base64
-import csv
 import dataclasses
 import io
 import json
@@ -23,8 +22,11 @@ from rich.console import Console
 from cnnlab import cli
 from cnnlab.analysis import stats
 from cnnlab.analysis.compare import compare_studies
-from cnnlab.analysis.report import analyze, fmt_p, render_html, to_json, write_report
+from cnnlab.analysis.formatting import fmt_p
+from cnnlab.analysis.numbers import analyze
+from cnnlab.analysis.render import render_html, to_json, write_report
 from cnnlab.errors import CnnlabError
+from cnnlab.records import EpochRow, RunSummary
 from cnnlab.study.results import RunResult, StudyResults
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,7 +35,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 # --- synthetic studies ------------------------------------------------------------------------
 
 
-def fake_history(final: float, epochs: int, seed: int) -> list[dict]:
+def fake_history(final: float, epochs: int, seed: int) -> list[EpochRow]:
     rng = np.random.default_rng(seed)
     rows = []
     for e in range(1, epochs + 1):
@@ -54,7 +56,7 @@ def fake_history(final: float, epochs: int, seed: int) -> list[dict]:
                 "wall_seconds": 2.5 * e,
             }
         )
-    return rows
+    return [EpochRow.from_dict(r) for r in rows]
 
 
 def fake_run(
@@ -69,8 +71,8 @@ def fake_run(
     history = fake_history(final, epochs, seed) if status == "done" else []
     summary = None
     if status == "done":
-        best = max(history, key=lambda r: r["test_acc"])
-        last = history[-1]
+        best = max(history, key=lambda r: r.test_acc)
+        last = history[-1].to_dict()
         summary = {
             "model": "lenet5",
             "dataset": "mnist",
@@ -81,8 +83,8 @@ def fake_run(
                 k: last[k]
                 for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
             },
-            "best_test_acc_optimistic": best["test_acc"],
-            "best_test_epoch": best["epoch"],
+            "best_test_acc_optimistic": best.test_acc,
+            "best_test_epoch": best.epoch,
             "params": 61_706,
             "macs_per_image": 416_520,
             "input_shape": [1, 32, 32],
@@ -92,6 +94,7 @@ def fake_run(
             "wall_seconds": last["wall_seconds"],
             "images_per_s": 4000.0,
         }
+        summary = RunSummary.from_dict(summary)
     return RunResult(
         run_id=f"{variant}-{seed}",
         variant=variant,
@@ -159,7 +162,8 @@ def variant(analysis: dict, name: str) -> dict:
 
 
 def test_analyze_gives_the_numbers_per_variant(tmp_path):
-    a = analyze(mixed_study(tmp_path))
+    numbers = analyze(mixed_study(tmp_path))
+    a = numbers.to_json()
     assert [v["name"] for v in a["variants"]] == ["base", "better", "worse", "same", "single"]
     base = variant(a, "base")
     d = stats.describe(BASE)
@@ -196,16 +200,17 @@ def test_analyze_gives_the_numbers_per_variant(tmp_path):
     assert "diverged" in a["failed_runs"][0]["error"]
     assert any("failed" in w for w in a["warnings"])
     assert any("not finished" in w for w in a["warnings"])
-    json.loads(to_json(a))  # strict JSON: no NaN anywhere
+    json.loads(to_json(numbers))  # strict JSON: no NaN anywhere
 
 
 def test_best_epoch_accuracy_is_marked_optimistic(tmp_path):
     study = fake_study(tmp_path, {"base": [0.9, 0.91]})
     for run in study.runs:  # the peak was at epoch 2, above the final value
-        run.summary["best_test_acc_optimistic"] = 0.95
-    a = analyze(study)
+        run.summary.best_test_acc_optimistic = 0.95
+    numbers = analyze(study)
+    a = numbers.to_json()
     assert variant(a, "base")["best_test_acc_optimistic"]["mean"] == 0.95
-    html = render_html(a)
+    html = render_html(numbers)
     assert "optimistic" in html and "95.00% (optimistic)" in html
 
 
@@ -239,7 +244,8 @@ def test_summary_never_calls_a_difference_real_unless_holm_says_so(tmp_path):
             "c": [0.899, 0.906, 0.909, 0.894, 0.901],
         },
     )
-    a = analyze(study)
+    numbers = analyze(study)
+    a = numbers.to_json()
     c = variant(a, "nominal")["vs_baseline"]
     assert c["p"] < 0.05 <= c["p_holm"]
     assert c["verdict"] == stats.WITHIN_NOISE
@@ -259,14 +265,15 @@ def test_summary_is_honest_on_many_random_studies(tmp_path):
             shift = rng.choice([-0.02, 0, 0.003, 0.02]) if j else 0.0
             n = int(rng.integers(1, 6))
             finals[f"v{j}"] = list(np.clip(rng.normal(0.9 + shift, 0.006, size=n), 0, 1))
-        a = analyze(fake_study(tmp_path / str(i), finals, baseline="v0"))
+        a = analyze(fake_study(tmp_path / str(i), finals, baseline="v0")).to_json()
         assert_summary_honest(a)
         seen |= {v["vs_baseline"]["verdict"] for v in a["variants"]}
     assert seen == set(stats.VERDICTS)  # every kind of verdict was exercised
 
 
 def test_one_seed_per_variant_warns_and_tests_nothing(tmp_path):
-    a = analyze(fake_study(tmp_path, {"base": [0.90], "v": [0.99]}))
+    numbers = analyze(fake_study(tmp_path, {"base": [0.90], "v": [0.99]}))
+    a = numbers.to_json()
     assert variant(a, "v")["vs_baseline"]["verdict"] == stats.NOT_ENOUGH_RUNS
     assert any("Only one run per variant" in w for w in a["warnings"])
     assert any("cannot be tested" in s for s in a["summary"])
@@ -274,11 +281,13 @@ def test_one_seed_per_variant_warns_and_tests_nothing(tmp_path):
 
 
 def test_no_baseline_and_missing_baseline(tmp_path):
-    a = analyze(fake_study(tmp_path, {"a": [0.9, 0.91], "b": [0.8, 0.81]}, baseline=None))
+    numbers = analyze(fake_study(tmp_path, {"a": [0.9, 0.91], "b": [0.8, 0.81]}, baseline=None))
+    a = numbers.to_json()
     assert a["baseline"] is None
     assert all(v["vs_baseline"] is None for v in a["variants"])
     assert any("No baseline" in w for w in a["warnings"])
-    a = analyze(fake_study(tmp_path, {"a": [0.9, 0.91]}, baseline="gone"))
+    numbers = analyze(fake_study(tmp_path, {"a": [0.9, 0.91]}, baseline="gone"))
+    a = numbers.to_json()
     assert any("'gone' has no runs" in w for w in a["warnings"])
 
 
@@ -319,7 +328,7 @@ def test_write_report_of_a_synthetic_study(tmp_path):
         "reason": "no checkpoint.pt found in the finished runs of 'single'",
     }
     assert numbers["figures"] == ["report-curves.png", "report-accuracy.png"]
-    expected = analyze(study)
+    expected = analyze(study).to_json()
     assert numbers["variants"] == expected["variants"]
     assert numbers["summary"] == expected["summary"]
 
@@ -355,17 +364,9 @@ def test_report_of_an_empty_study(tmp_path):
 # --- real runs: checkpoints, predictions and the browser ---------------------------------------
 
 
-def read_history(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.csv") as f:
-        return [
-            {k: (None if v == "" else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(f)
-        ]
-
-
 def train_run(data_dir: Path, data, root: Path, name: str, lr: float, seed: int) -> RunResult:
-    from cnnlab.train.config import make_config
-    from cnnlab.train.loop import config_dict, train
+    from cnnlab.config.schema import config_dict, make_config
+    from cnnlab.train.loop import train
 
     cfg = make_config(
         {
@@ -382,7 +383,7 @@ def train_run(data_dir: Path, data, root: Path, name: str, lr: float, seed: int)
         }
     )
     run_dir = root / name / f"seed-{seed}"
-    summary = train(cfg, run_dir, data=data)
+    record = train(cfg, run_dir, data=data)
     return RunResult(
         run_id=f"{name}-{seed}",
         variant=name,
@@ -390,8 +391,8 @@ def train_run(data_dir: Path, data, root: Path, name: str, lr: float, seed: int)
         status="done",
         config=config_dict(cfg),
         run_dir=run_dir,
-        history=read_history(run_dir),
-        summary=summary,
+        history=record.history,
+        summary=record.summary,
         device="cpu",
     )
 
@@ -453,8 +454,8 @@ def test_report_of_real_runs_predicts_with_the_best_checkpoint(real_study, real_
 
 
 def test_runs_save_their_test_predictions_and_the_report_reads_them(real_study, tmp_path):
-    from cnnlab.analysis.report import predict_run
-    from cnnlab.train.saved_predictions import FILE
+    from cnnlab.evaluation.saved import FILE
+    from cnnlab.study.predictions import predict_run
 
     run = real_study.runs[0]
     assert (run.run_dir / FILE).is_file()
@@ -477,7 +478,7 @@ def test_runs_save_their_test_predictions_and_the_report_reads_them(real_study, 
         (without.run_dir / FILE).write_bytes(blob)
         assert np.array_equal(predict_run(without).pred, saved.pred)
     # Predictions of another epoch than the run's last are not used.
-    stale = dataclasses.replace(broken, summary={**run.summary, "epochs": 2})
+    stale = dataclasses.replace(broken, summary=dataclasses.replace(run.summary, epochs=2))
     with pytest.raises(CnnlabError):
         predict_run(stale)
 
@@ -555,8 +556,10 @@ def test_report_opens_cleanly_in_headless_chromium(real_report, tmp_path):
 
 @pytest.fixture
 def fake_store(monkeypatch):
-    monkeypatch.setattr(cli, "console", Console(width=200, color_system=None))
     """`cnnlab.study.store.load_results` serving studies from a dict (keyed by folder)."""
+    import cnnlab.cli.report
+
+    monkeypatch.setattr(cnnlab.cli.report, "console", Console(width=200, color_system=None))
     studies: dict[Path, StudyResults] = {}
 
     def load_results(study_dir):
@@ -579,10 +582,10 @@ def test_cli_report_json_prints_the_numbers_and_writes_nothing(fake_store, tmp_p
 
 
 def test_cli_report_writes_the_files_and_prints_a_table(fake_store, tmp_path, capsys, monkeypatch):
-    import cnnlab.analysis.report as report
+    import cnnlab.analysis.render as render
 
     fake_store[tmp_path] = mixed_study(tmp_path)
-    monkeypatch.setattr(report, "_make_figures", lambda *args: [])  # figures: tested above
+    monkeypatch.setattr(render, "make_figures", lambda *args: [])  # figures: tested above
     out = tmp_path / "out"
     assert cli.main(["report", str(tmp_path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -629,16 +632,17 @@ def test_composite_dataset_gets_an_accuracy_per_domain_table(tmp_path):
     results = fake_study(tmp_path, {"base": [0.90, 0.91, 0.92], "new": [0.93, 0.94, 0.95]})
     for run in results.runs:
         shift = 0.0 if run.variant == "base" else 0.05
-        run.summary["final"]["test_acc_by_domain"] = {
+        run.summary.final.test_acc_by_domain = {
             "mnist": 0.99,
             "printed": 0.80 + shift + 0.01 * run.seed,
         }
-    a = analyze(results)
+    numbers = analyze(results)
+    a = numbers.to_json()
     assert a["domains"] == ["mnist", "printed"]
     printed = variant(a, "new")["final_test_acc_by_domain"]["printed"]
     assert printed["mean"] == pytest.approx(0.86)
     assert printed["values"] == pytest.approx([0.85, 0.86, 0.87])
-    html = render_html(a)
+    html = render_html(numbers)
     assert 'id="domains"' in html and "86.00% ± 1.00" in html
     md = (write_report(results, tmp_path / "report", predictions=False), None)[0]
     text = next(p for p in md if p.suffix == ".md").read_text()
@@ -646,6 +650,7 @@ def test_composite_dataset_gets_an_accuracy_per_domain_table(tmp_path):
 
 
 def test_plain_dataset_has_no_domain_section(tmp_path):
-    a = analyze(fake_study(tmp_path, {"base": BASE}))
+    numbers = analyze(fake_study(tmp_path, {"base": BASE}))
+    a = numbers.to_json()
     assert a["domains"] == []
-    assert 'id="domains"' not in render_html(a)
+    assert 'id="domains"' not in render_html(numbers)

@@ -22,11 +22,11 @@ import torch
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.records import EPOCH_COLUMNS, EpochRow, summarize_history
 from cnnlab.study.progress import QuietStudyProgress
 from cnnlab.study.runner import run_study, study_lock
 from cnnlab.study.spec import load_study
-from cnnlab.study.store import EPOCH_COLUMNS, Store, load_results
-from cnnlab.train.loop import METRIC_COLUMNS
+from cnnlab.study.store import Store, load_results
 from cnnlab.train.progress import QuietReporter
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -65,9 +65,9 @@ def _one_thread():
 def _no_curve_plots(monkeypatch):
     """In this process, train() skips curves.png (matplotlib costs ~1 s a run on a busy
     machine); the `cnnlab run` subprocesses still write it (checked end to end)."""
-    import cnnlab.analysis.plots
+    import cnnlab.plots
 
-    monkeypatch.setattr(cnnlab.analysis.plots, "plot_run_curves", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cnnlab.plots, "plot_run_curves", lambda *args, **kwargs: None)
 
 
 def flat(text: str) -> str:
@@ -379,8 +379,18 @@ def test_epochs_scale_and_seeds_override(tmp_path):
 # The store
 
 
-def test_store_schema_matches_the_trainer():
-    assert EPOCH_COLUMNS == METRIC_COLUMNS
+def test_store_epochs_table_has_the_record_columns(tmp_path):
+    with Store(tmp_path) as store:
+        columns = [r["name"] for r in store.conn.execute("PRAGMA table_info(epochs)")]
+    assert columns == ["run_id", *EPOCH_COLUMNS]
+
+
+def summary_of(history: list[EpochRow]):
+    return summarize_history(
+        history, model="lenet5", dataset="mnist", seed=0, stopped_early=False, params=1,
+        macs_per_image=1, input_shape=[1, 28, 28], classes=["0", "1"], precision="fp32",
+        train_seconds=1.0, step_seconds=0.5, eval_seconds=0.1,
+    )  # fmt: skip
 
 
 def test_store_round_trip(tmp_path):
@@ -388,10 +398,12 @@ def test_store_round_trip(tmp_path):
     study = load_study(path)
     out = tmp_path / "out"
     runs = study.plan(out)
-    row = {c: float(i) / 10 for i, c in enumerate(METRIC_COLUMNS)} | {
-        "val_loss": None,
-        "val_acc": None,
-    }
+    values = {c: float(i) / 10 for i, c in enumerate(EPOCH_COLUMNS)}
+    row = values | {"val_loss": None, "val_acc": None}
+
+    def epoch(**changes) -> EpochRow:
+        return EpochRow.from_dict(row | changes)
+
     with Store(out) as store:
         store.record_study(
             name=study.name, file_path=path, file_text=study.text, dataset=study.dataset,
@@ -400,11 +412,11 @@ def test_store_round_trip(tmp_path):
         )  # fmt: skip
         assert set(store.statuses().values()) == {"pending"}
         store.start_run(runs[0].run_id, "cpu fp32 NCHW")
-        store.add_epoch(runs[0].run_id, row | {"epoch": 1})
-        store.add_epoch(runs[0].run_id, row | {"epoch": 1, "test_acc": 0.5})  # overwritten
-        store.add_epoch(runs[0].run_id, row | {"epoch": 2})
-        summary = {"final": {"test_acc": 0.75}, "epochs": 2}
-        history = [row | {"epoch": 1}, row | {"epoch": 2, "test_acc": 0.75}]
+        store.add_epoch(runs[0].run_id, epoch(epoch=1))
+        store.add_epoch(runs[0].run_id, epoch(epoch=1, test_acc=0.5))  # overwritten
+        store.add_epoch(runs[0].run_id, epoch(epoch=2))
+        history = [epoch(epoch=1), epoch(epoch=2, test_acc=0.75)]
+        summary = summary_of(history)
         store.finish_run(runs[0].run_id, summary, history, {"metrics": runs[0].run_dir / "m.csv"})
         store.start_run(runs[1].run_id, "cpu")
         store.fail_run(runs[1].run_id, "training diverged")
@@ -416,8 +428,8 @@ def test_store_round_trip(tmp_path):
         ("a", 0, "done"), ("a", 1, "failed"), ("+dropout", 0, "pending"), ("+dropout", 1, "pending"),
     ]  # fmt: skip
     done = results.runs[0]
-    assert done.history == history and done.history[1]["test_acc"] == 0.75
-    assert done.history[0]["val_acc"] is None and isinstance(done.history[0]["epoch"], int)
+    assert done.history == history and done.history[1].test_acc == 0.75
+    assert done.history[0].val_acc is None and isinstance(done.history[0].epoch, int)
     assert done.summary == summary and done.final_test_acc == 0.75
     assert done.config == runs[0].config.model_dump(mode="json")
     assert done.run_dir == runs[0].run_dir and done.device == "cpu fp32 NCHW"
@@ -522,7 +534,7 @@ def test_tiny_study_end_to_end_through_the_cli(data_dir, tmp_path, capsys):
         ("LeNet-5", 0, "done", 1), ("LeNet-5", 1, "done", 1), ("MLP", 0, "done", 1), ("MLP", 1, "done", 1),
     ]  # fmt: skip
     for r in results.runs:
-        assert r.final_test_acc == r.history[-1]["test_acc"] > 0.3
+        assert r.final_test_acc == r.history[-1].test_acc > 0.3
         assert (r.run_dir / "summary.json").is_file() and (r.run_dir / "checkpoint.pt").is_file()
         assert r.run_dir.name.endswith(r.run_id[:8])
     assert db_rows(out, "SELECT COUNT(*) FROM artifacts WHERE kind = 'curves'") == [(4,)]
@@ -649,7 +661,7 @@ def test_a_moved_study_folder_resumes_its_runs(data_dir, tmp_path):
 
     reference = run_study(moved, tmp_path / "ref").results.runs[0]
     assert reference.run_id == run.run_id
-    assert [h["test_loss"] for h in reference.history] == [h["test_loss"] for h in run.history]
+    assert [h.test_loss for h in reference.history] == [h.test_loss for h in run.history]
 
 
 def test_one_runner_per_study_folder(data_dir, tmp_path):
@@ -780,9 +792,8 @@ def test_a_killed_study_resumes_to_the_results_of_an_uninterrupted_one(data_dir,
 
 
 def test_settings_added_later_keep_old_run_ids_at_their_defaults():
+    from cnnlab.config.schema import config_dict, make_config
     from cnnlab.study.spec import SETTINGS_ADDED_SINCE_V1, run_identity
-    from cnnlab.train.config import make_config
-    from cnnlab.train.loop import config_dict
 
     spec = {"name": "lenet5", "args": {}}
     plain = run_identity(config_dict(make_config({})), spec)["settings"]

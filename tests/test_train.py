@@ -8,23 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab.config.schema import load_config_file, make_config
 from cnnlab.data.arrays import Split
 from cnnlab.data.loader import DeviceLoader, Normalization
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import ConfigError
+from cnnlab.evaluation.metrics import accuracy_by_domain, domain_counts, predict_logits
+from cnnlab.evaluation.precision import resolve_precision
+from cnnlab.inference.evaluate import evaluate_checkpoint
 from cnnlab.models.layers import PatchWhitening
 from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.config import load_config_file, make_config
-from cnnlab.train.evaluate import evaluate_checkpoint
 from cnnlab.train.loop import train
-from cnnlab.train.precision import resolve_precision
-from cnnlab.train.prepare import (
-    accuracy_by_domain,
-    domain_counts,
-    make_loaders,
-    predict_logits,
-)
+from cnnlab.train.prepare import make_loaders
 from cnnlab.train.progress import QuietReporter
 from cnnlab.train.recipe import lr_factor
 
@@ -52,15 +48,16 @@ def read_metrics(run: Path) -> list[dict[str, str]]:
 
 def test_training_learns_and_writes_the_run_folder(data_dir, tmp_path):
     cfg = small_config(data_dir, epochs=2, optimizer={"name": "adam", "lr": 3e-3})
-    summary = train(cfg, tmp_path / "run")
+    summary = train(cfg, tmp_path / "run").summary
     rows = read_metrics(tmp_path / "run")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     # Chance is 10% and ln(10) = 2.30: learning must beat both clearly.
     assert float(rows[-1]["test_loss"]) < 1.0 < math.log(10)
-    assert summary["final"]["test_acc"] > 0.8
-    assert summary["params"] == 61_706
-    for name in ("config.json", "summary.json", "curves.png", "checkpoint.pt"):
+    assert summary.final.test_acc > 0.8
+    assert summary.params == 61_706
+    for name in ("config.json", "summary.json", "metrics.csv", "checkpoint.pt"):
         assert (tmp_path / "run" / name).stat().st_size > 0
+    assert not (tmp_path / "run" / "curves.png").exists()  # the trainer draws nothing
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "lenet5"
 
 
@@ -142,9 +139,9 @@ def test_validation_split_and_early_stopping(data_dir, tmp_path):
     cfg = small_config(
         data_dir, epochs=30, val_fraction=0.2, early_stopping=1, optimizer={"lr": 0.05}
     )
-    summary = train(cfg, tmp_path / "run")
-    assert summary["final"]["val_acc"] is not None
-    assert summary["stopped_early"] and summary["epochs"] < 30
+    summary = train(cfg, tmp_path / "run").summary
+    assert summary.final.val_acc is not None
+    assert summary.stopped_early and summary.epochs < 30
 
 
 def test_early_stopping_without_validation_is_a_clear_error(data_dir, tmp_path):
@@ -192,7 +189,7 @@ def test_config_file_with_flag_overrides(tmp_path):
 
 
 def test_schedules_start_and_end_where_expected():
-    from cnnlab.train.config import ScheduleConfig
+    from cnnlab.config.schema import ScheduleConfig
 
     total, per_epoch = 100, 10
     cosine = ScheduleConfig(name="cosine")
@@ -222,9 +219,9 @@ def test_precision_policy():
 
 
 def test_bf16_training_runs_on_cpu(data_dir, tmp_path):
-    summary = train(small_config(data_dir, epochs=1, precision="bf16"), tmp_path / "run")
-    assert "bf16 channels_last" in summary["precision"]
-    assert math.isfinite(summary["final"]["test_loss"])
+    summary = train(small_config(data_dir, epochs=1, precision="bf16"), tmp_path / "run").summary
+    assert "bf16 channels_last" in summary.precision
+    assert math.isfinite(summary.final.test_loss)
 
 
 def test_dataset_loader_pads_mnist_for_lenet(data_dir):
@@ -242,11 +239,11 @@ def test_composite_dataset_reports_accuracy_per_domain(data_dir, tmp_path):
         domain_names=["first", "second", "absent"],
     )
     cfg = small_config(data_dir, epochs=1)
-    summary = train(cfg, tmp_path / "run", data=composite)
-    by_domain = summary["final"]["test_acc_by_domain"]
+    summary = train(cfg, tmp_path / "run", data=composite).summary
+    by_domain = summary.final.test_acc_by_domain
     # A domain with no test images is left out rather than reported as NaN.
     assert list(by_domain) == ["first", "second"]
-    overall = summary["final"]["test_acc"]
+    overall = summary.final.test_acc
     weighted = (by_domain["first"] * half + by_domain["second"] * (len(data.test) - half)) / len(
         data.test
     )
@@ -282,13 +279,13 @@ def test_weight_average_follows_the_ema_formula():
 
 def test_averaged_weights_are_what_training_reports_and_inference_uses(data_dir, tmp_path):
     cfg = small_config(data_dir, epochs=1, ema_decay=0.95, optimizer={"name": "adam", "lr": 3e-3})
-    summary = train(cfg, tmp_path / "run")
+    summary = train(cfg, tmp_path / "run").summary
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     raw, avg = ckpt.state_dict, ckpt.averaged_state_dict
     assert avg is not None and not torch.equal(raw["c1.weight"], avg["c1.weight"])
     torch.testing.assert_close(ckpt.build_model().state_dict()["c1.weight"], avg["c1.weight"])
     result = evaluate_checkpoint(tmp_path / "run" / "checkpoint.pt", out=tmp_path / "cm.png")
-    assert result.accuracy == pytest.approx(summary["final"]["test_acc"], abs=1e-6)
+    assert result.accuracy == pytest.approx(summary.final.test_acc, abs=1e-6)
 
 
 def test_flip_tta_averages_an_image_and_its_mirror():
@@ -332,17 +329,17 @@ def test_flip_translate_tta_weighs_the_centre_half_and_two_shifts_a_quarter():
 
 
 def test_summary_splits_time_into_steps_evaluation_and_loading(data_dir, tmp_path):
-    summary = train(small_config(data_dir, epochs=1), tmp_path / "run")
-    assert 0 < summary["step_seconds"] < summary["train_seconds"] <= summary["wall_seconds"]
-    assert 0 < summary["eval_seconds"] < summary["wall_seconds"]
+    summary = train(small_config(data_dir, epochs=1), tmp_path / "run").summary
+    assert 0 < summary.step_seconds < summary.train_seconds <= summary.wall_seconds
+    assert 0 < summary.eval_seconds < summary.wall_seconds
 
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager_closely(data_dir, tmp_path):
-    eager = train(small_config(data_dir, epochs=1), tmp_path / "eager")
-    compiled = train(small_config(data_dir, epochs=1, compile=True), tmp_path / "compiled")
+    eager = train(small_config(data_dir, epochs=1), tmp_path / "eager").summary
+    compiled = train(small_config(data_dir, epochs=1, compile=True), tmp_path / "compiled").summary
     # Same seed and data: fused kernels round differently, but only in the last bits.
-    assert compiled["final"]["test_loss"] == pytest.approx(eager["final"]["test_loss"], rel=1e-3)
+    assert compiled.final.test_loss == pytest.approx(eager.final.test_loss, rel=1e-3)
 
 
 def test_runs_on_the_same_dataset_share_its_padding_and_statistics(data_dir):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.analysis import stats
-from cnnlab.analysis.report import done_runs, json_safe, variant_names
+from cnnlab.analysis.numbers import done_runs, json_safe, variant_names
 from cnnlab.study.results import StudyResults
 
 HIGHER = "higher in B"

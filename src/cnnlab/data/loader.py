@@ -28,6 +28,12 @@ class Normalization:
     def to_dict(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
 
+    def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std as float32 (1, C, 1, 1) tensors on ``device``, to broadcast on batches."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=device)
+        std = torch.tensor(self.std, dtype=torch.float32, device=device)
+        return mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+
 
 def channel_stats(images: np.ndarray, chunk: int = 8192) -> Normalization:
     """Mean and std per channel of uint8 (N, C, H, W) images, in [0, 1] units.
@@ -110,13 +116,12 @@ class DeviceLoader:
         self.augment = augment
         self.channels_last = channels_last
         channels = self.images.shape[1]
-        mean = torch.tensor(norm.mean, dtype=torch.float32, device=self.device)
-        std = torch.tensor(norm.std, dtype=torch.float32, device=self.device)
-        if len(mean) != channels:
-            raise ValueError(f"normalisation has {len(mean)} channels, images have {channels}")
+        if len(norm.mean) != channels:
+            raise ValueError(f"normalisation has {len(norm.mean)} channels, images have {channels}")
+        mean, std = norm.tensors(self.device)
         # Normalising is one multiply-add: x * scale + shift, for pixels in [0, 1].
-        self._scale = (1 / std).view(1, -1, 1, 1)
-        self._shift = (-mean / std).view(1, -1, 1, 1)
+        self._scale = 1 / std
+        self._shift = -mean / std
         self._pixel_scale = self._scale / 255.0  # for uint8 pixels in 0..255
         self.epoch = 0
 

@@ -30,8 +30,8 @@ from torch import nn
 
 from cnnlab import __version__
 from cnnlab.atomic import atomic_path
-from cnnlab.data.loader import Normalization
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.evaluation.contract import NormalizedModel, normalize
 from cnnlab.inference.images import content_size
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
 
@@ -46,20 +46,6 @@ INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
 class ExportCheckError(CnnlabError):
     """The exported model does not compute what the checkpoint does."""
-
-
-class NormalizedModel(nn.Module):
-    """``model`` with its input normalisation inside: takes float NCHW in [0, 1]."""
-
-    def __init__(self, model: nn.Module, norm: Normalization) -> None:
-        super().__init__()
-        self.model = model
-        c = len(norm.mean)
-        self.register_buffer("mean", torch.tensor(norm.mean, dtype=torch.float32).view(1, c, 1, 1))
-        self.register_buffer("std", torch.tensor(norm.std, dtype=torch.float32).view(1, c, 1, 1))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model((image - self.mean) / self.std)
 
 
 @dataclass(frozen=True)
@@ -144,7 +130,7 @@ def check_inputs(ckpt: Checkpoint, data_dir: Path | None, n: int = CHECK_IMAGES)
     logits) where random noise may not; random ones still catch a wrong graph.
     """
     from cnnlab.data.sources import load_dataset
-    from cnnlab.train.prepare import shape_for_model
+    from cnnlab.evaluation.contract import shape_for_model
 
     c, h, w = ckpt.input_shape
     name = str(ckpt.config.get("dataset", ""))
@@ -241,11 +227,8 @@ RUNNERS: dict[Format, Callable[[Path, torch.Tensor], tuple[torch.Tensor, str | N
 def reference_logits(ckpt: Checkpoint, images: torch.Tensor) -> torch.Tensor:
     """PyTorch's answer: fp32, eval mode, CPU, NCHW, normalisation applied outside the model."""
     model = ckpt.build_model().float().eval()
-    c = ckpt.input_shape[0]
-    mean = torch.tensor(ckpt.normalization.mean).view(1, c, 1, 1)
-    std = torch.tensor(ckpt.normalization.std).view(1, c, 1, 1)
     with torch.inference_mode():
-        return model((images - mean) / std)
+        return model(normalize(images, ckpt.normalization))
 
 
 def export_checkpoint(

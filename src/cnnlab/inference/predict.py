@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from cnnlab.errors import ConfigError
+from cnnlab.evaluation.contract import normalize, tta_logits
+from cnnlab.evaluation.precision import resolve_precision
 from cnnlab.inference.images import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -22,8 +24,6 @@ from cnnlab.inference.images import (
     prepare_image,
 )
 from cnnlab.train.checkpoint import Checkpoint
-from cnnlab.train.precision import resolve_precision
-from cnnlab.train.prepare import tta_logits
 
 
 @dataclass(frozen=True)
@@ -104,16 +104,13 @@ class Predictor:
         # Test-time augmentation the run was evaluated with, so that predict agrees with
         # `cnnlab evaluate`.
         self.tta = str(ckpt.config.get("tta", "none"))
-        c = ckpt.input_shape[0]
-        norm = ckpt.normalization
-        self.mean = torch.tensor(norm.mean, dtype=torch.float32, device=device_).view(1, c, 1, 1)
-        self.std = torch.tensor(norm.std, dtype=torch.float32, device=device_).view(1, c, 1, 1)
+        self.normalization = ckpt.normalization
 
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> torch.Tensor:
         """Softmax probabilities (N, classes) on the CPU for float (N, C, H, W) in [0, 1]."""
         x = torch.from_numpy(images).to(self.precision.device)
-        x = (x - self.mean) / self.std
+        x = normalize(x, self.normalization)
         if self.precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast():

@@ -13,30 +13,21 @@ last finished epoch left it and ends with the numbers of an uninterrupted run.
 
 from __future__ import annotations
 
-import csv
 import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from cnnlab.atomic import atomic_write_text
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.records import ARTIFACTS, EpochRow, RunRecord
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun, identity_hash, run_identity
-from cnnlab.study.store import EPOCH_COLUMNS, Store
+from cnnlab.study.store import Store
 from cnnlab.train.progress import Reporter
-
-ARTIFACTS = {
-    "config": "config.json",
-    "metrics": "metrics.csv",
-    "summary": "summary.json",
-    "curves": "curves.png",
-    "checkpoint": "checkpoint.pt",
-    "error": "error.txt",
-}
 
 
 class Executor(Protocol):
@@ -79,7 +70,7 @@ class StoreReporter:
     def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
         self.inner.step(done, loss, acc, images_per_s)
 
-    def end_epoch(self, row: dict[str, float]) -> None:
+    def end_epoch(self, row: EpochRow) -> None:
         self.store.add_epoch(self.run_id, row)
         self.inner.end_epoch(row)
 
@@ -91,7 +82,7 @@ def describe_device(run: PlannedRun) -> str:
     """Where and how a run trains, e.g. "cuda bf16 channels_last (NVIDIA H100 80GB HBM3)"."""
     import torch
 
-    from cnnlab.train.precision import resolve_precision
+    from cnnlab.evaluation.precision import resolve_precision
 
     precision = resolve_precision(run.config.precision, run.config.device)
     label = precision.label
@@ -108,24 +99,6 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def read_history(metrics_csv: Path) -> list[dict[str, Any]]:
-    """metrics.csv as the trainer wrote it: floats (exact: written with repr), None for blanks."""
-    with open(metrics_csv, newline="") as f:
-        return [
-            {
-                c: (
-                    None
-                    if row.get(c) in (None, "")
-                    else int(row[c])
-                    if c == "epoch"
-                    else float(row[c])
-                )
-                for c in EPOCH_COLUMNS
-            }
-            for row in csv.DictReader(f)
-        ]
-
-
 def sync_checkpoint(run: PlannedRun, store: Store) -> int:
     """Prepare ``run.run_dir`` for ``train(resume=True)``; return the epochs already done.
 
@@ -135,8 +108,8 @@ def sync_checkpoint(run: PlannedRun, store: Store) -> int:
     checkpoint whose settings differ only in location (the study folder, model files
     or data moved) gets the current paths, so the run resumes instead of failing.
     """
+    from cnnlab.config.schema import config_dict
     from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
-    from cnnlab.train.loop import config_dict
 
     path = run.run_dir / "checkpoint.pt"
     if not path.exists():
@@ -151,7 +124,7 @@ def sync_checkpoint(run: PlannedRun, store: Store) -> int:
                 "to start this run afresh"
             )
         save_checkpoint(replace(ckpt, config=current), path)
-    store.replace_epochs(run.run_id, ckpt.history or [])
+    store.replace_epochs(run.run_id, [EpochRow.from_dict(r) for r in ckpt.history or []])
     return int(ckpt.epoch)
 
 
@@ -160,8 +133,8 @@ class InProcessExecutor:
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
         from cnnlab.data.arrays import Split
+        from cnnlab.evaluation.contract import shape_for_model
         from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
-        from cnnlab.train.prepare import shape_for_model
 
         checked: set[tuple[str, str]] = set()
         for run in runs:
@@ -188,10 +161,11 @@ class InProcessExecutor:
 
     def run_one(self, run: PlannedRun, store: Store, progress: StudyProgress) -> bool:
         """Train one run into its folder and the store; True when it finished."""
+        from cnnlab import plots
         from cnnlab.train.loop import train
 
         started = time.perf_counter()
-        summary: dict[str, Any] | None = None
+        record: RunRecord | None = None
         error: str | None = None
         try:
             device = describe_device(run)
@@ -206,7 +180,12 @@ class InProcessExecutor:
             try:
                 sync_checkpoint(run, store)
                 data = dataset_for(run.config.dataset, run.config.data_dir)
-                summary = train(run.config, run.run_dir, data=data, resume=True, reporter=reporter)
+                record = train(run.config, run.run_dir, data=data, resume=True, reporter=reporter)
+                plots.plot_run_curves(
+                    record.history,
+                    run.run_dir / ARTIFACTS["curves"],
+                    title=f"{run.config.model} on {run.config.dataset}",
+                )
             except Exception as exc:  # a failed run must not stop the study
                 error = error_message(exc)
                 if not isinstance(exc, CnnlabError):
@@ -218,10 +197,11 @@ class InProcessExecutor:
             if (run.run_dir / name).exists()
         }
         if error is None:
-            assert summary is not None
-            history = read_history(run.run_dir / ARTIFACTS["metrics"])
-            store.finish_run(run.run_id, summary, history, artifacts)
+            assert record is not None
+            store.finish_run(run.run_id, record.summary, record.history, artifacts)
         else:
             store.fail_run(run.run_id, error, artifacts)
-        progress.run_ended(run, summary, error, time.perf_counter() - started)
+        progress.run_ended(
+            run, None if record is None else record.summary, error, time.perf_counter() - started
+        )
         return error is None

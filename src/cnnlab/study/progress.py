@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from cnnlab.records import EpochRow, RunSummary
 from cnnlab.train.progress import QuietReporter, Reporter, format_epoch
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class StudyProgress(Protocol):
     def begin(self, runs_total: int, runs_done: int, epochs_todo: int) -> None: ...
     def run_started(self, run: PlannedRun, epochs_done: int) -> Reporter: ...
     def run_ended(
-        self, run: PlannedRun, summary: dict[str, Any] | None, error: str | None, seconds: float
+        self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None: ...
     def close(self) -> None: ...
 
@@ -36,12 +37,12 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def run_outcome(run: PlannedRun, summary: dict[str, Any] | None, error: str | None) -> str:
+def run_outcome(run: PlannedRun, summary: RunSummary | None, error: str | None) -> str:
     who = f"{run.variant} seed {run.seed}"
     if error is not None:
         return f"{who}: FAILED: {error}"
     assert summary is not None
-    return f"{who}: test acc {100 * summary['final']['test_acc']:.2f}%"
+    return f"{who}: test acc {100 * summary.final.test_acc:.2f}%"
 
 
 class QuietStudyProgress:
@@ -52,7 +53,7 @@ class QuietStudyProgress:
         return QuietReporter()
 
     def run_ended(
-        self, run: PlannedRun, summary: dict[str, Any] | None, error: str | None, seconds: float
+        self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         pass
 
@@ -105,7 +106,7 @@ class LineStudyProgress(QuietStudyProgress):
         self.run_left = self.run_trained = 0
 
     def run_ended(
-        self, run: PlannedRun, summary: dict[str, Any] | None, error: str | None, seconds: float
+        self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         self.finished += 1
         self._settle()
@@ -124,7 +125,7 @@ class _LineRunReporter(QuietReporter):
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         self.epochs = epochs
 
-    def end_epoch(self, row: dict[str, float]) -> None:
+    def end_epoch(self, row: EpochRow) -> None:
         self.owner.eta.done += 1
         self.owner.run_trained += 1
         self.owner.console.print(
@@ -163,7 +164,7 @@ class BarStudyProgress(LineStudyProgress):
         return _BarRunReporter(self, run)
 
     def run_ended(
-        self, run: PlannedRun, summary: dict[str, Any] | None, error: str | None, seconds: float
+        self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         self.finished += 1
         self._settle()
@@ -205,7 +206,7 @@ class _BarRunReporter(QuietReporter):
         )
         owner.progress.update(owner.overall, info=owner.eta.text())
 
-    def end_epoch(self, row: dict[str, float]) -> None:
+    def end_epoch(self, row: EpochRow) -> None:
         self.owner.eta.done = self.epoch_base + 1
         self.owner.run_trained += 1
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.records import EpochRow, RunSummary
+
 RUN_STATUSES = ("pending", "running", "done", "failed")
 
 
@@ -23,8 +25,8 @@ class RunResult:
     status: str  # one of RUN_STATUSES
     config: dict[str, Any]  # TrainConfig.model_dump(mode="json")
     run_dir: Path  # config.json, metrics.csv, summary.json, curves.png, checkpoint.pt, test_predictions.npz
-    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows, floats/None
-    summary: dict[str, Any] | None = None  # summary.json (see cnnlab.train.loop._summary)
+    history: list[EpochRow] = field(default_factory=list)
+    summary: RunSummary | None = None  # summary.json
     error: str | None = None
     device: str = ""
     started_at: float | None = None  # unix time
@@ -33,7 +35,7 @@ class RunResult:
 
     @property
     def final_test_acc(self) -> float | None:
-        return None if self.summary is None else self.summary["final"]["test_acc"]
+        return None if self.summary is None else self.summary.final.test_acc
 
 
 @dataclass

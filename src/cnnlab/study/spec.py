@@ -37,8 +37,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cnnlab.config.schema import TrainConfig, make_config, read_toml_text
 from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.train.config import TrainConfig, make_config, read_toml_text
 
 IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
@@ -501,8 +501,8 @@ def _resolve_runs(
     study: Study, epochs_scale: float | None, data_dir: Path | None, where: str
 ) -> None:
     """Build and check every run's TrainConfig and identity; reject identical variants."""
+    from cnnlab.config.schema import config_dict
     from cnnlab.models.registry import resolve_model
-    from cnnlab.train.loop import config_dict
 
     specs: dict[tuple[str, str], dict[str, Any]] = {}
     seen: dict[str, str] = {}

@@ -28,16 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.records import EPOCH_COLUMNS, EpochRow, RunSummary
 from cnnlab.study.results import RUN_STATUSES, RunResult, StudyResults
 
 DB_NAME = "study.sqlite"
 SCHEMA_VERSION = 1
-# cnnlab.train.loop.METRIC_COLUMNS, repeated here so that reading results needs no torch
-# (tests/test_study.py checks that they agree).
-EPOCH_COLUMNS = [
-    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "images_per_s", "epoch_seconds", "wall_seconds",
-]  # fmt: skip
 _VALUE_COLUMNS = EPOCH_COLUMNS[1:]
 
 _SCHEMA = f"""
@@ -255,33 +250,30 @@ class Store:
             )
             self.conn.execute("DELETE FROM finals WHERE run_id = ?", (run_id,))
 
-    def add_epoch(self, run_id: str, row: Mapping[str, Any]) -> None:
+    def add_epoch(self, run_id: str, row: EpochRow) -> None:
         """Store one finished epoch (a metrics row); an epoch stored before is overwritten."""
         with self._transaction():
             self._put_epochs(run_id, [row])
 
-    def replace_epochs(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    def replace_epochs(self, run_id: str, rows: Iterable[EpochRow]) -> None:
         """Make the run's epoch rows exactly ``rows`` (e.g. a checkpoint's history)."""
         with self._transaction():
             self.conn.execute("DELETE FROM epochs WHERE run_id = ?", (run_id,))
             self._put_epochs(run_id, rows)
 
-    def _put_epochs(self, run_id: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    def _put_epochs(self, run_id: str, rows: Iterable[EpochRow]) -> None:
         columns = ", ".join(EPOCH_COLUMNS)
         marks = ", ".join("?" for _ in EPOCH_COLUMNS)
         self.conn.executemany(
             f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
-            [
-                (run_id, int(row["epoch"]), *(_number(row.get(c)) for c in _VALUE_COLUMNS))
-                for row in rows
-            ],
+            [(run_id, row.epoch, *(getattr(row, c) for c in _VALUE_COLUMNS)) for row in rows],
         )
 
     def finish_run(
         self,
         run_id: str,
-        summary: Mapping[str, Any],
-        history: Sequence[Mapping[str, Any]],
+        summary: RunSummary,
+        history: Sequence[EpochRow],
         artifacts: Mapping[str, Path],
     ) -> None:
         """Mark a run done with its summary, its complete epoch history and its files."""
@@ -290,7 +282,7 @@ class Store:
             self._put_epochs(run_id, history)
             self.conn.execute(
                 "INSERT OR REPLACE INTO finals (run_id, summary_json) VALUES (?, ?)",
-                (run_id, json.dumps(summary)),
+                (run_id, json.dumps(summary.to_dict())),
             )
             self._put_artifacts(run_id, artifacts)
             self.conn.execute(
@@ -356,7 +348,7 @@ class Store:
         if row is None:
             raise CnnlabError(f"{self.path}: run {run_id} is in the plan but not in runs")
         history = [
-            {c: (int(e["epoch"]) if c == "epoch" else e[c]) for c in EPOCH_COLUMNS}
+            EpochRow.from_dict(dict(e))
             for e in self.conn.execute(
                 "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
             )
@@ -372,7 +364,9 @@ class Store:
             config=json.loads(row["config_json"]),
             run_dir=self._abs(row["run_dir"]),
             history=history,
-            summary=json.loads(final["summary_json"]) if final is not None else None,
+            summary=RunSummary.from_dict(json.loads(final["summary_json"]))
+            if final is not None
+            else None,
             error=row["error"],
             device=row["device"],
             started_at=row["started_at"],
@@ -400,9 +394,3 @@ class _Transaction:
 
     def __exit__(self, kind: object, exc: object, tb: object) -> None:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
-def _number(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    return float(value)

@@ -2,49 +2,54 @@
 
 A run folder holds ``config.json`` (the resolved settings), ``metrics.csv``
 (one row per epoch), ``summary.json`` (final and best metrics, size, time),
-``curves.png`` and ``checkpoint.pt`` (rewritten atomically every epoch). A run
-resumed from its checkpoint ends with the same numbers as an uninterrupted one.
+``checkpoint.pt`` (rewritten atomically every epoch) and ``test_predictions.npz``.
+A run resumed from its checkpoint ends with the same numbers as an uninterrupted one.
+The trainer draws nothing: its caller plots the returned record (``curves.png``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import nn
 
 from cnnlab.atomic import atomic_write_text
+from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
+from cnnlab.evaluation.precision import Precision, resolve_precision
+from cnnlab.evaluation.saved import save_predictions
 from cnnlab.models.layers import data_fitted_layers
-from cnnlab.models.registry import build_model, preferred_input_size, resolve_model, summarize
+from cnnlab.models.registry import (
+    Summary,
+    build_model,
+    preferred_input_size,
+    resolve_model,
+    summarize,
+)
+from cnnlab.records import (
+    ARTIFACTS,
+    EpochRow,
+    RunRecord,
+    RunSummary,
+    metrics_csv_text,
+    summarize_history,
+    write_run_files,
+)
 from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnlab.train.config import TrainConfig, make_config
-from cnnlab.train.precision import Precision, resolve_precision
-from cnnlab.train.prepare import (
-    Loaders,
-    accuracy_by_domain,
-    loss_and_accuracy,
-    make_loaders,
-    predict_logits,
-)
+from cnnlab.train.prepare import Loaders, make_loaders
 from cnnlab.train.progress import QuietReporter, Reporter
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
-from cnnlab.train.saved_predictions import save_predictions
 
-METRIC_COLUMNS = [
-    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "images_per_s", "epoch_seconds", "wall_seconds",
-]  # fmt: skip
 # Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
 # patches, plenty for a 12 x 12 covariance, in well under a second.
 WHITENING_SAMPLE = 5000
@@ -61,7 +66,7 @@ class RunState:
 
     epoch: int = 0
     step: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRow] = field(default_factory=list)
     best_val_loss: float = math.inf
     bad_epochs: int = 0
     stopped_early: bool = False
@@ -78,21 +83,18 @@ def run_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919 + 1) % (2**63)
 
 
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return cfg.model_dump(mode="json")
-
-
 def train(
     cfg: TrainConfig,
     out_dir: Path,
     data: DatasetArrays | None = None,
     resume: bool = False,
     reporter: Reporter | None = None,
-) -> dict[str, Any]:
-    """Train per ``cfg`` into ``out_dir``; return the summary (also written to summary.json)."""
+) -> RunRecord:
+    """Train per ``cfg`` into ``out_dir``; return its epoch rows and summary (also written
+    to metrics.csv and summary.json)."""
     reporter = reporter or QuietReporter()
     out_dir = Path(out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
+    ckpt_path = out_dir / ARTIFACTS["checkpoint"]
     previous = _previous_checkpoint(cfg, ckpt_path, resume)
 
     precision = resolve_precision(cfg.precision, cfg.device)
@@ -122,13 +124,15 @@ def train(
         if previous.optimizer_state is not None:
             optimizer.load_state_dict(previous.optimizer_state)
         state = RunState(
-            epoch=previous.epoch, step=previous.step, history=list(previous.history or [])
+            epoch=previous.epoch,
+            step=previous.step,
+            history=[EpochRow.from_dict(r) for r in previous.history or []],
         )
         for key, value in (previous.trainer_state or {}).items():
             setattr(state, key, value)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.json", json.dumps(config_dict(cfg), indent=2) + "\n")
+    atomic_write_text(out_dir / ARTIFACTS["config"], json.dumps(config_dict(cfg), indent=2) + "\n")
 
     def checkpoint() -> Checkpoint:
         return Checkpoint(
@@ -140,7 +144,7 @@ def train(
             config=config_dict(cfg),
             epoch=state.epoch,
             step=state.step,
-            history=state.history,
+            history=[r.to_dict() for r in state.history],
             optimizer_state=optimizer.state_dict(),
             trainer_state={
                 "best_val_loss": state.best_val_loss,
@@ -186,34 +190,27 @@ def train(
                 model if average is None else average.model, loaders, precision, cfg.tta
             )
             state.eval_seconds += time.perf_counter() - eval_started
-            row.update(
-                epoch=epoch,
-                lr=optimizer.param_groups[0]["lr"],
-                train_loss=train_loss,
-                train_acc=train_acc,
-                images_per_s=images / seconds,
-                epoch_seconds=seconds,
-                wall_seconds=(state.history[-1]["wall_seconds"] if state.history else 0.0)
-                + time.perf_counter()
-                - started,
-            )
+            row.epoch = epoch
+            row.lr = optimizer.param_groups[0]["lr"]
+            row.train_loss, row.train_acc = train_loss, train_acc
+            row.images_per_s, row.epoch_seconds = images / seconds, seconds
+            row.wall_seconds = (
+                (state.history[-1].wall_seconds or 0.0) if state.history else 0.0
+            ) + (time.perf_counter() - started)
             state.history.append(row)
             state.epoch = epoch
             _update_early_stopping(cfg, state, row)
             save_checkpoint(checkpoint(), ckpt_path)
-            _write_metrics(out_dir / "metrics.csv", state.history)
+            atomic_write_text(out_dir / ARTIFACTS["metrics"], metrics_csv_text(state.history))
             reporter.end_epoch(row)
     finally:
         reporter.close()
 
     if test_logits is not None:  # None: a resumed run that had no epoch left to train
         save_predictions(out_dir, test_logits, loaders.test.labels, state.epoch)
-    summary = _summary(cfg, state, summary_info, precision, loaders)
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    from cnnlab.analysis.plots import plot_run_curves
-
-    plot_run_curves(state.history, out_dir / "curves.png", title=f"{cfg.model} on {cfg.dataset}")
-    return summary
+    record = RunRecord(_summary(cfg, state, summary_info, precision, loaders), state.history)
+    write_run_files(out_dir, record)
+    return record
 
 
 def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Checkpoint | None:
@@ -227,6 +224,8 @@ def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Che
     # Both sides through validation: settings added since the checkpoint was written take
     # their defaults, and values compare in canonical form.
     before = config_dict(make_config(previous.config))
+    # Defaults are not validated (augment's "" stays "" until a round trip makes it
+    # "none"), so the current settings take the same round trip as the stored ones.
     now = config_dict(make_config(config_dict(cfg)))
     if before != now:
         changed = sorted(k for k in before if before[k] != now.get(k))
@@ -305,73 +304,48 @@ def _train_epoch(
 
 def _evaluate_epoch(
     model: nn.Module, loaders: Loaders, precision: Precision, tta: str
-) -> tuple[dict[str, Any], torch.Tensor]:
-    """The epoch's val/test figures, and the test logits they came from."""
-    row: dict[str, Any] = {"val_loss": None, "val_acc": None}
+) -> tuple[EpochRow, torch.Tensor]:
+    """The epoch's val/test figures (the caller fills in the rest), and the test logits."""
+    row = EpochRow(epoch=0)
     if loaders.val is not None:
-        row["val_loss"], row["val_acc"] = loss_and_accuracy(
+        row.val_loss, row.val_acc = loss_and_accuracy(
             *predict_logits(model, loaders.val, precision, tta)
         )
     logits, labels = predict_logits(model, loaders.test, precision, tta)
-    row["test_loss"], row["test_acc"] = loss_and_accuracy(logits, labels)
+    row.test_loss, row.test_acc = loss_and_accuracy(logits, labels)
     if loaders.test_domains is not None:
-        row["test_acc_by_domain"] = accuracy_by_domain(
+        row.test_acc_by_domain = accuracy_by_domain(
             logits, labels, loaders.test_domains, loaders.domain_names
         )
     return row, logits
 
 
-def _update_early_stopping(cfg: TrainConfig, state: RunState, row: dict[str, Any]) -> None:
-    if cfg.early_stopping is None or row["val_loss"] is None:
+def _update_early_stopping(cfg: TrainConfig, state: RunState, row: EpochRow) -> None:
+    if cfg.early_stopping is None or row.val_loss is None:
         return
-    if row["val_loss"] < state.best_val_loss:
-        state.best_val_loss = row["val_loss"]
+    if row.val_loss < state.best_val_loss:
+        state.best_val_loss = row.val_loss
         state.bad_epochs = 0
     else:
         state.bad_epochs += 1
         state.stopped_early = state.bad_epochs >= cfg.early_stopping
 
 
-def _write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-
-
 def _summary(
-    cfg: TrainConfig, state: RunState, info: Any, precision: Precision, loaders: Loaders
-) -> dict[str, Any]:
-    last = state.history[-1]
-    best = max(state.history, key=lambda r: r["test_acc"])
-    return {
-        "model": cfg.model,
-        "dataset": cfg.dataset,
-        "seed": cfg.seed,
-        "epochs": state.epoch,
-        "stopped_early": state.stopped_early,
-        "final": {
-            k: last[k]
-            for k in ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
-        }
-        | (
-            {"test_acc_by_domain": last["test_acc_by_domain"]}
-            if "test_acc_by_domain" in last
-            else {}
-        ),
-        # Picking the best epoch by test accuracy peeks at the test set: an optimistic figure.
-        "best_test_acc_optimistic": best["test_acc"],
-        "best_test_epoch": best["epoch"],
-        "params": info.params,
-        "macs_per_image": info.macs,
-        "input_shape": list(loaders.input_shape),
-        "classes": loaders.classes,
-        "precision": precision.label,
-        "train_seconds": state.train_seconds,
-        "step_seconds": state.step_seconds,
-        "eval_seconds": state.eval_seconds,
-        "wall_seconds": last["wall_seconds"],
-        "images_per_s": sum(r["images_per_s"] for r in state.history) / len(state.history),
-    }
+    cfg: TrainConfig, state: RunState, info: Summary, precision: Precision, loaders: Loaders
+) -> RunSummary:
+    return summarize_history(
+        state.history,
+        model=cfg.model,
+        dataset=cfg.dataset,
+        seed=cfg.seed,
+        stopped_early=state.stopped_early,
+        params=info.params,
+        macs_per_image=info.macs,
+        input_shape=list(loaders.input_shape),
+        classes=loaders.classes,
+        precision=precision.label,
+        train_seconds=state.train_seconds,
+        step_seconds=state.step_seconds,
+        eval_seconds=state.eval_seconds,
+    )

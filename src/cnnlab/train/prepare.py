@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
+from cnnlab.config.schema import TrainConfig
 from cnnlab.data.arrays import DatasetArrays, Split
-from cnnlab.data.augment import build_augment, parse_augment
-from cnnlab.data.loader import DeviceLoader, Normalization, channel_stats, pad_to, stratified_split
+from cnnlab.data.augment import build_augment
+from cnnlab.data.loader import DeviceLoader, Normalization, channel_stats, stratified_split
 from cnnlab.errors import ConfigError
-from cnnlab.train.config import TTA_MODES, TrainConfig
-from cnnlab.train.precision import Precision
+from cnnlab.evaluation.contract import shape_for_model
+from cnnlab.evaluation.precision import Precision
 
 
 @dataclass
@@ -26,13 +26,6 @@ class Loaders:
     normalization: Normalization
     test_domains: np.ndarray | None = None  # per test image, index into domain_names
     domain_names: list[str] = field(default_factory=list)
-
-
-def shape_for_model(split: Split, input_size: tuple[int, int] | None) -> Split:
-    """Pad images to the model's preferred input size (MNIST 28x28 -> 32x32 for LeNet-5)."""
-    if input_size is None:
-        return split
-    return split.with_images(pad_to(split.images, input_size))
 
 
 # The last shaped splits: the runs of a study share one dataset, and padding and channel
@@ -81,7 +74,7 @@ def make_loaders(
             f"batch_size {cfg.batch_size} is larger than the {len(train)} training images; "
             "lower batch_size or set drop_last = false"
         )
-    augment = build_augment(parse_augment(cfg.augment))
+    augment = build_augment(cfg.augment)
     common = {"norm": norm, "device": precision.device, "channels_last": precision.channels_last}
     eval_bs = cfg.eval_batch_size
     return Loaders(
@@ -102,66 +95,3 @@ def make_loaders(
         test_domains=test.domains if data.domain_names else None,
         domain_names=list(data.domain_names),
     )
-
-
-def tta_logits(model: torch.nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
-    """fp32 logits of a batch, with test-time augmentation ``tta`` (one of TTA_MODES).
-
-    ``flip``: the mean of the logits of each image and its mirror image (2 passes).
-    ``flip-translate``: that for the image (weight 1/2) and for the image shifted one pixel
-    up-left and one down-right (1/4 each; reflected borders, as the ``pad`` augmentation
-    fills them): 6 passes, the airbench write-up's test-time augmentation.
-    """
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta {tta!r} is not one of {', '.join(TTA_MODES)}")
-
-    def mirrored(view: torch.Tensor) -> torch.Tensor:
-        logits = model(view).float()
-        if tta == "none":
-            return logits
-        return (logits + model(view.flip(3)).float()) / 2
-
-    logits = mirrored(x)
-    if tta != "flip-translate":
-        return logits
-    h, w = x.shape[-2:]
-    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])
-    return logits / 2 + shifted / 4
-
-
-@torch.inference_mode()
-def predict_logits(
-    model: torch.nn.Module, loader: DeviceLoader, precision: Precision, tta: str = "none"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (fp32) and labels for every sample of ``loader``, in order, with test-time
-    augmentation ``tta`` (see :func:`tta_logits`)."""
-    model.eval()
-    outs, labels = [], []
-    for x, y in loader:
-        with precision.autocast():
-            outs.append(tta_logits(model, x, tta))
-        labels.append(y)
-    return torch.cat(outs), torch.cat(labels)
-
-
-def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    loss = torch.nn.functional.cross_entropy(logits, labels).item()
-    acc = (logits.argmax(1) == labels).float().mean().item()
-    return loss, acc
-
-
-def accuracy_by_domain(
-    logits: torch.Tensor, labels: torch.Tensor, domains: np.ndarray, names: list[str]
-) -> dict[str, float]:
-    """Accuracy over the images of each domain that has any, in the order of ``names``."""
-    correct = (logits.argmax(1) == labels).cpu().numpy()
-    return {
-        name: float(correct[domains == i].mean())
-        for i, name in enumerate(names)
-        if (domains == i).any()
-    }
-
-
-def domain_counts(domains: np.ndarray, names: list[str]) -> dict[str, int]:
-    return {name: int((domains == i).sum()) for i, name in enumerate(names)}

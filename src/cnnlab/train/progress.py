@@ -8,23 +8,23 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cnnlab.records import EpochRow
+
 
 class Reporter(Protocol):
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None: ...
     def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None: ...
-    def end_epoch(self, row: dict[str, float]) -> None: ...
+    def end_epoch(self, row: EpochRow) -> None: ...
     def close(self) -> None: ...
 
 
-def format_epoch(row: dict[str, float], epochs: int) -> str:
-    parts = [f"epoch {int(row['epoch'])}/{epochs}"]
-    parts.append(f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}%")
-    if row.get("val_acc") is not None:
-        parts.append(f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.2f}%")
-    parts.append(f"test loss {row['test_loss']:.4f} acc {100 * row['test_acc']:.2f}%")
-    parts.append(
-        f"lr {row['lr']:.2e}  {row['images_per_s']:,.0f} img/s  {row['epoch_seconds']:.1f}s"
-    )
+def format_epoch(row: EpochRow, epochs: int) -> str:
+    parts = [f"epoch {row.epoch}/{epochs}"]
+    parts.append(f"train loss {row.train_loss:.4f} acc {100 * (row.train_acc or 0):.2f}%")
+    if row.val_acc is not None:
+        parts.append(f"val loss {row.val_loss:.4f} acc {100 * row.val_acc:.2f}%")
+    parts.append(f"test loss {row.test_loss:.4f} acc {100 * (row.test_acc or 0):.2f}%")
+    parts.append(f"lr {row.lr:.2e}  {row.images_per_s:,.0f} img/s  {row.epoch_seconds:.1f}s")
     return " | ".join(parts)
 
 
@@ -35,7 +35,7 @@ class QuietReporter:
     def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
         pass
 
-    def end_epoch(self, row: dict[str, float]) -> None:
+    def end_epoch(self, row: EpochRow) -> None:
         pass
 
     def close(self) -> None:
@@ -52,7 +52,7 @@ class LineReporter(QuietReporter):
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         self.epochs = epochs
 
-    def end_epoch(self, row: dict[str, float]) -> None:
+    def end_epoch(self, row: EpochRow) -> None:
         self.console.print(format_epoch(row, self.epochs), highlight=False, soft_wrap=True)
 
 
@@ -87,7 +87,7 @@ class BarReporter(LineReporter):
         if self.task is not None:
             self.progress.update(self.task, completed=done, loss=loss, acc=acc, ips=images_per_s)
 
-    def end_epoch(self, row: dict[str, float]) -> None:
+    def end_epoch(self, row: EpochRow) -> None:
         self.progress.console.print(format_epoch(row, self.epochs), highlight=False, soft_wrap=True)
 
     def close(self) -> None:

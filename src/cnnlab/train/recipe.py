@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from cnnlab.train.config import OptimizerConfig, ScheduleConfig
+from cnnlab.config.schema import OptimizerConfig, ScheduleConfig
 
 
 def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:

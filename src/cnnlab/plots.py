@@ -1,4 +1,7 @@
-"""Figures written as PNG files (Agg backend: no display needed)."""
+"""Drawing primitives: figures written as PNG files (Agg backend: no display needed).
+
+Torch-free and study-agnostic: a run folder's curves and confusion matrix, and the
+study report's figures (which :mod:`cnnlab.analysis.figures` chooses and captions)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cnnlab.atomic import atomic_path
+from cnnlab.records import EpochRow
 
 
 def _save(fig: plt.Figure, out: Path, dpi: int = 100) -> Path:
@@ -23,18 +27,16 @@ def _save(fig: plt.Figure, out: Path, dpi: int = 100) -> Path:
     return out
 
 
-def plot_run_curves(history: Sequence[dict[str, Any]], out: Path, title: str = "") -> Path:
+def plot_run_curves(history: Sequence[EpochRow], out: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch for train, test and (when present) validation."""
-    epochs = [r["epoch"] for r in history]
+    epochs = [r.epoch for r in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-"), ("val", ":"), ("test", "--")):
         if history and history[0].get(f"{split}_loss") is not None:
-            ax_loss.plot(
-                epochs, [r[f"{split}_loss"] for r in history], style, marker=".", label=split
-            )
-            ax_acc.plot(
-                epochs, [100 * r[f"{split}_acc"] for r in history], style, marker=".", label=split
-            )
+            losses = [r.get(f"{split}_loss") for r in history]
+            accs = [100 * r.get(f"{split}_acc") for r in history]
+            ax_loss.plot(epochs, losses, style, marker=".", label=split)
+            ax_acc.plot(epochs, accs, style, marker=".", label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
@@ -66,7 +68,7 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: Path, title:
 
 
 # ---------------------------------------------------------------------------
-# Study report figures (cnnlab.analysis.report).
+# Study report figures (chosen by cnnlab.analysis.figures).
 # ---------------------------------------------------------------------------
 
 CurveStats = tuple[Sequence[int], Sequence[float | None], Sequence[float | None]]

@@ -76,7 +76,7 @@ class TrainConfig(_Strict):
     @field_validator("augment")
     @classmethod
     def _augment(cls, value: str) -> str:
-        from cnnlab.data.augment import parse_augment
+        from cnnlab.config.augment import parse_augment
 
         return parse_augment(value).to_string()
 
@@ -103,6 +103,11 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
     return list(model.model_fields)
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The run-config dump: ``config.json``, the store's ``config_json``, checkpoints."""
+    return cfg.model_dump(mode="json")
 
 
 def make_config(values: dict[str, Any], where: str = "settings") -> TrainConfig:

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import torch
 
-from cnnlab.analysis.plots import plot_confusion
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.loader import DeviceLoader
 from cnnlab.data.sources import load_dataset
 from cnnlab.errors import DataError
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
-from cnnlab.train.precision import resolve_precision
-from cnnlab.train.prepare import (
+from cnnlab.evaluation.contract import shape_for_model
+from cnnlab.evaluation.metrics import (
     accuracy_by_domain,
     domain_counts,
     loss_and_accuracy,
     predict_logits,
-    shape_for_model,
 )
-from cnnlab.train.saved_predictions import confusion_matrix
+from cnnlab.evaluation.precision import resolve_precision
+from cnnlab.evaluation.saved import confusion_matrix
+from cnnlab.plots import plot_confusion
+from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass

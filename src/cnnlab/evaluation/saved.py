@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cnnlab.atomic import atomic_write
+from cnnlab.records import ARTIFACTS
 
 if TYPE_CHECKING:  # the report reads these files without importing torch
     import torch
 
-FILE = "test_predictions.npz"
+FILE = ARTIFACTS["predictions"]
 
 
 def confusion_matrix(pred: np.ndarray, true: np.ndarray, k: int) -> np.ndarray:

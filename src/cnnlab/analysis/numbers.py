@@ -1,0 +1,349 @@
+"""Every number of a study's report, typed: :func:`analyze` turns ``StudyResults`` into them.
+
+The metric compared is each run's FINAL test accuracy (the last epoch), the only figure
+that does not peek at the test set. The best-epoch test accuracy is kept too, marked
+optimistic. Whether a variant differs from the baseline is decided in
+:mod:`cnnlab.analysis.stats` (Welch's t-test, Holm-adjusted, alpha 0.05). ``to_json()``
+gives ``report.json``'s form (schema ``cnnlab-report/1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab import __version__
+from cnnlab.analysis import stats
+from cnnlab.records import EpochRow
+from cnnlab.study.results import RunResult, StudyResults
+
+SCHEMA = "cnnlab-report/1"
+CURVE_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")
+METRIC = "final test accuracy (last epoch)"
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe: nan/inf -> None, tuples -> lists, paths -> strings, numpy -> python."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class Sample:
+    """One metric over a variant's seeds: its description and the per-seed values."""
+
+    stats: stats.Description
+    values: list[float]
+
+    def __getattr__(self, name: str) -> Any:  # mean, std, ci_low, ... read through
+        if name in ("stats", "values"):
+            raise AttributeError(name)
+        return getattr(self.stats, name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.stats.to_dict(), "values": self.values}
+
+
+@dataclass
+class RunCounts:
+    total: int
+    done: int
+    failed: int
+    unfinished: int  # pending or running
+
+
+@dataclass
+class EpochCounts:
+    configured: int | None
+    run_mean: float | None  # below configured after early stopping
+
+
+@dataclass
+class Curve:
+    """A metric per epoch over seeds: mean, sample std and how many runs reached the epoch."""
+
+    mean: list[float | None]
+    std: list[float | None]
+    runs: list[int]
+
+
+@dataclass
+class VariantNumbers:
+    name: str
+    is_baseline: bool
+    model: str | None
+    params: int | None
+    macs_per_image: int | None
+    epochs: EpochCounts
+    runs: RunCounts
+    seeds_done: list[int]
+    final_test_acc: Sample
+    vs_baseline: stats.Comparison | None
+    final_test_acc_by_domain: dict[str, Sample]
+    best_test_acc_optimistic: stats.Description
+    final_test_loss: stats.Description
+    train_test_gap: stats.Description
+    seconds_per_run: stats.Description
+    images_per_s: float | None
+    time_to_baseline: stats.TimeToTarget | None
+    epochs_axis: list[int] = field(default_factory=list)  # the curves' x values
+    curves: dict[str, Curve] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        curves: dict[str, Any] = {k: asdict(c) for k, c in self.curves.items()}
+        if self.curves:
+            curves["epoch"] = self.epochs_axis
+        return {
+            "name": self.name,
+            "is_baseline": self.is_baseline,
+            "model": self.model,
+            "params": self.params,
+            "macs_per_image": self.macs_per_image,
+            "epochs": asdict(self.epochs),
+            "runs": asdict(self.runs),
+            "seeds_done": self.seeds_done,
+            "final_test_acc": self.final_test_acc.to_json(),
+            "vs_baseline": None if self.vs_baseline is None else self.vs_baseline.to_dict(),
+            "final_test_acc_by_domain": {
+                d: s.to_json() for d, s in self.final_test_acc_by_domain.items()
+            },
+            "best_test_acc_optimistic": self.best_test_acc_optimistic.to_dict(),
+            "final_test_loss": self.final_test_loss.to_dict(),
+            "train_test_gap": self.train_test_gap.to_dict(),
+            "seconds_per_run": self.seconds_per_run.to_dict(),
+            "images_per_s": self.images_per_s,
+            "time_to_baseline": None
+            if self.time_to_baseline is None
+            else self.time_to_baseline.to_dict(),
+            "curves": curves,
+        }
+
+
+@dataclass
+class RunRow:
+    """One run as the report lists it."""
+
+    variant: str
+    seed: int
+    status: str
+    run_id: str
+    final_test_acc: float | None
+    best_test_acc_optimistic: float | None
+    best_test_epoch: int | None
+    epochs: int | None
+    wall_seconds: float | None
+    device: str
+    run_dir: str
+    error: str | None
+
+    @classmethod
+    def of(cls, r: RunResult) -> RunRow:
+        s = r.summary
+        return cls(
+            variant=r.variant,
+            seed=r.seed,
+            status=r.status,
+            run_id=r.run_id,
+            final_test_acc=r.final_test_acc,
+            best_test_acc_optimistic=None if s is None else s.best_test_acc_optimistic,
+            best_test_epoch=None if s is None else s.best_test_epoch,
+            epochs=None if s is None else s.epochs,
+            wall_seconds=None if s is None else s.wall_seconds,
+            device=r.device,
+            run_dir=str(r.run_dir),
+            error=r.error,
+        )
+
+
+@dataclass
+class StudyInfo:
+    name: str
+    dataset: str
+    description: str
+    study_dir: str
+
+
+@dataclass
+class StudyNumbers:
+    """A study's analysis; ``summary`` and ``warnings`` are filled in by the prose."""
+
+    study: StudyInfo
+    alpha: float
+    confidence: float
+    baseline: str | None
+    declared_baseline: str | None
+    best_variant: str | None
+    variants: list[VariantNumbers]
+    domains: list[str]
+    runs: list[RunRow]
+    metric: str = METRIC
+    cnnlab_version: str = __version__
+    summary: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    predictions: dict[str, Any] | None = None  # what write_report shows of the best run
+    figures: list[str] = field(default_factory=list)
+
+    @property
+    def failed_runs(self) -> list[RunRow]:
+        return [r for r in self.runs if r.status == "failed"]
+
+    def variant(self, name: str) -> VariantNumbers:
+        return next(v for v in self.variants if v.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "cnnlab_version": self.cnnlab_version,
+            "study": asdict(self.study),
+            "metric": self.metric,
+            "alpha": self.alpha,
+            "confidence": self.confidence,
+            "baseline": self.baseline,
+            "best_variant": self.best_variant,
+            "variants": [v.to_json() for v in self.variants],
+            "domains": self.domains,
+            "runs": [asdict(r) for r in self.runs],
+            "failed_runs": [asdict(r) for r in self.failed_runs],
+            "summary": self.summary,
+            "warnings": self.warnings,
+        }
+        if self.predictions is not None:
+            out["predictions"] = self.predictions
+            out["figures"] = self.figures
+        return json_safe(out)
+
+
+def variant_names(results: StudyResults) -> list[str]:
+    names = list(results.variants)
+    for run in results.runs:
+        if run.variant not in names:
+            names.append(run.variant)
+    return names
+
+
+def done_runs(results: StudyResults, variant: str) -> list[RunResult]:
+    return [r for r in results.runs_of(variant, "done") if r.summary is not None]
+
+
+def _column(history: list[EpochRow], key: str) -> list[float | None]:
+    return [row.get(key) for row in history]
+
+
+def _analyze_variant(
+    results: StudyResults,
+    name: str,
+    comparison: stats.Comparison | None,
+    target: float | None,
+    confidence: float,
+) -> VariantNumbers:
+    all_runs = [r for r in results.runs if r.variant == name]
+    done = done_runs(results, name)
+    summaries = [r.summary for r in done if r.summary is not None]
+    finals = [s.final.test_acc for s in summaries]
+    gaps = [
+        s.final.train_acc - s.final.test_acc for s in summaries if s.final.train_acc is not None
+    ]
+    histories = [r.history for r in done if r.history]
+    curves: dict[str, Curve] = {}
+    axis: list[int] = []
+    for key in CURVE_KEYS:
+        cols = [_column(h, key) for h in histories]
+        if any(v is not None for c in cols for v in c):
+            axis, mean, std, counts = stats.mean_curve(cols)
+            curves[key] = Curve(mean, std, counts)
+    ttt = None
+    if target is not None and histories:
+        ttt = stats.time_to_target(
+            [_column(h, "test_acc") for h in histories],
+            [_column(h, "wall_seconds") for h in histories],
+            target,
+        )
+    by_domain: dict[str, list[float]] = {}
+    for s in summaries:
+        for domain, acc in (s.final.test_acc_by_domain or {}).items():
+            by_domain.setdefault(domain, []).append(acc)
+    configs = [r.config for r in all_runs if r.config]
+    first = summaries[0] if summaries else None
+    return VariantNumbers(
+        name=name,
+        is_baseline=name == results.baseline,
+        model=configs[0].get("model") if configs else None,
+        params=None if first is None else first.params,
+        macs_per_image=None if first is None else first.macs_per_image,
+        epochs=EpochCounts(
+            configured=configs[0].get("epochs") if configs else None,
+            run_mean=float(np.mean([s.epochs for s in summaries])) if summaries else None,
+        ),
+        runs=RunCounts(
+            total=len(all_runs),
+            done=len(done),
+            failed=sum(r.status == "failed" for r in all_runs),
+            unfinished=sum(r.status in ("pending", "running") for r in all_runs),
+        ),
+        seeds_done=[r.seed for r in done],
+        final_test_acc=Sample(stats.describe(finals, confidence, (0.0, 1.0)), finals),
+        vs_baseline=comparison,
+        final_test_acc_by_domain={
+            domain: Sample(stats.describe(values, confidence, (0.0, 1.0)), values)
+            for domain, values in by_domain.items()
+        },
+        best_test_acc_optimistic=stats.describe(
+            [s.best_test_acc_optimistic for s in summaries], confidence, (0.0, 1.0)
+        ),
+        final_test_loss=stats.describe([s.final.test_loss for s in summaries], confidence),
+        train_test_gap=stats.describe(gaps, confidence),
+        seconds_per_run=stats.describe([s.wall_seconds for s in summaries], confidence),
+        images_per_s=stats.describe([s.images_per_s for s in summaries], confidence).mean,
+        time_to_baseline=ttt,
+        epochs_axis=axis,
+        curves=curves,
+    )
+
+
+def analyze(
+    results: StudyResults, alpha: float = stats.ALPHA, confidence: float = stats.CONFIDENCE
+) -> StudyNumbers:
+    """Every number of the report, with its summary sentences and warnings."""
+    from cnnlab.analysis.prose import summarize
+
+    names = variant_names(results)
+    finals = {
+        v: [s.summary.final.test_acc for s in done_runs(results, v) if s.summary] for v in names
+    }
+    baseline = results.baseline if results.baseline in names else None
+    comparisons = (
+        stats.compare_to_baseline(finals, baseline, alpha, confidence, (-1.0, 1.0))
+        if baseline
+        else {}
+    )
+    target = stats.describe(finals[baseline]).mean if baseline else None
+    variants = [_analyze_variant(results, v, comparisons.get(v), target, confidence) for v in names]
+    with_runs = [v for v in variants if v.final_test_acc.mean is not None]
+    best = max(with_runs, key=lambda v: v.final_test_acc.mean).name if with_runs else None
+    numbers = StudyNumbers(
+        study=StudyInfo(results.name, results.dataset, results.description, str(results.study_dir)),
+        alpha=alpha,
+        confidence=confidence,
+        baseline=baseline,
+        declared_baseline=results.baseline,
+        best_variant=best,
+        variants=variants,
+        # first-seen order: the dataset's own domain order
+        domains=list(dict.fromkeys(d for v in variants for d in v.final_test_acc_by_domain)),
+        runs=[RunRow.of(r) for r in results.runs],
+    )
+    numbers.summary, numbers.warnings = summarize(numbers)
+    return numbers

@@ -1,0 +1,193 @@
+"""The study report rendered: a Markdown page, a self-contained HTML page and JSON.
+
+``write_report(results, out_dir)`` analyses the results (:mod:`cnnlab.analysis.numbers`),
+draws the figures (PNG files beside the Markdown, base64 data URIs inside the HTML) and
+writes ``report.html``, ``report.md`` and ``report.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.analysis import stats
+from cnnlab.analysis.figures import Figure, make_figures, prediction_numbers
+from cnnlab.analysis.formatting import fmt_p, fmt_pct, fmt_pts, fmt_seconds
+from cnnlab.analysis.numbers import StudyNumbers, analyze, json_safe
+from cnnlab.analysis.tables import COLUMNS, DOMAIN_NOTE, display_rows, domain_rows
+from cnnlab.atomic import atomic_write_text
+from cnnlab.study.predictions import Predictions, best_predictions
+from cnnlab.study.results import StudyResults
+
+METHOD_NOTES = [
+    "Each variant is trained once per seed; the metric is the final (last-epoch) test accuracy.",
+    "Mean ± sample standard deviation over seeds; the 95% confidence interval of the mean uses "
+    "the t distribution with n−1 degrees of freedom (clipped to 0–100%).",
+    "Each variant is compared with the baseline by Welch's t-test (no equal-variance "
+    "assumption); Δ is the difference of means in percentage points with its Welch 95% CI "
+    "(clipped to ±100 points).",
+    "The p-values are adjusted for the number of comparisons with Holm's method; a variant is "
+    "called better or worse only when the adjusted p is below alpha. Otherwise the difference "
+    "is within noise: not shown to be zero, but not distinguishable from seed-to-seed variation.",
+    "The best-epoch test accuracy picks the epoch by looking at the test set and is therefore "
+    "optimistic; it is shown for reference, never compared.",
+    "The train − test gap uses the running train accuracy of the last epoch (augmentation and "
+    "dropout on), so it can be negative.",
+    "'Reaches baseline final acc' is the first epoch at which the variant's mean test-accuracy "
+    "curve reaches the baseline's final mean accuracy, with the wall time at that epoch.",
+]
+
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(
+    numbers: StudyNumbers, figures: Sequence[Figure] = (), generated: str = ""
+) -> str:
+    study = numbers.study
+    out = [f"# Study report: {study.name}", ""]
+    meta = f"Dataset **{study.dataset}**"
+    if numbers.baseline:
+        meta += f", baseline **{numbers.baseline}**"
+    meta += f", alpha {numbers.alpha:g}. {numbers.metric.capitalize()} is compared."
+    out += [meta, ""]
+    if study.description:
+        out += [study.description, ""]
+    out += ["## Summary", ""]
+    out += [f"- {s}" for s in numbers.summary] or ["- No finished runs yet."]
+    out.append("")
+    if numbers.warnings:
+        out += ["**Warnings**", ""] + [f"- ⚠ {w}" for w in numbers.warnings] + [""]
+    out += ["## Variants", ""]
+    rows = display_rows(numbers)
+    out += _md_table([c[1] for c in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in rows])
+    out.append("")
+    if numbers.domains:
+        out += ["## Accuracy per domain", ""]
+        out += _md_table(
+            ["variant", *numbers.domains],
+            [[r["variant"], *(r[d] for d in numbers.domains)] for r in domain_rows(numbers)],
+        )
+        out += ["", DOMAIN_NOTE, ""]
+    if figures:
+        out += ["## Figures", ""]
+        for fig in figures:
+            out += [f"### {fig.title}", "", f"![{fig.title}]({fig.file})", "", fig.caption, ""]
+    pred = numbers.predictions
+    if pred and not pred.get("available"):
+        out += [f"Predictions of the best variant are not shown: {pred['reason']}.", ""]
+    if numbers.failed_runs:
+        out += ["## Failed runs", ""]
+        out += _md_table(
+            ["variant", "seed", "error", "run folder"],
+            [
+                [r.variant, r.seed, r.error or "(no error recorded)", r.run_dir]
+                for r in numbers.failed_runs
+            ],
+        )
+        out.append("")
+    out += ["## Runs", ""]
+    out += _md_table(
+        ["variant", "seed", "status", "final test acc", "best epoch (optimistic)", "time"],
+        [
+            [
+                r.variant,
+                r.seed,
+                r.status,
+                fmt_pct(r.final_test_acc),
+                "—"
+                if r.best_test_acc_optimistic is None
+                else f"{fmt_pct(r.best_test_acc_optimistic)} @ {r.best_test_epoch}",
+                fmt_seconds(r.wall_seconds),
+            ]
+            for r in numbers.runs
+        ],
+    )
+    out += ["", "## Method", ""] + [f"- {n}" for n in METHOD_NOTES] + [""]
+    out.append(f"_cnnlab {numbers.cnnlab_version}{', ' + generated if generated else ''}._")
+    return "\n".join(out) + "\n"
+
+
+def _jinja_env() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("cnnlab.analysis", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated: str = "") -> str:
+    env = _jinja_env()
+    env.filters.update(pct=fmt_pct, pts=fmt_pts, pval=fmt_p, seconds=fmt_seconds)
+    verdict_class = {
+        stats.BETTER: "better",
+        stats.WORSE: "worse",
+        stats.WITHIN_NOISE: "noise",
+        stats.NOT_ENOUGH_RUNS: "few",
+        stats.BASELINE: "base",
+    }
+    return env.get_template("report.html.j2").render(
+        a=numbers,
+        columns=COLUMNS,
+        rows=display_rows(numbers),
+        domain_rows=domain_rows(numbers),
+        domain_note=DOMAIN_NOTE,
+        verdict_class=verdict_class,
+        figures=figures,
+        method_notes=METHOD_NOTES,
+        generated=generated,
+    )
+
+
+def write_report(
+    results: StudyResults, out_dir: Path, predictions: bool | Predictions | str = True
+) -> list[Path]:
+    """Write report.html, report.md and report.json (and the PNG figures) into ``out_dir``.
+
+    Returns [report.html, report.md, report.json]. ``predictions``: True shows those of the
+    best variant's first finished seed (:func:`cnnlab.study.predictions.best_predictions`);
+    False skips them (no confusion matrix or image grids); a Predictions (or the reason
+    there are none) shows that.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    numbers = analyze(results)
+    shown: Predictions | str | None = None
+    if predictions is True:
+        shown = best_predictions(results, numbers.best_variant)
+    elif predictions is not False:
+        shown = predictions
+    if isinstance(shown, Predictions):
+        numbers.predictions = json_safe(prediction_numbers(shown))
+    else:
+        reason = "skipped on request" if shown is None else shown
+        numbers.predictions = {"available": False, "reason": reason}
+    figures = make_figures(numbers, out_dir, shown)
+    numbers.figures = [f.file for f in figures]
+    generated = _dt.datetime.now().astimezone().strftime("generated %Y-%m-%d %H:%M %Z")
+    paths = [out_dir / "report.html", out_dir / "report.md", out_dir / "report.json"]
+    atomic_write_text(paths[0], render_html(numbers, figures, generated))
+    atomic_write_text(paths[1], render_markdown(numbers, figures, generated))
+    atomic_write_text(paths[2], to_json(numbers))
+    return paths
+
+
+def to_json(numbers: StudyNumbers) -> str:
+    return json.dumps(numbers.to_json(), indent=2, allow_nan=False) + "\n"

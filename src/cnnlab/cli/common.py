@@ -1,0 +1,40 @@
+"""What every command shares: the consoles, common flags and argument types."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+DATASET_HELP = (
+    "mnist, fashion-mnist, cifar10, cifar100, svhn, "
+    "digits-wild[:size=28,mnist=W,printed=W,svhn=W] or folder:PATH"
+)
+
+
+def add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding <name>/<canonical files> (default: $CNNLAB_DATA, else ~/.cache/cnnlab/data)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download a missing built-in dataset with torchvision (needs a network)",
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small; use 1 or more")
+    return value

@@ -1,0 +1,87 @@
+"""`cnnlab data list` and `cnnlab data show`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from cnnlab.cli.common import (
+    DATASET_HELP,
+    add_data_dir,
+    console,
+)
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from cnnlab.data.sources import SOURCES, default_data_dir, locate
+
+    data_dir = args.data_dir or default_data_dir()
+    table = Table(title=f"datasets (data dir: {data_dir})")
+    table.add_column("name")
+    table.add_column("available")
+    table.add_column("where / expected")
+    table.add_column("what")
+    for name, source in SOURCES.items():
+        found, _ = locate(name, data_dir)
+        if found is None:
+            # A composite (digits-wild) has no folder of its own: it names its parts.
+            where = (
+                f"{data_dir / name}/: {source.expected}" if source.subdirs[0] else source.expected
+            )
+            table.add_row(name, "[red]no[/red]", where, source.description)
+        else:
+            table.add_row(name, "[green]yes[/green]", str(found.location), source.description)
+    table.add_row(
+        "folder:PATH", "-", "PATH/<class>/*.png|jpg, or a .tar/.tar.gz of it", "your own images"
+    )
+    console.print(table)
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from cnnlab.data.preview import class_counts, save_sample_grid
+    from cnnlab.data.sources import load_dataset
+
+    with console.status(f"loading {args.name}..."):
+        data = load_dataset(args.name, args.data_dir, download=args.download)
+    c, h, w = data.shape
+    table = Table(
+        title=f"{data.name}: {len(data.train)} train / {len(data.test)} test, {c}x{h}x{w}"
+    )
+    table.add_column("class")
+    table.add_column("name")
+    table.add_column("train", justify="right")
+    table.add_column("test", justify="right")
+    for i, (name, n_train, n_test) in enumerate(class_counts(data)):
+        table.add_row(str(i), name, str(n_train), str(n_test))
+    console.print(table)
+    console.print(f"source: {data.source}")
+    safe = data.name.replace("/", "_").replace(":", "_")
+    out = args.out or Path(f"{safe}-samples.png")
+    save_sample_grid(data, out, per_class=args.per_class)
+    console.print(f"sample grid: {out}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="list datasets, show class counts and sample images")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dl = data_sub.add_parser(
+        "list", help="each built-in dataset, whether it is available and where"
+    )
+    add_data_dir(dl)
+    dl.set_defaults(func=cmd_data_list)
+    ds = data_sub.add_parser(
+        "show",
+        help="class counts per split and a PNG grid of sample images",
+        description="Load a dataset, print its counts per class and save a grid of samples.",
+    )
+    ds.add_argument("name", help=DATASET_HELP)
+    ds.add_argument(
+        "--out", type=Path, default=None, help="PNG to write (default: <name>-samples.png)"
+    )
+    ds.add_argument("--per-class", type=int, default=8, help="sample images per class (default 8)")
+    add_data_dir(ds)
+    ds.set_defaults(func=cmd_data_show)

@@ -1,0 +1,127 @@
+"""`cnnlab run`: a study file, every variant x seed, resumably, then its report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cnnlab.cli.common import (
+    console,
+)
+from cnnlab.errors import CnnlabError
+
+RUN_EPILOG = """\
+examples:
+  cnnlab run studies/quick-fashion.toml          every variant x seed; results in runs/<name>
+  cnnlab run studies/seed004-cifar10-17.toml --epochs-scale 0.1 --seeds 0,1
+  cnnlab run studies/cifar10-fast.toml --variants fast   one variant of the study
+  cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
+  cnnlab run study.toml --retry-failed           run the failed runs again too
+
+Rerun the same command to continue: done runs are skipped, interrupted ones resume
+from their last finished epoch. Changing a setting in the study file makes new runs
+(the old results stay stored; the report shows the study file as it is now).
+Results: <out>/study.sqlite; each run's files: <out>/runs/<variant>-s<seed>-<id>/.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a study (variants x seeds from a TOML file), resumably, then report",
+        description="Run every variant of a study file with every seed, store the results "
+        "in <out>/study.sqlite and write the report.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("study", type=Path, help="the study file (.toml)")
+    p.add_argument("--out", type=Path, help="study folder (default runs/<study name>)")
+    p.add_argument(
+        "--epochs-scale",
+        type=float,
+        metavar="FACTOR",
+        help="multiply every run's epochs (rounded, at least 1), e.g. 0.2 for a quick look",
+    )
+    p.add_argument("--seeds", metavar="LIST", help="replace the study's seeds, e.g. 0,1")
+    p.add_argument(
+        "--variants",
+        metavar="NAMES",
+        help="run only these variants, comma-separated, e.g. fast (the baseline stays the "
+        "study's if chosen, else the first one named)",
+    )
+    p.add_argument("--dataset", help="replace the study's dataset, e.g. folder:cifar10-jpeg.tar.gz")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.set_defaults(func=cmd_run)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CnnlabError(f"--seeds '{text}' is not a list of integers; write e.g. 0,1,2") from None
+    if not seeds:
+        raise CnnlabError("--seeds is empty; write e.g. 0,1,2")
+    return seeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cnnlab.study.progress import make_study_progress
+    from cnnlab.study.runner import default_out_dir, run_study, summary_table
+    from cnnlab.study.spec import load_study
+
+    study = load_study(
+        args.study,
+        dataset=args.dataset,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+        epochs_scale=args.epochs_scale,
+        data_dir=args.data_dir,
+        variants=[v.strip() for v in args.variants.split(",") if v.strip()]
+        if args.variants is not None
+        else None,
+    )
+    out = Path(args.out or default_out_dir(study))
+    if not args.quiet:
+        console.print(
+            f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+            f"on {study.dataset} -> {out}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    outcome = run_study(
+        study,
+        out,
+        retry_failed=args.retry_failed,
+        progress=make_study_progress(args.quiet, console),
+    )
+    skipped = []
+    if outcome.skipped_done:
+        skipped.append(f"{len(outcome.skipped_done)} done before")
+    if outcome.skipped_failed:
+        skipped.append(f"{len(outcome.skipped_failed)} failed before (--retry-failed reruns them)")
+    console.print(
+        f"{len(outcome.executed)} runs trained now"
+        + (f"; skipped {', '.join(skipped)}" if skipped else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    results = outcome.results
+    console.print(summary_table(results))
+    for r in results.runs:
+        if r.status == "failed":
+            console.print(
+                f"failed: {r.variant} seed {r.seed}: {r.error}", highlight=False, soft_wrap=True
+            )
+    if not args.no_report:
+        from cnnlab.analysis.render import write_report
+
+        paths = write_report(results, out)
+        console.print(f"report: {paths[0]}", highlight=False, soft_wrap=True)
+    console.print(f"results: {out / 'study.sqlite'}", highlight=False, soft_wrap=True)
+    return 0

@@ -1,0 +1,1 @@
+"""Settings: :class:`TrainConfig`, the one schema of a run, and what is derived from it."""
