@@ -27,7 +27,7 @@ from reference import reference_loader
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.loader import DeviceLoader, pad_to
-from cnnlab.data.sources import load_dataset
+from cnnlab.data.registry import load_dataset
 from cnnlab.evaluation.metrics import predict_logits
 from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from common import Result, script_main
 
-from cnnlab.data.sources import load_dataset
+from cnnlab.data.registry import load_dataset
 from cnnlab.study.store import load_results
 
 TARGET = 0.05  # at most this share of the wall time outside training steps

@@ -30,7 +30,7 @@ from torchvision import transforms as T
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.loader import channel_stats, pad_to
-from cnnlab.data.sources import load_dataset
+from cnnlab.data.registry import load_dataset
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
 from cnnlab.train.loop import train
 

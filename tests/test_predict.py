@@ -15,8 +15,8 @@ import torch
 from fakedata import raises_one_line
 from PIL import Image
 
-from cnnlab.cli import predict as cli_predict
 from cnnlab.cli import main
+from cnnlab.cli import predict as cli_predict
 from cnnlab.config.schema import make_config
 from cnnlab.data.loader import Normalization
 from cnnlab.inference import images
@@ -523,7 +523,7 @@ def test_real_mnist_photographed_reads_as_well_as_the_raw_test_set(mnist_lenet, 
 
     The preprocessing must undo it: accuracy within a point of the raw images'.
     """
-    from cnnlab.data.sources import load_dataset
+    from cnnlab.data.registry import load_dataset
     from cnnlab.inference.predict import Predictor
 
     ckpt = load_checkpoint(mnist_lenet)

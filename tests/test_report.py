@@ -400,7 +400,7 @@ def train_run(data_dir: Path, data, root: Path, name: str, lr: float, seed: int)
 @pytest.fixture(scope="module")
 def real_study(data_dir, tmp_path_factory) -> StudyResults:
     """2 learning rates x 2 seeds of a small MLP, 1 epoch on the learnable MNIST (~3 s)."""
-    from cnnlab.data.sources import load_dataset
+    from cnnlab.data.registry import load_dataset
 
     root = tmp_path_factory.mktemp("real-study")
     data = load_dataset("mnist", data_dir)

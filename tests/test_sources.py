@@ -7,7 +7,7 @@ from conftest import write_learnable_mnist
 from fakedata import make_tar, write_cifar10_batches, write_image_folder, write_svhn_mat
 
 from cnnlab.data import sources
-from cnnlab.data.sources import load_dataset, locate
+from cnnlab.data.registry import load_dataset, locate
 from cnnlab.errors import DataError
 
 
@@ -110,3 +110,29 @@ def test_real_fashion_mnist_from_the_debian_package():
     data = load_dataset("fashion-mnist", sources.default_data_dir())
     assert (len(data.train), len(data.test)) == (60000, 10000)
     assert np.bincount(data.train.labels).tolist() == [6000] * 10
+
+
+def test_the_settings_know_every_dataset_the_registry_reads():
+    from cnnlab.config.dataset import BUILTIN_FILES, DATASET_NAMES
+    from cnnlab.data import registry, sources
+
+    assert tuple(sources.SOURCES) == BUILTIN_FILES
+    assert tuple(registry.ENTRIES) == DATASET_NAMES
+
+
+def test_dataset_references_are_parsed_once_with_their_options(tmp_path):
+    from cnnlab.config.dataset import parse_dataset
+    from cnnlab.config.schema import make_config
+    from cnnlab.errors import ConfigError
+
+    ref = make_config({"dataset": "digits-wild:size=28,svhn=0"}).dataset_ref
+    assert (ref.kind, ref.options.size, ref.options.svhn, str(ref)) == (
+        "digits-wild", 28, 0.0, "digits-wild:size=28,svhn=0",
+    )  # fmt: skip
+    folder = parse_dataset("folder:photos").relative_to(tmp_path)
+    assert (folder.kind, folder.path) == ("folder", (tmp_path / "photos").resolve())
+    assert parse_dataset("mnist").relative_to(tmp_path).text == "mnist"
+    with pytest.raises(ConfigError, match=r"unknown dataset 'mnsit' \(did you mean 'mnist'\?\)"):
+        make_config({"dataset": "mnsit"})
+    with pytest.raises(ConfigError, match="unknown option 'sise'"):
+        parse_dataset("digits-wild:sise=28")

@@ -11,7 +11,7 @@ import torch
 from cnnlab.config.schema import load_config_file, make_config
 from cnnlab.data.arrays import Split
 from cnnlab.data.loader import DeviceLoader, Normalization
-from cnnlab.data.sources import load_dataset
+from cnnlab.data.registry import DataCache, load_dataset
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.metrics import accuracy_by_domain, domain_counts, predict_logits
 from cnnlab.evaluation.precision import resolve_precision
@@ -343,18 +343,24 @@ def test_compiled_training_matches_eager_closely(data_dir, tmp_path):
 
 
 def test_runs_on_the_same_dataset_share_its_padding_and_statistics(data_dir):
-    data = load_dataset("mnist", data_dir)
+    cache = DataCache()
+    data = cache.dataset("mnist", data_dir)
+    assert cache.dataset("mnist", data_dir) is data  # loaded once
     precision = resolve_precision("fp32", "cpu")
-    first = make_loaders(small_config(data_dir), data, precision, (32, 32))
-    again = make_loaders(small_config(data_dir, seed=1), data, precision, (32, 32))
+    first = make_loaders(small_config(data_dir), data, precision, (32, 32), cache)
+    again = make_loaders(small_config(data_dir, seed=1), data, precision, (32, 32), cache)
     # On the CPU the loader's tensor shares the padded array's memory.
     assert again.train.images.data_ptr() == first.train.images.data_ptr()  # reused
-    held_out = make_loaders(small_config(data_dir, val_fraction=0.2), data, precision, (32, 32))
+    held_out = make_loaders(
+        small_config(data_dir, val_fraction=0.2), data, precision, (32, 32), cache
+    )
     assert held_out.val is not None
     assert held_out.train.num_samples < first.train.num_samples
     reloaded = load_dataset("mnist", data_dir)  # equal arrays, another object: recomputed
-    other = make_loaders(small_config(data_dir), reloaded, precision, (32, 32))
+    other = make_loaders(small_config(data_dir), reloaded, precision, (32, 32), cache)
     assert other.train.images.data_ptr() != first.train.images.data_ptr()
+    uncached = make_loaders(small_config(data_dir), data, precision, (32, 32))
+    assert uncached.train.images.data_ptr() != first.train.images.data_ptr()
     assert other.normalization == first.normalization
     assert first.input_shape == (1, 32, 32)
 

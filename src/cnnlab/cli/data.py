@@ -15,7 +15,8 @@ from cnnlab.cli.common import (
 
 
 def cmd_data_list(args: argparse.Namespace) -> int:
-    from cnnlab.data.sources import SOURCES, default_data_dir, locate
+    from cnnlab.data.registry import ENTRIES
+    from cnnlab.data.sources import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
     table = Table(title=f"datasets (data dir: {data_dir})")
@@ -23,16 +24,13 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     table.add_column("available")
     table.add_column("where / expected")
     table.add_column("what")
-    for name, source in SOURCES.items():
-        found, _ = locate(name, data_dir)
+    for name, entry in ENTRIES.items():
+        found, searched = entry.locate(data_dir)
         if found is None:
-            # A composite (digits-wild) has no folder of its own: it names its parts.
-            where = (
-                f"{data_dir / name}/: {source.expected}" if source.subdirs[0] else source.expected
-            )
-            table.add_row(name, "[red]no[/red]", where, source.description)
+            where = f"{searched[0]}/: {entry.expected}" if searched else entry.expected
+            table.add_row(name, "[red]no[/red]", where, entry.description)
         else:
-            table.add_row(name, "[green]yes[/green]", str(found.location), source.description)
+            table.add_row(name, "[green]yes[/green]", str(found.location), entry.description)
     table.add_row(
         "folder:PATH", "-", "PATH/<class>/*.png|jpg, or a .tar/.tar.gz of it", "your own images"
     )
@@ -42,7 +40,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
 
 def cmd_data_show(args: argparse.Namespace) -> int:
     from cnnlab.data.preview import class_counts, save_sample_grid
-    from cnnlab.data.sources import load_dataset
+    from cnnlab.data.registry import load_dataset
 
     with console.status(f"loading {args.name}..."):
         data = load_dataset(args.name, args.data_dir, download=args.download)

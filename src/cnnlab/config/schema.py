@@ -6,11 +6,13 @@ Errors name the key, the bad value and what is allowed, on one line.
 from __future__ import annotations
 
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cnnlab.config.dataset import DatasetRef, parse_dataset
 from cnnlab.errors import ConfigError
 
 
@@ -72,6 +74,17 @@ class TrainConfig(_Strict):
         if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
             raise ValueError("must be auto, cpu, cuda or cuda:N")
         return value
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        parse_dataset(value)  # one line naming what is allowed, before anything runs
+        return value
+
+    @cached_property
+    def dataset_ref(self) -> DatasetRef:
+        """The dataset setting, parsed (the text stays the setting: it is hashed)."""
+        return parse_dataset(self.dataset)
 
     @field_validator("augment")
     @classmethod

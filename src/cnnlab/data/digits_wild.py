@@ -21,27 +21,26 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnnlab.config.dataset import DIGITS_WILD, DIGITS_WILD_SIZES, parse_dataset
 from cnnlab.data import printed
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.augment import build_augment
 from cnnlab.data.cache import entry_folder, load_split, save_split
 from cnnlab.data.formats import read_svhn_split
 from cnnlab.data.loader import pad_to, stratified_split
-from cnnlab.data.sources import DIGITS_WILD, is_digits_wild, load_dataset, locate
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import ConfigError
 
 NAME = DIGITS_WILD
 CLASSES = [str(d) for d in range(10)]
 DOMAINS = ("mnist", "mnist-recolored", "printed", "svhn")
-SIZES = (32, 28)
+SIZES = DIGITS_WILD_SIZES
 
 # How many printed digits each split holds; tests lower these to stay fast.
 PRINTED_TRAIN = printed.DEFAULT_TRAIN
@@ -57,68 +56,23 @@ TEST_RECOLOR_VERSION = 1
 SUBSET_SEED = 0
 
 _CHUNK = 2048
-_OPTIONS_HELP = (
-    "valid options: size=32|28, mnist=W, printed=W, svhn=W with weights W >= 0 for the "
-    "train split (0 = off, 0.5 = half, 2 = twice), e.g. digits-wild:size=28,svhn=0"
-)
 
 _log = logging.getLogger(__name__)
 _told_no_svhn = False  # say once per process that SVHN is missing, not on every load
 
 
 @dataclass(frozen=True)
-class Options:
-    """What a ``digits-wild:...`` name asks for; weights are per train part."""
+class Parts:
+    """What the composite is built from, handed in by the registry (no import back)."""
 
-    size: int = 32
-    mnist: float = 1.0
-    printed: float = 1.0
-    svhn: float = 1.0
-
-
-def parse_options(name: str) -> Options:
-    """Parse ``digits-wild[:key=value,...]``; ConfigError naming the valid options."""
-    if not is_digits_wild(name):
-        raise ConfigError(
-            f"{name!r} is not a {NAME} name; write {NAME}[:options] ({_OPTIONS_HELP})"
-        )
-    text = name[len(NAME) + 1 :].strip()
-    values: dict[str, float | int] = {}
-    for item in text.split(",") if text else []:
-        key, has_value, raw = (part.strip() for part in item.partition("="))
-        if key not in {f.name for f in fields(Options)}:
-            raise ConfigError(
-                f"{NAME}: unknown option {key or item!r} in {name!r}; {_OPTIONS_HELP}"
-            )
-        if key in values:
-            raise ConfigError(f"{NAME}: {key} given twice in {name!r}; {_OPTIONS_HELP}")
-        if not has_value:
-            raise ConfigError(f"{NAME}: {key} needs a value in {name!r}; {_OPTIONS_HELP}")
-        values[key] = _check_value(key, raw, name)
-    return Options(**values)  # type: ignore[arg-type]
-
-
-def _check_value(key: str, raw: str, name: str) -> float | int:
-    try:
-        number = float(raw)
-    except ValueError:
-        number = math.nan
-    if key == "size":
-        if number not in SIZES:
-            raise ConfigError(f"{NAME}: size={raw} is invalid in {name!r}; size takes 32 or 28")
-        return int(number)
-    if not math.isfinite(number) or number < 0:
-        raise ConfigError(
-            f"{NAME}: {key}={raw} is invalid in {name!r}; a weight is a number >= 0 "
-            "(0 = off, 0.5 = half, 2 = twice)"
-        )
-    return number
+    mnist: DatasetArrays
+    svhn_dir: Path | None  # the folder holding train_32x32.mat / test_32x32.mat, if found
+    svhn_searched: list[Path]
 
 
 def load_digits_wild(
-    name: str = NAME,
-    data_dir: Path | None = None,
-    download: bool = False,
+    name: str,
+    parts: Parts,
     *,
     printed_train: int | None = None,
     printed_test: int | None = None,
@@ -129,17 +83,12 @@ def load_digits_wild(
     ``printed_train`` / ``printed_test`` default to PRINTED_TRAIN / PRINTED_TEST; printed
     digits are rendered once and cached (``cache_dir``, else ``$CNNLAB_CACHE``).
     """
-    options = parse_options(name)
+    options = parse_dataset(name).options
     if options.mnist + options.printed + options.svhn == 0:
         raise ConfigError(f"{NAME}: every weight is 0 in {name!r}, so nothing is left to train on")
-    try:
-        mnist = load_dataset("mnist", data_dir, download=download)
-    except DataError as exc:
-        raise DataError(f"{NAME} is built on MNIST, which is missing. {exc}") from exc
-    found, searched = locate("svhn", data_dir)
-    svhn_dir = None if found is None else found.location
+    mnist, svhn_dir = parts.mnist, parts.svhn_dir
     if svhn_dir is None and options.svhn > 0:
-        _say_no_svhn(searched)
+        _say_no_svhn(parts.svhn_searched)
 
     size = options.size
     n_train = PRINTED_TRAIN if printed_train is None else printed_train

@@ -1,4 +1,4 @@
-"""The dataset registry: resolve a dataset name to files on disk and read them.
+"""The built-in datasets read from canonical files: where their files may be, and readers.
 
 Lookup order for a named dataset: the data directory (``--data-dir``, else
 ``$CNNLAB_DATA``, else a per-user cache folder) in our own layout
@@ -21,9 +21,6 @@ from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.folder import ARCHIVE_SUFFIXES, read_image_folder
 from cnnlab.data.formats import read_cifar10, read_cifar100, read_idx_split, read_svhn_split
 from cnnlab.errors import DataError
-
-FOLDER_PREFIX = "folder:"
-DIGITS_WILD = "digits-wild"  # a composite built from other sources: see data/digits_wild.py
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = [
@@ -137,19 +134,6 @@ def _probe_svhn(folder: Path) -> Found | None:
     return None
 
 
-def _probe_digits_wild(data_dir: Path) -> Found | None:
-    """The composite is available wherever MNIST is; SVHN joins it when found too."""
-    mnist, _ = locate("mnist", data_dir)
-    if mnist is None:
-        return None
-    return Found(mnist.location, lambda: load_dataset(DIGITS_WILD, data_dir))
-
-
-def is_digits_wild(name: str) -> bool:
-    """``digits-wild`` or ``digits-wild:options``."""
-    return name == DIGITS_WILD or name.startswith(DIGITS_WILD + ":")
-
-
 def _torchvision_download(cls_name: str, subdir: str, **kwargs: object) -> Callable[[Path], None]:
     def download(data_dir: Path) -> None:
         import torchvision.datasets as tvd
@@ -217,21 +201,8 @@ SOURCES: dict[str, DatasetSource] = {
             probe=_probe_svhn,
             download=_torchvision_download("SVHN", "svhn"),
         ),
-        DatasetSource(
-            name=DIGITS_WILD,
-            description="MNIST + printed digits (+ SVHN when found), 3x32x32, test split per "
-            "domain; options digits-wild:size=28,mnist=1,printed=1,svhn=1 (train weights)",
-            expected="mnist's files (see mnist); svhn's optional; printed digits are generated",
-            subdirs=("",),  # the data dir itself: the probe looks for mnist and svhn there
-            system_dirs=(),
-            probe=_probe_digits_wild,
-        ),
     )
 }
-
-
-def dataset_names() -> list[str]:
-    return list(SOURCES)
 
 
 def locate(name: str, data_dir: Path | None = None) -> tuple[Found | None, list[Path]]:
@@ -247,15 +218,8 @@ def locate(name: str, data_dir: Path | None = None) -> tuple[Found | None, list[
     return None, searched
 
 
-def load_dataset(name: str, data_dir: Path | None = None, download: bool = False) -> DatasetArrays:
-    """Read a dataset by name (``mnist``, ``cifar10``, ``digits-wild:size=28``, ``folder:PATH``)."""
-    if is_digits_wild(name):
-        from cnnlab.data.digits_wild import load_digits_wild
-
-        return load_digits_wild(name, data_dir, download=download)
-    if name.startswith(FOLDER_PREFIX):
-        path = Path(name[len(FOLDER_PREFIX) :]).expanduser()
-        return read_image_folder(path)
+def load_builtin(name: str, data_dir: Path | None = None, download: bool = False) -> DatasetArrays:
+    """Read a built-in dataset from its canonical files (downloading them only if asked)."""
     data_dir = data_dir or default_data_dir()
     found, searched = locate(name, data_dir)
     if found is None and download:
@@ -274,11 +238,7 @@ def load_dataset(name: str, data_dir: Path | None = None, download: bool = False
 
 def _source(name: str) -> DatasetSource:
     if name not in SOURCES:
-        raise DataError(
-            f"unknown dataset '{name}'; built-in: {', '.join(SOURCES)} (with options, e.g. "
-            f"{DIGITS_WILD}:size=28,svhn=0), or {FOLDER_PREFIX}PATH for an image folder or "
-            "a .tar/.tar.gz of one"
-        )
+        raise DataError(f"{name}: not a dataset read from canonical files ({', '.join(SOURCES)})")
     return SOURCES[name]
 
 

@@ -9,7 +9,7 @@ import torch
 
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.loader import DeviceLoader
-from cnnlab.data.sources import load_dataset
+from cnnlab.data.registry import load_dataset
 from cnnlab.errors import DataError
 from cnnlab.evaluation.contract import shape_for_model
 from cnnlab.evaluation.metrics import (

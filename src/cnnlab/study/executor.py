@@ -17,11 +17,10 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Protocol
 
 from cnnlab.atomic import atomic_write_text
-from cnnlab.data.arrays import DatasetArrays
+from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.records import ARTIFACTS, EpochRow, RunRecord
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
@@ -43,19 +42,6 @@ class Executor(Protocol):
         it in ``store``. A failing run is recorded as failed and the others go on;
         KeyboardInterrupt stops everything, leaving the current run 'running'."""
         ...
-
-
-_DATASETS: dict[tuple[str, str | None], DatasetArrays] = {}
-
-
-def dataset_for(name: str, data_dir: str | None) -> DatasetArrays:
-    """Load a dataset once per process: every run of a study trains on the same arrays."""
-    key = (name, data_dir)
-    if key not in _DATASETS:
-        from cnnlab.data.sources import load_dataset
-
-        _DATASETS[key] = load_dataset(name, Path(data_dir) if data_dir else None)
-    return _DATASETS[key]
 
 
 class StoreReporter:
@@ -129,7 +115,13 @@ def sync_checkpoint(run: PlannedRun, store: Store) -> int:
 
 
 class InProcessExecutor:
-    """Runs one run after another in this process, on the device each config names."""
+    """Runs one run after another in this process, on the device each config names.
+
+    Its runs share one :class:`DataCache`: every run of a study trains on the same arrays.
+    """
+
+    def __init__(self) -> None:
+        self.data = DataCache()
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
         from cnnlab.data.arrays import Split
@@ -139,7 +131,7 @@ class InProcessExecutor:
         checked: set[tuple[str, str]] = set()
         for run in runs:
             cfg = run.config
-            data = dataset_for(cfg.dataset, cfg.data_dir)
+            data = self.data.dataset(cfg.dataset, cfg.data_dir)
             key = (cfg.dataset, str(run.identity["settings"]["model"]))
             if key in checked:
                 continue
@@ -179,8 +171,9 @@ class InProcessExecutor:
         if error is None:
             try:
                 sync_checkpoint(run, store)
-                data = dataset_for(run.config.dataset, run.config.data_dir)
-                record = train(run.config, run.run_dir, data=data, resume=True, reporter=reporter)
+                record = train(
+                    run.config, run.run_dir, resume=True, reporter=reporter, cache=self.data
+                )
                 plots.plot_run_curves(
                     record.history,
                     run.run_dir / ARTIFACTS["curves"],

@@ -42,7 +42,7 @@ class Predictions:
 
 
 def _dataset_of(run: RunResult) -> DatasetArrays:
-    from cnnlab.data.sources import load_dataset
+    from cnnlab.data.registry import load_dataset
 
     data_dir = run.config.get("data_dir")
     return load_dataset(run.config["dataset"], Path(data_dir) if data_dir else None)

@@ -37,12 +37,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cnnlab.config.dataset import parse_dataset
 from cnnlab.config.schema import TrainConfig, make_config, read_toml_text
 from cnnlab.errors import CnnlabError, ConfigError
 
 IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
-FOLDER_PREFIX = "folder:"
 # Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
 # set to something else, so runs recorded before they existed keep their ids and results.
 SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {"ema_decay": None, "tta": "none", "compile": False}
@@ -221,9 +221,9 @@ def load_study(
         raise ConfigError(f"--epochs-scale {epochs_scale}: must be a positive number, e.g. 0.2")
 
     if dataset is not None:
-        study_dataset = _absolute_dataset(dataset, Path.cwd())
+        study_dataset = _absolute_dataset(dataset, "--dataset", Path.cwd())
     else:
-        study_dataset = _absolute_dataset(section.dataset, base)
+        study_dataset = _absolute_dataset(section.dataset, f"{where}: [study] dataset", base)
 
     defaults = _checked_settings(parsed.defaults, f"{where}: [defaults]", base)
     _make_config(defaults, f"{where}: [defaults]")
@@ -418,11 +418,11 @@ def _relative_value(key: str, value: Any, base: Path) -> Any:
     return value
 
 
-def _absolute_dataset(dataset: str, base: Path) -> str:
-    if dataset.startswith(FOLDER_PREFIX):
-        folder = Path(dataset[len(FOLDER_PREFIX) :]).expanduser()
-        return FOLDER_PREFIX + str((base / folder).resolve())
-    return dataset
+def _absolute_dataset(dataset: str, where: str, base: Path) -> str:
+    try:
+        return parse_dataset(dataset).relative_to(base).text
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _merge(defaults: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:

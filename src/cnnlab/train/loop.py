@@ -22,7 +22,7 @@ from torch import nn
 from cnnlab.atomic import atomic_write_text
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.data.arrays import DatasetArrays
-from cnnlab.data.sources import load_dataset
+from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
 from cnnlab.evaluation.precision import Precision, resolve_precision
@@ -89,6 +89,7 @@ def train(
     data: DatasetArrays | None = None,
     resume: bool = False,
     reporter: Reporter | None = None,
+    cache: DataCache | None = None,
 ) -> RunRecord:
     """Train per ``cfg`` into ``out_dir``; return its epoch rows and summary (also written
     to metrics.csv and summary.json)."""
@@ -100,8 +101,8 @@ def train(
     precision = resolve_precision(cfg.precision, cfg.device)
     spec = resolve_model(cfg.model, cfg.model_args)
     if data is None:
-        data = load_dataset(cfg.dataset, Path(cfg.data_dir) if cfg.data_dir else None)
-    loaders = make_loaders(cfg, data, precision, preferred_input_size(spec))
+        data = (cache or DataCache()).dataset(cfg.dataset_ref, cfg.data_dir)
+    loaders = make_loaders(cfg, data, precision, preferred_input_size(spec), cache)
 
     torch.manual_seed(cfg.seed)
     model = build_model(spec, loaders.input_shape, len(loaders.classes))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -11,6 +10,7 @@ from cnnlab.config.schema import TrainConfig
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.augment import build_augment
 from cnnlab.data.loader import DeviceLoader, Normalization, channel_stats, stratified_split
+from cnnlab.data.registry import DataCache
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.contract import shape_for_model
 from cnnlab.evaluation.precision import Precision
@@ -28,23 +28,10 @@ class Loaders:
     domain_names: list[str] = field(default_factory=list)
 
 
-# The last shaped splits: the runs of a study share one dataset, and padding and channel
-# statistics of 60k MNIST images cost 0.4-0.5 s a run (1.5% of a small LeNet-5 study).
-# Keyed by the split objects' identity, not equality; the key holds them, so no other
-# object can take their ids while it is cached.
-_last_shaped: tuple[tuple[Any, ...], tuple[Split, Split | None, Split, Normalization]] | None = None
-
-
 def _shaped_splits(
     data: DatasetArrays, input_size: tuple[int, int] | None, val_fraction: float
 ) -> tuple[Split, Split | None, Split, Normalization]:
     """Train, validation and test splits padded for the model, and the training statistics."""
-    global _last_shaped
-    key = (data.train, data.test, input_size, val_fraction)
-    if _last_shaped is not None:
-        (train0, test0, *settings), shaped = _last_shaped
-        if train0 is data.train and test0 is data.test and settings == [input_size, val_fraction]:
-            return shaped
     train = shape_for_model(data.train, input_size)
     test = shape_for_model(data.test, input_size)
     val = None
@@ -53,8 +40,23 @@ def _shaped_splits(
         # validates on the same images; only training randomness varies.
         keep, held = stratified_split(train.labels, val_fraction, seed=12345)
         train, val = train.subset(keep), train.subset(held)
-    shaped = (train, val, test, channel_stats(train.images))
-    _last_shaped = (key, shaped)
+    return train, val, test, channel_stats(train.images)
+
+
+def shaped_splits(
+    data: DatasetArrays,
+    input_size: tuple[int, int] | None,
+    val_fraction: float,
+    cache: DataCache | None = None,
+) -> tuple[Split, Split | None, Split, Normalization]:
+    """:func:`_shaped_splits`, shared through ``cache`` by runs on the same dataset object."""
+    if cache is None:
+        return _shaped_splits(data, input_size, val_fraction)
+    # Keyed by the splits' identity, not equality (comparing 60k images would cost what
+    # the cache saves); the cached value holds the dataset, so no other object can take
+    # those ids while it is cached.
+    key = ("shaped", id(data.train), id(data.test), input_size, val_fraction)
+    _, shaped = cache.derived(key, lambda: (data, _shaped_splits(data, input_size, val_fraction)))
     return shaped
 
 
@@ -63,8 +65,9 @@ def make_loaders(
     data: DatasetArrays,
     precision: Precision,
     input_size: tuple[int, int] | None = None,
+    cache: DataCache | None = None,
 ) -> Loaders:
-    train, val, test, norm = _shaped_splits(data, input_size, cfg.val_fraction)
+    train, val, test, norm = shaped_splits(data, input_size, cfg.val_fraction, cache)
     if cfg.early_stopping is not None and val is None:
         raise ConfigError(
             "early_stopping needs a validation split: set val_fraction > 0 (e.g. 0.1)"
