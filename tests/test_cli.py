@@ -134,3 +134,31 @@ def test_train_help_names_every_augment_op():
 
     missing = [op for op in augment_op_names() if op not in TRAIN_EPILOG]
     assert not missing
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["models", "list"],
+        ["data", "list"],
+        ["report", "{study}", "--format", "json"],
+        ["report", "{study}", "--no-predictions"],
+        ["compare", "{study}", "{study}"],
+    ],
+)
+def test_commands_that_need_no_torch_do_not_import_it(args, tmp_path):
+    import shutil
+
+    study = tmp_path / "study"
+    shutil.copytree(Path(__file__).parent / "data" / "study-v1", study)
+    argv = [a.replace("{study}", str(study)) for a in args]
+    code = (
+        "import sys\nfrom cnnlab.cli import main\n"
+        f"try:\n    code = main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

@@ -16,15 +16,6 @@ from rich.table import Table
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models import (
-    ModelSpec,
-    build_model,
-    list_models,
-    preferred_input_size,
-    render_summary,
-    resolve_model,
-    summarize,
-)
 from cnnlab.models.init import INIT_NAMES, fans, init_weights
 from cnnlab.models.layers import (
     AvgPool2dSame,
@@ -33,6 +24,15 @@ from cnnlab.models.layers import (
     PatchWhitening,
     data_fitted_layers,
     same_pads,
+)
+from cnnlab.models.registry import (
+    ModelSpec,
+    build_model,
+    list_models,
+    preferred_input_size,
+    render_summary,
+    resolve_model,
+    summarize,
 )
 from cnnlab.models.spec import LAYER_TYPES
 

@@ -13,7 +13,7 @@ from cnnlab.errors import CnnlabError
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from cnnlab.models.registry import list_models
+    from cnnlab.models.catalogue import list_models
 
     table = Table(title="built-in models (or pass a model .toml file)")
     table.add_column("name")
@@ -33,9 +33,15 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
+    from cnnlab.models.catalogue import BUILTIN_MODELS
     from cnnlab.models.registry import build_model, render_summary, resolve_model, summarize
 
-    shape = parse_shape(args.input)
+    builtin = BUILTIN_MODELS.get(args.model.strip().lower().replace("_", "-"))
+    if args.input is not None:
+        shape = parse_shape(args.input)
+    else:  # the input the model was built for; a model file says nothing of its channels
+        shape = builtin.input_shape if builtin is not None else (3, 32, 32)
+        console.print(f"input {'x'.join(map(str, shape))} (--input to change)", highlight=False)
     spec = resolve_model(args.model)
     model = build_model(spec, shape, args.classes)
     console.print(render_summary(summarize(model, shape)))
@@ -52,6 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="per-layer table: output shapes, parameters, multiply-accumulates",
     )
     ms.add_argument("model", help="a built-in name or a model .toml file")
-    ms.add_argument("--input", default="3x32x32", help="input shape CxHxW (default 3x32x32)")
+    ms.add_argument(
+        "--input",
+        default=None,
+        help="input shape CxHxW (default: the input the model was built for, e.g. 1x32x32 "
+        "for lenet5, 3x32x32 for the CIFAR models and for model files)",
+    )
     ms.add_argument("--classes", type=int, default=10, help="number of classes (default 10)")
     ms.set_defaults(func=cmd_models_show)

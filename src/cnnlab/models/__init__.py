@@ -1,25 +1,3 @@
-"""The model zoo: builtin models by name, models as TOML data, per-layer summaries."""
-
-from cnnlab.models.registry import (
-    LayerRow,
-    ModelSpec,
-    Summary,
-    build_model,
-    list_models,
-    preferred_input_size,
-    render_summary,
-    resolve_model,
-    summarize,
-)
-
-__all__ = [
-    "LayerRow",
-    "ModelSpec",
-    "Summary",
-    "build_model",
-    "list_models",
-    "preferred_input_size",
-    "render_summary",
-    "resolve_model",
-    "summarize",
-]
+"""The model zoo: builtin models by name (catalogue), models as TOML data (spec, build),
+the registry that resolves and builds them, and per-layer summaries. Importing this
+package imports no torch: `cnnlab models list` reads the catalogue alone."""

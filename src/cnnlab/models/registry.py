@@ -7,6 +7,7 @@ all that is needed to build the model again: checkpoints store it, so
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.models import cifar, classic, resnet, vgg
 from cnnlab.models.build import build_sequential
+from cnnlab.models.catalogue import BUILTIN_MODELS, BuiltinModel, list_models
 from cnnlab.models.spec import layer_dicts, parse_layers, read_model_file
 from cnnlab.models.summary import LayerRow, Summary, render_summary, summarize
 
@@ -43,42 +44,13 @@ class _Builtin:
     input_size: tuple[int, int] | None = None
 
 
-_BUILTINS: dict[str, _Builtin] = {
-    "lenet5": _Builtin(
-        classic.lenet5,
-        "LeNet-5 with ReLU and max-pool (seed 001); 61,706 params on 1x32x32; batch_norm option",
-        (32, 32),
-    ),
-    "mlp": _Builtin(
-        classic.mlp,
-        "MLP 1024-44-120-84-10 sized to match LeNet-5 (seed 001); hidden option",
-        (32, 32),
-    ),
-    "mnist-cnn": _Builtin(
-        classic.mnist_cnn,
-        "TF-tutorial MNIST CNN 32-64-128 + dense 625 (seed 000); batch_norm, keep_prob options",
-    ),
-    "vgg13-leaky": _Builtin(
-        vgg.vgg13_leaky,
-        "13 conv 3x3 + BN + LeakyReLU, pool on widening, dense 512 + dropout (seed 002)",
-    ),
-    "cifar-dense": _Builtin(
-        cifar.cifar_dense,
-        "8 conv 3x3 (64-512) + pools, fully connected head (seed 003, model 1)",
-    ),
-    "cifar-avgpool": _Builtin(
-        cifar.cifar_avgpool,
-        "8 conv 3x3 (64-512) + pools, global average pooling head (seed 003, model 2)",
-    ),
-    "cifar-avgpool-dropout": _Builtin(
-        cifar.cifar_avgpool_dropout,
-        "cifar-avgpool with dropout after each pool (seed 003, model 3); dropout option",
-    ),
-    "resnet9": _Builtin(resnet.resnet9, "Myrtle.ai DAWNBench ResNet-9, 6.57M params"),
-    "resnet18": _Builtin(
-        resnet.resnet18, "ResNet-18, CIFAR variant (3x3 stem, no max-pool), 11.2M params"
-    ),
-}
+def _builtin(entry: BuiltinModel) -> _Builtin:
+    module, function = entry.builder.split(":")
+    build = getattr(importlib.import_module(f"cnnlab.models.{module}"), function)
+    return _Builtin(build, entry.description, entry.input_shape[1:] if entry.pads_to else None)
+
+
+_BUILTINS: dict[str, _Builtin] = {name: _builtin(m) for name, m in BUILTIN_MODELS.items()}
 
 
 class ModelSpec(BaseModel):
@@ -99,11 +71,6 @@ class ModelSpec(BaseModel):
     input_size: tuple[int, int] | None = None
     description: str = ""
     source: str | None = None  # the model file, for messages only
-
-
-def list_models() -> list[tuple[str, str]]:
-    """Builtin model names with a one-line description each."""
-    return [(name, builtin.description) for name, builtin in _BUILTINS.items()]
 
 
 def _is_path(name_or_path: str) -> bool:
