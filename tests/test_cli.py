@@ -162,3 +162,29 @@ def test_commands_that_need_no_torch_do_not_import_it(args, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_train_flags_are_the_schema():
+    import argparse
+
+    from cnnlab.cli.train_flags import add_setting_flags, flag_of, setting_overrides
+    from cnnlab.config.schema import make_config, setting_keys
+
+    parser = argparse.ArgumentParser()
+    add_setting_flags(parser)
+    flags = {a.option_strings[0] for a in parser._actions if a.option_strings}
+    assert {flag_of(k) for k in setting_keys() if k != "model_args"} <= flags
+    args = parser.parse_args(
+        "--optimizer sgd --lr 0.1 --nesterov --betas 0.8 0.9 --no-drop-last "
+        "--schedule step --step-every 3 --epochs 4 --tta flip".split()
+    )
+    cfg = make_config(setting_overrides(args))
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.nesterov) == ("sgd", 0.1, True)
+    assert cfg.optimizer.betas == (0.8, 0.9) and cfg.drop_last is False
+    assert (cfg.schedule.name, cfg.schedule.step_every, cfg.epochs, cfg.tta) == (
+        "step",
+        3,
+        4,
+        "flip",
+    )
+    assert setting_overrides(parser.parse_args([])) == {}  # unset flags leave the file's values

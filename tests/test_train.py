@@ -2,13 +2,15 @@ import csv
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from cnnlab.config.schema import load_config_file, make_config
+from cnnlab.config.files import load_config_file
+from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import Split
 from cnnlab.data.loader import DeviceLoader, Normalization
 from cnnlab.data.registry import DataCache, load_dataset
@@ -160,17 +162,34 @@ def test_diverging_loss_is_reported(data_dir, tmp_path):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"epoch": 3}, "unknown setting 'epoch'; allowed: dataset, model"),
-        ({"optimizer": {"name": "adamm"}}, "optimizer.name = 'adamm' is not allowed; use one of"),
-        ({"optimizer": {"lrr": 1}}, "unknown setting 'optimizer.lrr'; allowed: name, lr"),
+        ({"epoch": 3}, "unknown setting 'epoch' (did you mean 'epochs'?); allowed: dataset, model"),
+        (
+            {"optimizer": {"name": "adamm"}},
+            "optimizer.name = 'adamm' is not allowed (did you mean 'adam'?); use one of",
+        ),
+        (
+            {"optimizer": {"lrr": 1}},
+            "unknown setting 'optimizer.lrr' (did you mean 'lr'?); allowed: name, lr",
+        ),
+        ({"early_stopping": 3}, "early_stopping needs a validation split: set val_fraction > 0"),
+        ({"optimizer": {"name": "adam", "nesterov": True}}, "nesterov is an SGD option"),
+        ({"dataset": "cifar01"}, "unknown dataset 'cifar01' (did you mean 'cifar10'?)"),
         ({"epochs": 0}, "epochs = 0"),
         ({"augment": "rotat=3"}, "unknown op 'rotat'"),
         ({"device": "tpu"}, "device"),
     ],
 )
 def test_bad_settings_name_the_key(values, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         make_config(values)
+
+
+def test_every_bad_setting_is_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        make_config({"epochs": 0, "batch_sise": 8, "optimizer": {"name": "sgdd"}}, "run.toml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3 and all(line.startswith("run.toml: ") for line in lines)
+    assert "epochs = 0" in lines[0] and "did you mean 'batch_size'" in str(info.value)
 
 
 def test_config_file_with_flag_overrides(tmp_path):

@@ -1,19 +1,21 @@
 """Training settings: one validated model for the CLI, TOML files and studies alike.
 
-Errors name the key, the bad value and what is allowed, on one line.
+Errors name the key, the bad value and what is allowed, one line per problem.
 """
 
 from __future__ import annotations
 
-import tomllib
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cnnlab.config.augment import parse_augment
 from cnnlab.config.dataset import DatasetRef, parse_dataset
+from cnnlab.config.problems import describe_errors
 from cnnlab.errors import ConfigError
+
+D = Field  # every setting's help text is its description: --help and errors show it
 
 
 class _Strict(BaseModel):
@@ -21,20 +23,32 @@ class _Strict(BaseModel):
 
 
 class OptimizerConfig(_Strict):
-    name: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)  # SGD only
-    nesterov: bool = False  # SGD only
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam / AdamW only
+    name: Literal["sgd", "adam", "adamw"] = D("adam", description="optimizer")
+    lr: float = D(1e-3, gt=0, description="base learning rate")
+    momentum: float = D(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = D(False, description="Nesterov momentum (SGD only)")
+    weight_decay: float = D(0.0, ge=0, description="L2 weight decay (decoupled for adamw)")
+    betas: tuple[float, float] = D((0.9, 0.999), description="Adam / AdamW betas")
+
+    @model_validator(mode="after")
+    def _sgd_only(self) -> OptimizerConfig:
+        if self.nesterov and self.name != "sgd":
+            raise ValueError(f"nesterov is an SGD option; with {self.name} leave it out")
+        return self
 
 
 class ScheduleConfig(_Strict):
-    name: Literal["constant", "step", "cosine", "onecycle", "linear"] = "constant"
-    warmup_epochs: float = Field(0.0, ge=0)  # linear warm-up from 0, before any schedule
-    step_every: int = Field(30, ge=1)  # step: epochs between decays
-    gamma: float = Field(0.1, gt=0, le=1)  # step: decay factor
-    final_lr_fraction: float = Field(0.0, ge=0, le=1)  # cosine / linear / onecycle end point
+    name: Literal["constant", "step", "cosine", "onecycle", "linear"] = D(
+        "constant", description="learning-rate schedule"
+    )
+    warmup_epochs: float = D(
+        0.0, ge=0, description="linear warm-up from 0 over this many epochs, before any schedule"
+    )
+    step_every: int = D(30, ge=1, description="step schedule: epochs between decays")
+    gamma: float = D(0.1, gt=0, le=1, description="step schedule: decay factor")
+    final_lr_fraction: float = D(
+        0.0, ge=0, le=1, description="cosine / linear / onecycle: final lr as a fraction"
+    )
 
 
 TtaMode = Literal["none", "flip", "flip-translate"]
@@ -42,31 +56,61 @@ TTA_MODES: tuple[str, ...] = get_args(TtaMode)
 
 
 class TrainConfig(_Strict):
-    """Every setting of one training run; ``config.json`` in a run folder is this, resolved."""
+    """Every setting of one training run; ``config.json`` in a run folder is this, resolved.
 
-    dataset: str = "mnist"
-    model: str = "lenet5"
-    model_args: dict[str, Any] = Field(default_factory=dict)
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
-    eval_batch_size: int = Field(1024, ge=1)
+    The one schema: the `cnnlab train` flags (cnnlab.cli.train_flags) and the keys a
+    study file accepts (cnnlab.study.spec) are derived from these fields.
+    """
+
+    dataset: str = D(
+        "mnist",
+        description="mnist, fashion-mnist, cifar10, cifar100, svhn, "
+        "digits-wild[:size=28,mnist=W,printed=W,svhn=W] or folder:PATH",
+    )
+    model: str = D(
+        "lenet5", description="built-in name (see `cnnlab models list`) or a model .toml file"
+    )
+    model_args: dict[str, Any] = D(
+        default_factory=dict, description="builder arguments, e.g. batch_norm = true"
+    )
+    epochs: int = D(10, ge=1, description="training epochs")
+    batch_size: int = D(128, ge=1, description="training batch size")
+    eval_batch_size: int = D(1024, ge=1, description="evaluation batch size")
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    grad_clip: float | None = Field(None, gt=0)  # max global grad norm
-    # Evaluate (and save for inference) an exponential moving average of the weights with
-    # this per-step decay, e.g. 0.99; None trains and evaluates the raw weights.
-    ema_decay: float | None = Field(None, gt=0, lt=1)
-    tta: TtaMode = "none"  # test-time augmentation of val/test predictions (prepare.tta_logits)
-    compile: bool = False  # torch.compile the training step (see benchmarks/precision.py)
-    augment: str = ""  # e.g. "rotate=20,translate=0.1,crop=0.8"
-    val_fraction: float = Field(0.0, ge=0, lt=1)  # stratified hold-out from train
-    early_stopping: int | None = Field(None, ge=1)  # patience in epochs, on validation loss
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: str = "auto"
-    seed: int = 0
-    drop_last: bool = True
-    data_dir: str | None = None
+    label_smoothing: float = D(0.0, ge=0, lt=1, description="label smoothing of the loss")
+    grad_clip: float | None = D(None, gt=0, description="clip the global gradient norm to this")
+    ema_decay: float | None = D(
+        None,
+        gt=0,
+        lt=1,
+        description="evaluate and save an exponential moving average of the weights with "
+        "this per-step decay, e.g. 0.99",
+    )
+    tta: TtaMode = D(
+        "none",
+        description="test-time augmentation: flip averages each test image's logits with its "
+        "mirror image's (2 passes); flip-translate adds 1-pixel shifts (6 passes)",
+    )
+    compile: bool = D(
+        False, description="torch.compile the training step (a warm-up of tens of seconds first)"
+    )
+    augment: str = D("", description="e.g. rotate=20,translate=0.1,crop=0.8 or flip,pad=4")
+    val_fraction: float = D(
+        0.0, ge=0, lt=1, description="stratified validation hold-out from the train split"
+    )
+    early_stopping: int | None = D(
+        None, ge=1, description="patience: stop after this many epochs without val-loss gain"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = D(
+        "auto", description="numeric precision (auto: fastest measured for the device)"
+    )
+    device: str = D("auto", description="auto, cpu, cuda or cuda:N")
+    seed: int = D(0, description="fixes init, shuffling and augmentation")
+    drop_last: bool = D(True, description="drop the last incomplete training batch")
+    data_dir: str | None = D(
+        None, description="folder holding <name>/<canonical files> (default $CNNLAB_DATA)"
+    )
 
     @field_validator("device")
     @classmethod
@@ -78,7 +122,10 @@ class TrainConfig(_Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, value: str) -> str:
-        parse_dataset(value)  # one line naming what is allowed, before anything runs
+        try:
+            parse_dataset(value)
+        except ConfigError as exc:  # as a ValueError, so that pydantic collects it with the rest
+            raise ValueError(str(exc)) from None
         return value
 
     @cached_property
@@ -89,33 +136,18 @@ class TrainConfig(_Strict):
     @field_validator("augment")
     @classmethod
     def _augment(cls, value: str) -> str:
-        from cnnlab.config.augment import parse_augment
+        try:
+            return parse_augment(value).to_string()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
-        return parse_augment(value).to_string()
-
-
-def describe_validation_error(exc: ValidationError, where: str) -> str:
-    """The first problem pydantic found, as one line a person can act on."""
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(err["loc"][:-1])
-        return f"{where}: unknown setting '{key}'; allowed: {', '.join(allowed)}"
-    if kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"{where}: {key} = {err['input']!r} is not allowed; use one of {expected}"
-    return f"{where}: {key} = {err.get('input')!r}: {err['msg']}"
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = TrainConfig
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-    return list(model.model_fields)
+    @model_validator(mode="after")
+    def _early_stopping_needs_validation(self) -> TrainConfig:
+        if self.early_stopping is not None and self.val_fraction == 0:
+            raise ValueError(
+                "early_stopping needs a validation split: set val_fraction > 0 (e.g. 0.1)"
+            )
+        return self
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
@@ -123,41 +155,23 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
+NESTED: dict[str, type[BaseModel]] = {"optimizer": OptimizerConfig, "schedule": ScheduleConfig}
+
+
+def setting_keys() -> list[str]:
+    """Every settable key, dotted for nested ones ("optimizer.lr"), in schema order."""
+    keys: list[str] = []
+    for name in TrainConfig.model_fields:
+        if name in NESTED:
+            keys += [f"{name}.{sub}" for sub in NESTED[name].model_fields]
+        else:
+            keys.append(name)
+    return keys
+
+
 def make_config(values: dict[str, Any], where: str = "settings") -> TrainConfig:
+    """Validated settings; a ConfigError naming every problem (one line each) otherwise."""
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, where)) from None
-
-
-def read_toml_text(path: Path) -> tuple[str, dict[str, Any]]:
-    """A TOML file's text and its parsed tables; I/O, encoding and syntax problems as one line."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (TOML must be UTF-8)") from None
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot be read ({exc.strerror or exc}); pass a TOML file"
-        ) from None
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    return read_toml_text(path)[1]
-
-
-def load_config_file(path: Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A config file, with command-line ``overrides`` (already nested) applied on top."""
-    values = read_toml(path)
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **value}
-        else:
-            values[key] = value
-    return make_config(values, where=str(path))
+        raise ConfigError("\n".join(describe_errors(exc, where, TrainConfig))) from None

@@ -38,7 +38,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cnnlab.config.dataset import parse_dataset
-from cnnlab.config.schema import TrainConfig, make_config, read_toml_text
+from cnnlab.config.files import read_toml_text
+from cnnlab.config.schema import TrainConfig, make_config
 from cnnlab.errors import CnnlabError, ConfigError
 
 IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes

@@ -68,10 +68,6 @@ def make_loaders(
     cache: DataCache | None = None,
 ) -> Loaders:
     train, val, test, norm = shaped_splits(data, input_size, cfg.val_fraction, cache)
-    if cfg.early_stopping is not None and val is None:
-        raise ConfigError(
-            "early_stopping needs a validation split: set val_fraction > 0 (e.g. 0.1)"
-        )
     if len(train) < cfg.batch_size and cfg.drop_last:
         raise ConfigError(
             f"batch_size {cfg.batch_size} is larger than the {len(train)} training images; "
