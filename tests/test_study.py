@@ -150,17 +150,17 @@ model = "lenet5"
         (
             '[study]\nnmae = "x"\nname = "x"\ndataset = "mnist"\nseeds = [0]\n',
             GOOD_VARIANTS,
-            "[study]: unknown key 'nmae'; allowed: name, dataset, seeds, description, baseline",
+            "[study]: unknown key 'nmae' (did you mean 'name'?); allowed: name, dataset, seeds,",
         ),
         (
             None,
             GOOD_VARIANTS + 'augmnt = "flip"\n',
-            "variant '+dropout': unknown setting 'augmnt'; allowed: name, model,",
+            "variant '+dropout': unknown setting 'augmnt' (did you mean 'augment'?); allowed: name,",
         ),
         (
             None,
             GOOD_VARIANTS + "optimizer = { lrr = 1 }\n",
-            "variant '+dropout': unknown setting 'optimizer.lrr'; allowed: name, lr",
+            "variant '+dropout': unknown setting 'optimizer.lrr' (did you mean 'lr'?); allowed:",
         ),
         (None, GOOD_VARIANTS + 'epochs = "ten"\n', "variant '+dropout': epochs = 'ten'"),
         (
@@ -211,7 +211,7 @@ model = "lenet5"
         (
             None,
             "[defaults]\nepoch = 2\n" + GOOD_VARIANTS,
-            "[defaults]: unknown setting 'epoch'; allowed: model,",
+            "[defaults]: unknown setting 'epoch' (did you mean 'epochs'?); allowed: model,",
         ),
         (
             None,
@@ -240,6 +240,35 @@ def test_bad_study_files_give_one_clear_line(header, body, message, tmp_path):
     assert "\n" not in text
     assert text.startswith(str(path)), text
     assert message in text, text
+
+
+def test_a_bad_study_file_reports_every_problem_at_once_with_its_line(tmp_path):
+    body = (
+        "[defaults]\nepoch = 2\n"
+        + GOOD_VARIANTS
+        + 'optimizer = { lr = -1 }\naugment = "rotat=3"\n'
+        + '\n[[variant]]\nname = "c"\nearly_stopping = 2\n'
+        + '\n[[variant]]\nname = "d"\nmodel = "lenet6"\n'
+    )
+    path = write_study(tmp_path / "studies", body)
+    with pytest.raises(ConfigError) as info:
+        load_study(path)
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: 5 problems:"
+    text = path.read_text().splitlines()
+
+    def line_of(fragment: str) -> int:
+        return next(n for n, line in enumerate(text, start=1) if fragment in line)
+
+    expected = [
+        (line_of("epoch = 2"), "[defaults]: unknown setting 'epoch' (did you mean 'epochs'?)"),
+        (line_of("lr = -1"), "variant '+dropout': optimizer.lr = -1"),
+        (line_of("rotat=3"), "variant '+dropout': augment = 'rotat=3': augment: unknown op"),
+        (line_of('name = "c"') - 1, "variant 'c': early_stopping needs a validation split"),
+    ]
+    for number, message in expected:
+        assert any(f"(line {number}): {message}" in line for line in lines[1:]), (message, lines)
+    assert any("variant 'd'" in line and "unknown model 'lenet6'" in line for line in lines)
 
 
 def test_bad_overrides_are_clear(tmp_path):

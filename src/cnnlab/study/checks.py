@@ -1,0 +1,172 @@
+"""Checking a study file against the settings schema, every problem at once, each with
+its place: the table, the key and the line of the file it is written on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from cnnlab.config.schema import NESTED, TrainConfig, setting_keys
+from cnnlab.config.suggest import did_you_mean
+from cnnlab.errors import ConfigError
+
+# Settings a study sets in one place only: the dataset in [study], the seed from seeds.
+STUDY_OWNED = ("dataset", "seed")
+TABLES = "[study], [defaults], [[variant]], [grid]"
+
+
+@dataclass
+class Problems:
+    """The problems of one study file, with the lines they are on."""
+
+    where: str  # the file, as the messages name it
+    text: str  # its TOML, for line numbers
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, message: str, table: str | None = None, index: int = 0, key: str = "") -> None:
+        """``message`` about ``key`` of ``table`` ("[defaults]", "[[variant]]" with its
+        0-based ``index``, "[grid]", "[study]")."""
+        line = find_line(self.text, table, index, key) if table else None
+        place = f" (line {line})" if line else ""
+        self.lines.append(f"{self.where}{place}: {message}")
+
+    def raise_if_any(self) -> None:
+        if len(self.lines) == 1:
+            raise ConfigError(self.lines[0])
+        if self.lines:
+            listed = "\n".join(f"  {line}" for line in self.lines)
+            raise ConfigError(f"{self.where}: {len(self.lines)} problems:\n{listed}")
+
+
+_HEADER = re.compile(r"^\s*(\[\[?[^\]]+\]\]?)")
+
+
+def find_line(text: str, table: str, index: int, key: str) -> int | None:
+    """The 1-based line of ``key`` (its top-level part) in the ``index``-th ``table``, or of
+    the table's header when the key is not written there; None when neither is found."""
+    top = key.split(".")[0] if table != "[grid]" else key
+    key_line = re.compile(rf'^\s*("{re.escape(top)}"|{re.escape(top)})\s*=')
+    seen, header = -1, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADER.match(line)
+        if match:
+            inside = match.group(1).replace(" ", "") == table
+            seen += inside
+            if inside and seen == index:
+                header = number
+            elif header is not None:
+                break
+            continue
+        if header is not None and top and key_line.match(line):
+            return number
+    return header
+
+
+def describe_file_error(err: Mapping[str, Any], models: Mapping[str, type[BaseModel]]) -> str:
+    """A problem with the file's tables ([study] keys, missing tables) as one line."""
+    loc = [str(p) for p in err["loc"]]
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        if len(loc) == 1:
+            return f"unknown table [{loc[0]}]{did_you_mean(loc[0], ['study', 'defaults', 'variant', 'grid'])}; allowed: {TABLES}"
+        allowed = list(models[loc[0]].model_fields) if loc[0] in models else []
+        return f"[{loc[0]}]: unknown key '{loc[-1]}'{did_you_mean(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
+    if kind == "missing":
+        if len(loc) == 1:
+            hint = {
+                "study": '[study] with name, dataset and seeds, e.g. name = "x", dataset = "mnist", seeds = [0, 1, 2]',
+                "variant": '[[variant]] tables, each with a name and settings, e.g. name = "a", model = "lenet5"',
+            }.get(loc[0], loc[0])
+            return f"missing {hint}"
+        return f"[{loc[0]}]: missing key '{'.'.join(loc[1:])}'"
+    if loc and loc[0] == "variant" and kind == "too_short":
+        return "no [[variant]] tables; add at least one"
+    section = f"[{loc[0]}]" if loc else "(top level)"
+    key = ".".join(loc[1:])
+    if loc[:1] == ["study"] and loc[1:2] == ["seeds"] and kind == "too_short":
+        return "[study]: seeds is empty; give at least one seed, e.g. seeds = [0, 1, 2]"
+    if loc[:1] == ["grid"]:
+        return f'[grid]: {key}: must be a list of values, e.g. "optimizer.lr" = [0.1, 0.01]'
+    label = f"{section}: {key}" if key else section
+    return f"{label} = {err.get('input')!r}: {err['msg']}"
+
+
+def file_problems(
+    exc: ValidationError, problems: Problems, models: Mapping[str, type[BaseModel]]
+) -> None:
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        table = {"study": "[study]", "grid": "[grid]"}.get(loc[0]) if loc else None
+        problems.add(describe_file_error(err, models), table, 0, loc[1] if len(loc) > 1 else "")
+
+
+def allowed_settings() -> list[str]:
+    return [k for k in TrainConfig.model_fields if k not in STUDY_OWNED]
+
+
+def check_settings(
+    settings: Mapping[str, Any], label: str, problems: Problems, table: str, index: int = 0
+) -> dict[str, Any]:
+    """Top-level keys of a [defaults] or [[variant]] table are settings (not dataset/seed);
+    the settings without the keys that are not, so that their values are checked too."""
+    allowed = allowed_settings()
+    extra = "name, " if table == "[[variant]]" else ""
+    for key in settings:
+        if key == "dataset":
+            problems.add(f"{label}: set the dataset once, in [study] dataset", table, index, key)
+        elif key == "seed":
+            problems.add(
+                f"{label}: seeds come from [study] seeds (or --seeds), not 'seed'",
+                table,
+                index,
+                key,
+            )
+        elif key not in allowed:
+            problems.add(
+                f"{label}: unknown setting '{key}'{did_you_mean(key, allowed)}; allowed: "
+                f"{extra}{', '.join(allowed)}",
+                table,
+                index,
+                key,
+            )
+    return {k: v for k, v in settings.items() if k in allowed}
+
+
+def check_grid(grid: Mapping[str, list[Any]], problems: Problems, format_value: Any) -> None:
+    keys = [k for k in setting_keys() if k.split(".")[0] not in STUDY_OWNED]
+    for key, values in grid.items():
+        parts = key.split(".")
+        top = parts[0]
+
+        def add(message: str, key: str = key) -> None:
+            problems.add(f"[grid]: {message}", "[grid]", 0, key)
+
+        if top in STUDY_OWNED:
+            what = "[study] dataset" if top == "dataset" else "[study] seeds"
+            add(f"'{key}' cannot be a grid key; use {what}")
+            continue
+        if top not in TrainConfig.model_fields:
+            add(
+                f"unknown setting '{key}'{did_you_mean(key, keys)}; allowed: "
+                f'{", ".join(allowed_settings())} (dotted for nested ones, e.g. "optimizer.lr")'
+            )
+            continue
+        if len(parts) > 1 and not (top == "model_args" and len(parts) == 2):
+            sub = NESTED.get(top)
+            if sub is None or len(parts) != 2:
+                add(f"'{key}': '{top}' has no setting '{'.'.join(parts[1:])}'")
+                continue
+            if parts[1] not in sub.model_fields:
+                nested = [f"{top}.{k}" for k in sub.model_fields]
+                add(
+                    f"unknown setting '{key}'{did_you_mean(key, nested)}; allowed: {', '.join(nested)}"
+                )
+                continue
+        if not values:
+            add(f"'{key}' has no values; give at least one")
+        elif len({format_value(v) for v in values}) != len(values):
+            add(f"'{key}' lists a value twice")

@@ -1,0 +1,55 @@
+"""Run identity: the location-free settings of a run, hashed; the first 16 hex digits are
+the run id (see :mod:`cnnlab.study.spec` for what is and is not covered)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
+RUN_ID_LENGTH = 16
+# Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
+# set to something else, so runs recorded before they existed keep their ids and results.
+SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {"ema_decay": None, "tta": "none", "compile": False}
+
+
+def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What of a resolved ModelSpec (``model_dump(mode="json")``) decides the model.
+
+    A builtin: its name and every argument (defaults filled in). A model file: its
+    layers (every default written out, init included) and input size; not its path,
+    name or description.
+    """
+    if spec.get("layers") is None:
+        return {"builtin": spec["name"], "args": dict(spec.get("args") or {})}
+    return {"layers": spec["layers"], "input_size": spec.get("input_size")}
+
+
+def run_identity(config: Mapping[str, Any], model_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The location-free settings of a run: ``config`` (a config dict) minus ``data_dir``,
+    with ``model``/``model_args`` replaced by :func:`model_identity` of ``model_spec``."""
+    settings = {k: v for k, v in config.items() if k not in ("data_dir", "model", "model_args")}
+    for key, default in SETTINGS_ADDED_SINCE_V1.items():
+        if settings.get(key) == default:
+            del settings[key]
+    settings["model"] = model_identity(model_spec)
+    return {"identity": IDENTITY_VERSION, "settings": settings}
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def identity_hash(identity: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(identity).encode("utf-8")).hexdigest()
+
+
+def slugify(name: str) -> str:
+    """A folder-safe form of a variant name: "+dropout lr=0.1" -> "dropout-lr-0.1"."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return slug[:60] or "variant"
