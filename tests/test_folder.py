@@ -350,7 +350,7 @@ def test_cached_tar_is_not_read_again(tmp_path: Path, monkeypatch: pytest.Monkey
     write_image_folder(tmp_path / "src", n_per_class=2)
     tar = make_tar(tmp_path / "src", tmp_path / "d.tgz")
     first = read(tar, tmp_path)
-    monkeypatch.setattr(folder, "_list_tar", lambda *a: pytest.fail("tar read despite the cache"))
+    monkeypatch.setattr(folder, "list_tar", lambda *a: pytest.fail("tar read despite the cache"))
     np.testing.assert_array_equal(read(tar, tmp_path).train.images, first.train.images)
     os.utime(tar, ns=(1, 1))
     with pytest.raises(pytest.fail.Exception):

@@ -18,7 +18,7 @@ import numpy as np
 
 from cnnlab.atomic import atomic_write, atomic_write_text
 from cnnlab.data.arrays import Split
-from cnnlab.data.folder import default_cache_dir
+from cnnlab.data.folder_cache import default_cache_dir
 
 _log = logging.getLogger(__name__)
 
