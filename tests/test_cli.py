@@ -175,7 +175,25 @@ def test_train_flags_are_the_schema():
     flags = {a.option_strings[0] for a in parser._actions if a.option_strings}
     assert {flag_of(k) for k in setting_keys() if k != "model_args"} <= flags
     args = parser.parse_args(
-        ["--optimizer", "sgd", "--lr", "0.1", "--nesterov", "--betas", "0.8", "0.9", "--no-drop-last", "--schedule", "step", "--step-every", "3", "--epochs", "4", "--tta", "flip"]
+        [
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--nesterov",
+            "--betas",
+            "0.8",
+            "0.9",
+            "--no-drop-last",
+            "--schedule",
+            "step",
+            "--step-every",
+            "3",
+            "--epochs",
+            "4",
+            "--tta",
+            "flip",
+        ]
     )
     cfg = make_config(setting_overrides(args))
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.optimizer.nesterov) == ("sgd", 0.1, True)

@@ -717,6 +717,15 @@ def test_preflight_rejects_a_model_that_cannot_take_the_images(data_dir, tmp_pat
     assert not (tmp_path / "out" / "runs").exists()  # nothing ran
 
 
+def test_preflight_rejects_a_batch_larger_than_the_training_split(data_dir, tmp_path):
+    # 600 training images, 20% held out for validation: 480 are left to train on.
+    variant = '[[variant]]\nname = "huge"\nmodel = "mlp"\nbatch_size = 500\nval_fraction = 0.2\n'
+    study = load_study(mlp_study(tmp_path, data_dir, variant))
+    with pytest.raises(ConfigError, match=r"variant 'huge': batch_size 500 is larger than the 480"):
+        run_study(study, tmp_path / "out")
+    assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = write_study(tmp_path, GOOD_VARIANTS + 'augmnt = "flip"\n')
     assert main(["run", str(bad)]) == 2

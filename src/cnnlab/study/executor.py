@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
+import numpy as np
+
 from cnnlab.atomic import atomic_write_text
 from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
@@ -132,6 +134,15 @@ class InProcessExecutor:
         for run in runs:
             cfg = run.config
             data = self.data.dataset(cfg.dataset, cfg.data_dir)
+            # What the stratified hold-out (data.loader.stratified_split) leaves to train on.
+            counts = np.bincount(data.train.labels)
+            n_train = len(data.train) - sum(round(int(c) * cfg.val_fraction) for c in counts if c)
+            if cfg.drop_last and cfg.batch_size > n_train:
+                raise ConfigError(
+                    f"variant '{run.variant}': batch_size {cfg.batch_size} is larger than the "
+                    f"{n_train} training images of {cfg.dataset}; lower batch_size or set "
+                    "drop_last = false"
+                )
             key = (cfg.dataset, str(run.identity["settings"]["model"]))
             if key in checked:
                 continue
