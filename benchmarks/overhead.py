@@ -105,9 +105,9 @@ def measure(
     if failed:
         raise RuntimeError(f"overhead study: {len(failed)} runs failed: {failed[0].error}")
     summaries = [r.summary for r in runs if r.summary is not None]
-    steps = sum(s["step_seconds"] for s in summaries)
-    loading = sum(s["train_seconds"] - s["step_seconds"] for s in summaries)
-    evaluation = sum(s["eval_seconds"] for s in summaries)
+    steps = sum(s.step_seconds for s in summaries)
+    loading = sum(s.train_seconds - s.step_seconds for s in summaries)
+    evaluation = sum(s.eval_seconds for s in summaries)
     in_runs = sum((r.ended_at or 0.0) - (r.started_at or 0.0) for r in runs)
     parts = {
         "training steps": steps,

@@ -15,7 +15,6 @@ the VGG-style net, where the layout matters most (rounds interleave the settings
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from contextlib import nullcontext
@@ -33,6 +32,7 @@ from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import load_dataset
 from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.models.registry import build_model, resolve_model
+from cnnlab.records import EPOCH_COLUMNS
 from cnnlab.train import loop
 
 
@@ -97,11 +97,12 @@ def real_run(
 
             cache = temporary_cache_dir(str(Path(out) / "inductor"))
         with cache:
-            summary = loop.train(cfg, Path(out), data=data)
-        with open(Path(out) / "metrics.csv") as f:
-            summary["history"] = [
-                {k: float(v or 0) for k, v in r.items()} for r in csv.DictReader(f)
-            ]
+            record = loop.train(cfg, Path(out), data=data)
+        summary = record.summary.to_dict()
+        summary["history"] = [
+            {k: float(v or 0) for k, v in r.to_dict().items() if k in EPOCH_COLUMNS}
+            for r in record.history
+        ]
     assert summary["precision"] == setting.precision.label, summary["precision"]
     return summary
 

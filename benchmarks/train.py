@@ -117,7 +117,7 @@ def cnnlab_run(case: Case, data: DatasetArrays, device: torch.device, steps: int
         }
     )
     with tempfile.TemporaryDirectory() as out:
-        return train(cfg, Path(out), data=subset(data, steps * case.batch_size))
+        return train(cfg, Path(out), data=subset(data, steps * case.batch_size)).summary.to_dict()
 
 
 class Reference:

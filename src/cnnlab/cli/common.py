@@ -7,13 +7,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cnnlab.config.schema import TrainConfig
+
 console = Console()
 err_console = Console(stderr=True)
 
-DATASET_HELP = (
-    "mnist, fashion-mnist, cifar10, cifar100, svhn, "
-    "digits-wild[:size=28,mnist=W,printed=W,svhn=W] or folder:PATH"
-)
+# The dataset setting's own description (one text for `train`, `data show` and `run`).
+DATASET_HELP = str(TrainConfig.model_fields["dataset"].description)
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
