@@ -838,3 +838,12 @@ def test_settings_added_later_keep_old_run_ids_at_their_defaults():
     assert not set(SETTINGS_ADDED_SINCE_V1) & set(plain)
     averaged = run_identity(config_dict(make_config({"ema_decay": 0.99, "tta": "flip"})), spec)
     assert averaged["settings"]["ema_decay"] == 0.99 and averaged["settings"]["tta"] == "flip"
+
+
+def test_a_bad_default_is_reported_once_as_the_defaults_own(tmp_path):
+    body = "[defaults]\noptimizer = { lr = -1 }\n" + GOOD_VARIANTS
+    path = write_study(tmp_path / "studies", body)
+    with pytest.raises(ConfigError) as info:
+        load_study(path)
+    text = str(info.value)
+    assert "\n" not in text and "[defaults]: optimizer.lr = -1" in text and "(line 6)" in text

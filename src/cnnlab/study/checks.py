@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from cnnlab.config.problems import describe_error
 from cnnlab.config.schema import NESTED, TrainConfig, setting_keys
 from cnnlab.config.suggest import did_you_mean
 from cnnlab.errors import ConfigError
@@ -170,3 +171,17 @@ def check_grid(grid: Mapping[str, list[Any]], problems: Problems, format_value: 
             add(f"'{key}' has no values; give at least one")
         elif len({format_value(v) for v in values}) != len(values):
             add(f"'{key}' lists a value twice")
+
+
+def check_defaults(defaults: dict[str, Any], problems: Problems) -> None:
+    """The values of [defaults] on their own, against the schema (its defaults fill in)."""
+    try:
+        TrainConfig.model_validate(defaults)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            if loc:  # a rule across settings is the variants' to break
+                line = describe_error(dict(err), "[defaults]", TrainConfig)
+                problems.add(line, "[defaults]", 0, ".".join(loc))
+    except ConfigError as exc:
+        problems.add(f"[defaults]: {exc}", "[defaults]")

@@ -3,11 +3,13 @@ scaled. Pure functions over setting dicts; :mod:`cnnlab.study.spec` uses them.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.config.dataset import parse_dataset
+from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import ConfigError
 from cnnlab.study.identity import canonical_json
 
@@ -100,3 +102,20 @@ def baseline_of(name: str | None, variants: list[Variant], where: str) -> str:
             return v.name
     names = ", ".join(dict.fromkeys(v.base for v in variants))
     raise ConfigError(f"{where}: baseline '{name}' is not a variant; variants: {names}")
+
+
+def scaled_config(cfg: TrainConfig, scale: float) -> TrainConfig:
+    """``cfg`` with epochs scaled (rounded half up, at least 1) and the epoch-based schedule
+    lengths stretched by the factor the epochs actually changed."""
+    epochs = max(1, math.floor(cfg.epochs * scale + 0.5))
+    # In this order of operations: run ids hash the resulting floats.
+    schedule = cfg.schedule.model_copy(
+        update={
+            "warmup_epochs": cfg.schedule.warmup_epochs * epochs / cfg.epochs,
+            "step_every": max(1, math.floor(cfg.schedule.step_every * epochs / cfg.epochs + 0.5)),
+        }
+    )
+    scaled = cfg.model_copy(update={"epochs": epochs, "schedule": schedule})
+    # Validated once more: scaled runs were always re-validated, which canonicalises
+    # defaults (augment "" -> "none"); their run ids hash that form and must not move.
+    return TrainConfig.model_validate(scaled.model_dump(mode="json"))

@@ -39,7 +39,13 @@ from cnnlab.config.files import read_toml_text
 from cnnlab.config.problems import describe_error
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.study.checks import Problems, check_grid, check_settings, file_problems
+from cnnlab.study.checks import (
+    Problems,
+    check_defaults,
+    check_grid,
+    check_settings,
+    file_problems,
+)
 from cnnlab.study.expand import (
     absolute_dataset,
     baseline_of,
@@ -49,6 +55,7 @@ from cnnlab.study.expand import (
     is_model_path,
     merge,
     relative_value,
+    scaled_config,
     set_dotted,
 )
 from cnnlab.study.identity import (
@@ -95,6 +102,8 @@ class Variant:
     name: str  # "7-layer" or, with a grid, "7-layer lr=0.1"
     base: str  # the [[variant]] name
     settings: dict[str, Any]  # [defaults] + variant + grid point, before the seed
+    # The top-level keys the [[variant]] or the grid set (a bad value elsewhere is [defaults]').
+    own: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -205,10 +214,12 @@ def load_study(
 
     defaults = check_settings(parsed.defaults, "[defaults]", problems, "[defaults]")
     defaults = _relative_paths(defaults, base)
+    check_defaults(defaults, problems)
     before = len(problems.lines)
     check_grid(parsed.grid, problems, format_value)
     grid = parsed.grid if len(problems.lines) == before else {}  # variants are checked still
     bases: list[tuple[str, dict[str, Any]]] = []
+    own_keys: dict[str, set[str]] = {}
     for i, entry in enumerate(parsed.variant):
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -227,8 +238,9 @@ def load_study(
         settings = {k: v for k, v in entry.items() if k != "name"}
         settings = check_settings(settings, f"variant '{name}'", problems, "[[variant]]", i)
         bases.append((name, merge(defaults, _relative_paths(settings, base))))
+        own_keys[name] = set(settings)
 
-    all_variants = _expand(bases, grid, base, problems)
+    all_variants = _expand(bases, grid, base, problems, own_keys)
     if not all_variants:
         problems.raise_if_any()
     baseline = ""
@@ -285,6 +297,7 @@ def _expand(
     grid: dict[str, list[Any]],
     base: Path,
     problems: Problems,
+    own_keys: dict[str, set[str]],
 ) -> list[Variant]:
     """Every [[variant]] at every grid point, named "<variant> <key>=<value> ..."."""
     out: list[Variant] = []
@@ -303,25 +316,9 @@ def _expand(
                     "names or the grid values differ"
                 )
                 continue
-            out.append(Variant(name=full, base=name, settings=merged))
+            own = frozenset(own_keys[name]) | {k.split(".")[0] for k in grid}
+            out.append(Variant(name=full, base=name, settings=merged, own=own))
     return out
-
-
-def _scaled(cfg: TrainConfig, scale: float) -> TrainConfig:
-    """``cfg`` with epochs scaled (rounded half up, at least 1) and the epoch-based schedule
-    lengths stretched by the factor the epochs actually changed."""
-    epochs = max(1, math.floor(cfg.epochs * scale + 0.5))
-    # In this order of operations: run ids hash the resulting floats.
-    schedule = cfg.schedule.model_copy(
-        update={
-            "warmup_epochs": cfg.schedule.warmup_epochs * epochs / cfg.epochs,
-            "step_every": max(1, math.floor(cfg.schedule.step_every * epochs / cfg.epochs + 0.5)),
-        }
-    )
-    scaled = cfg.model_copy(update={"epochs": epochs, "schedule": schedule})
-    # Validated once more: scaled runs were always re-validated, which canonicalises
-    # defaults (augment "" -> "none"); their run ids hash that form and must not move.
-    return TrainConfig.model_validate(scaled.model_dump(mode="json"))
 
 
 def _resolve_runs(
@@ -343,10 +340,11 @@ def _resolve_runs(
             cfg = TrainConfig.model_validate(values)
         except ValidationError as exc:
             for err in exc.errors():
-                key = ".".join(str(p) for p in err["loc"])
-                problems.add(
-                    describe_error(dict(err), label, TrainConfig), "[[variant]]", index, key
-                )
+                loc = [str(p) for p in err["loc"]]
+                if loc and loc[0] not in v.own:
+                    continue  # a value of [defaults]: reported once, as its own
+                line = describe_error(dict(err), label, TrainConfig)
+                problems.add(line, "[[variant]]", index, ".".join(loc))
             continue
         if is_model_path(cfg.model) and not Path(cfg.model).is_file():
             problems.add(
@@ -362,7 +360,7 @@ def _resolve_runs(
         except CnnlabError as exc:
             problems.add(f"{label}: {exc}", "[[variant]]", index, "model")
             continue
-        resolved[v.name] = _scaled(cfg, epochs_scale) if epochs_scale is not None else cfg
+        resolved[v.name] = scaled_config(cfg, epochs_scale) if epochs_scale is not None else cfg
     problems.raise_if_any()
 
     seen: dict[str, str] = {}
