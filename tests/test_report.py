@@ -23,8 +23,8 @@ from cnnlab import cli
 from cnnlab.analysis import stats
 from cnnlab.analysis.compare import compare_studies
 from cnnlab.analysis.formatting import fmt_p
-from cnnlab.analysis.numbers import analyze
-from cnnlab.analysis.render import render_html, to_json, write_report
+from cnnlab.analysis.numbers import analyze, to_json
+from cnnlab.analysis.render import render_html, write_report
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, RunSummary
 from cnnlab.study.results import RunResult, StudyResults

@@ -9,6 +9,7 @@ gives ``report.json``'s form (schema ``cnnlab-report/1``).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -347,3 +348,8 @@ def analyze(
     )
     numbers.summary, numbers.warnings = summarize(numbers)
     return numbers
+
+
+def to_json(numbers: StudyNumbers) -> str:
+    """``report.json``: strict JSON (no NaN), indented."""
+    return json.dumps(numbers.to_json(), indent=2, allow_nan=False) + "\n"

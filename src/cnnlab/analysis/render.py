@@ -8,7 +8,6 @@ writes ``report.html``, ``report.md`` and ``report.json`` atomically.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from cnnlab.analysis import stats
 from cnnlab.analysis.figures import Figure, make_figures, prediction_numbers
 from cnnlab.analysis.formatting import fmt_p, fmt_pct, fmt_pts, fmt_seconds
-from cnnlab.analysis.numbers import StudyNumbers, analyze, json_safe
+from cnnlab.analysis.numbers import StudyNumbers, analyze, json_safe, to_json
 from cnnlab.analysis.tables import COLUMNS, DOMAIN_NOTE, display_rows, domain_rows
 from cnnlab.atomic import atomic_write_text
 from cnnlab.study.predictions import Predictions, best_predictions
@@ -187,7 +186,3 @@ def write_report(
     atomic_write_text(paths[1], render_markdown(numbers, figures, generated))
     atomic_write_text(paths[2], to_json(numbers))
     return paths
-
-
-def to_json(numbers: StudyNumbers) -> str:
-    return json.dumps(numbers.to_json(), indent=2, allow_nan=False) + "\n"

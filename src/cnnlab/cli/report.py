@@ -68,15 +68,16 @@ def verdict_markup(verdict: str) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cnnlab.analysis.numbers import analyze
-    from cnnlab.analysis.render import to_json, write_report
-    from cnnlab.analysis.tables import display_rows
+    from cnnlab.analysis.numbers import analyze, to_json
     from cnnlab.study.store import load_results
 
     results = load_results(args.study_dir)
-    if args.format == "json":
+    if args.format == "json":  # the numbers alone: no figures, so no matplotlib
         sys.stdout.write(to_json(analyze(results)))
         return 0
+    from cnnlab.analysis.render import write_report
+    from cnnlab.analysis.tables import display_rows
+
     out = args.out or args.study_dir
     if args.format is None:
         with console.status("writing the report..."):
