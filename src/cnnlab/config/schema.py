@@ -15,20 +15,18 @@ from cnnlab.config.dataset import DatasetRef, parse_dataset
 from cnnlab.config.problems import describe_errors
 from cnnlab.errors import ConfigError
 
-D = Field  # every setting's help text is its description: --help and errors show it
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class OptimizerConfig(_Strict):
-    name: Literal["sgd", "adam", "adamw"] = D("adam", description="optimizer")
-    lr: float = D(1e-3, gt=0, description="base learning rate")
-    momentum: float = D(0.9, ge=0, lt=1, description="SGD momentum")
-    nesterov: bool = D(False, description="Nesterov momentum (SGD only)")
-    weight_decay: float = D(0.0, ge=0, description="L2 weight decay (decoupled for adamw)")
-    betas: tuple[float, float] = D((0.9, 0.999), description="Adam / AdamW betas")
+    name: Literal["sgd", "adam", "adamw"] = Field("adam", description="optimizer")
+    lr: float = Field(1e-3, gt=0, description="base learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    nesterov: bool = Field(False, description="Nesterov momentum (SGD only)")
+    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay (decoupled for adamw)")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam / AdamW betas")
 
     @model_validator(mode="after")
     def _sgd_only(self) -> OptimizerConfig:
@@ -38,15 +36,15 @@ class OptimizerConfig(_Strict):
 
 
 class ScheduleConfig(_Strict):
-    name: Literal["constant", "step", "cosine", "onecycle", "linear"] = D(
+    name: Literal["constant", "step", "cosine", "onecycle", "linear"] = Field(
         "constant", description="learning-rate schedule"
     )
-    warmup_epochs: float = D(
+    warmup_epochs: float = Field(
         0.0, ge=0, description="linear warm-up from 0 over this many epochs, before any schedule"
     )
-    step_every: int = D(30, ge=1, description="step schedule: epochs between decays")
-    gamma: float = D(0.1, gt=0, le=1, description="step schedule: decay factor")
-    final_lr_fraction: float = D(
+    step_every: int = Field(30, ge=1, description="step schedule: epochs between decays")
+    gamma: float = Field(0.1, gt=0, le=1, description="step schedule: decay factor")
+    final_lr_fraction: float = Field(
         0.0, ge=0, le=1, description="cosine / linear / onecycle: final lr as a fraction"
     )
 
@@ -62,53 +60,53 @@ class TrainConfig(_Strict):
     study file accepts (cnnlab.study.spec) are derived from these fields.
     """
 
-    dataset: str = D(
+    dataset: str = Field(
         "mnist",
         description="mnist, fashion-mnist, cifar10, cifar100, svhn, "
         "digits-wild[:size=28,mnist=W,printed=W,svhn=W] or folder:PATH",
     )
-    model: str = D(
+    model: str = Field(
         "lenet5", description="built-in name (see `cnnlab models list`) or a model .toml file"
     )
-    model_args: dict[str, Any] = D(
+    model_args: dict[str, Any] = Field(
         default_factory=dict, description="builder arguments, e.g. batch_norm = true"
     )
-    epochs: int = D(10, ge=1, description="training epochs")
-    batch_size: int = D(128, ge=1, description="training batch size")
-    eval_batch_size: int = D(1024, ge=1, description="evaluation batch size")
+    epochs: int = Field(10, ge=1, description="training epochs")
+    batch_size: int = Field(128, ge=1, description="training batch size")
+    eval_batch_size: int = Field(1024, ge=1, description="evaluation batch size")
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
-    label_smoothing: float = D(0.0, ge=0, lt=1, description="label smoothing of the loss")
-    grad_clip: float | None = D(None, gt=0, description="clip the global gradient norm to this")
-    ema_decay: float | None = D(
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the loss")
+    grad_clip: float | None = Field(None, gt=0, description="clip the global gradient norm to this")
+    ema_decay: float | None = Field(
         None,
         gt=0,
         lt=1,
         description="evaluate and save an exponential moving average of the weights with "
         "this per-step decay, e.g. 0.99",
     )
-    tta: TtaMode = D(
+    tta: TtaMode = Field(
         "none",
         description="test-time augmentation: flip averages each test image's logits with its "
         "mirror image's (2 passes); flip-translate adds 1-pixel shifts (6 passes)",
     )
-    compile: bool = D(
+    compile: bool = Field(
         False, description="torch.compile the training step (a warm-up of tens of seconds first)"
     )
-    augment: str = D("", description="e.g. rotate=20,translate=0.1,crop=0.8 or flip,pad=4")
-    val_fraction: float = D(
+    augment: str = Field("", description="e.g. rotate=20,translate=0.1,crop=0.8 or flip,pad=4")
+    val_fraction: float = Field(
         0.0, ge=0, lt=1, description="stratified validation hold-out from the train split"
     )
-    early_stopping: int | None = D(
+    early_stopping: int | None = Field(
         None, ge=1, description="patience: stop after this many epochs without val-loss gain"
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = D(
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="numeric precision (auto: fastest measured for the device)"
     )
-    device: str = D("auto", description="auto, cpu, cuda or cuda:N")
-    seed: int = D(0, description="fixes init, shuffling and augmentation")
-    drop_last: bool = D(True, description="drop the last incomplete training batch")
-    data_dir: str | None = D(
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    seed: int = Field(0, description="fixes init, shuffling and augmentation")
+    drop_last: bool = Field(True, description="drop the last incomplete training batch")
+    data_dir: str | None = Field(
         None, description="folder holding <name>/<canonical files> (default $CNNLAB_DATA)"
     )
 
