@@ -205,3 +205,17 @@ def test_train_flags_are_the_schema():
         "flip",
     )
     assert setting_overrides(parser.parse_args([])) == {}  # unset flags leave the file's values
+
+
+def test_error_text_is_printed_literally_not_as_markup(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[study]\nname = "x"\ndataset = "mnist"\nseeds = [0]\n[[variant]]\nname = "a"\n[grd]\n'
+    )
+    assert main(["run", str(bad)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "unknown table [grd] (did you mean 'grid'?)" in err
+    assert "allowed: [study], [defaults], [[variant]], [grid]" in err
+    assert not (tmp_path / "runs").exists()

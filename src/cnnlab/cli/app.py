@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from cnnlab import __version__
 from cnnlab.cli import data, evaluate, export, models, predict, report, run, train
-from cnnlab.cli.common import err_console
+from cnnlab.cli.common import err_console, print_error
 from cnnlab.errors import CnnlabError
 
 # In the order `cnnlab --help` lists them.
@@ -52,9 +52,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     try:
         return func(args)
     except CnnlabError as exc:
-        err_console.print(
-            f"[bold red]cnnlab: error:[/bold red] {exc}", highlight=False, soft_wrap=True
-        )
+        print_error(exc)
         return 2
     except KeyboardInterrupt:
         err_console.print("cnnlab: interrupted")

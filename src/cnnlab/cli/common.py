@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from cnnlab.config.schema import TrainConfig
 
@@ -38,3 +39,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is too small; use 1 or more")
     return value
+
+
+def print_error(message: object) -> None:
+    """``cnnlab: error: <message>`` on stderr, the message printed literally: study-file
+    errors name tables like [defaults] that rich would otherwise read as markup."""
+    err_console.print(
+        f"[bold red]cnnlab: error:[/bold red] {escape(str(message))}",
+        highlight=False,
+        soft_wrap=True,
+    )

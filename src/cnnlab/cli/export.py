@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cnnlab.cli.common import (
     console,
-    err_console,
+    print_error,
 )
 
 EXPORT_EPILOG = """\
@@ -64,9 +64,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             result = export_checkpoint(args.checkpoint, args.out, args.format, args.data_dir)
     except ExportCheckError as exc:
         # Not a usage problem (status 2): the export itself is wrong.
-        err_console.print(
-            f"[bold red]cnnlab: error:[/bold red] {exc}", highlight=False, soft_wrap=True
-        )
+        print_error(exc)
         return 1
     meta = result.metadata
     size = result.path.stat().st_size

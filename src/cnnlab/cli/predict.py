@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from cnnlab.cli.common import (
@@ -111,7 +112,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ):
             if pred.error is not None:
                 failed += 1
-                err_console.print(f"cnnlab: {pred.error}", highlight=False, soft_wrap=True)
+                err_console.print(f"cnnlab: {escape(pred.error)}", highlight=False, soft_wrap=True)
             if args.json:
                 sys.stdout.write(json.dumps(pred.to_json()) + "\n")
             elif pred.error is not None:

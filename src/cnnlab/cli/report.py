@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from cnnlab.cli.common import (
@@ -103,9 +104,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     console.print(table)
     for sentence in analysis.summary:
-        console.print(f"- {sentence}", highlight=False)
+        console.print(f"- {escape(sentence)}", highlight=False)
     for warning in analysis.warnings:
-        console.print(f"[yellow]! {warning}[/yellow]", highlight=False)
+        console.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False)
     console.print(f"report: {paths[0]}  (also {paths[1].name}, {paths[2].name})")
     return 0
 

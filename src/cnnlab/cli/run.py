@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
+
 from cnnlab.cli.common import (
     console,
 )
@@ -89,8 +91,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out or default_out_dir(study))
     if not args.quiet:
         console.print(
-            f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
-            f"on {study.dataset} -> {out}",
+            escape(
+                f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+                f"on {study.dataset} -> {out}"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -116,7 +120,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for r in results.runs:
         if r.status == "failed":
             console.print(
-                f"failed: {r.variant} seed {r.seed}: {r.error}", highlight=False, soft_wrap=True
+                escape(f"failed: {r.variant} seed {r.seed}: {r.error}"),
+                highlight=False,
+                soft_wrap=True,
             )
     if not args.no_report:
         from cnnlab.analysis.render import write_report

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.markup import escape
+
 from cnnlab.cli.common import (
     console,
 )
@@ -73,7 +75,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     )
     if not args.quiet:
-        console.print(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
+        console.print(
+            escape(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
+        )
     record = train(cfg, out, resume=args.resume, reporter=make_reporter(args.quiet, console))
     plot_run_curves(
         record.history, out / ARTIFACTS["curves"], title=f"{cfg.model} on {cfg.dataset}"

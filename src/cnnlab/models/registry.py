@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
+from cnnlab.config.suggest import did_you_mean
 from cnnlab.errors import ConfigError
 from cnnlab.models.build import build_sequential
 from cnnlab.models.catalogue import BUILTIN_MODELS, BuiltinModel, list_models
@@ -102,6 +103,7 @@ def resolve_model(name_or_path: str, args: Mapping[str, Any] | None = None) -> M
     if builtin is None:
         shipped = Path("models", f"{name_or_path}.toml")
         hint = f" (did you mean {shipped}?)" if shipped.is_file() else ""
+        hint = hint or did_you_mean(name, _BUILTINS)
         raise ConfigError(
             f"unknown model '{name_or_path}'{hint}; builtin models: {', '.join(_BUILTINS)}; "
             "or give the path of a .toml model file"
