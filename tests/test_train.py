@@ -401,3 +401,29 @@ def test_a_whitening_layer_is_fitted_to_the_training_images_and_stays_frozen(dat
     for weights in (saved.state_dict, saved.averaged_state_dict):
         torch.testing.assert_close(weights["whiten1.weight"], expected.weight, rtol=0, atol=0)
         assert weights["whiten1.bias"].abs().sum() > 0  # the bias trained
+
+
+def test_a_kill_after_the_final_checkpoint_is_repaired_on_resume(data_dir, tmp_path):
+    """Killed between the last checkpoint's rename and the files after it: the resume trains
+    nothing and rebuilds metrics.csv, test_predictions.npz and summary.json from it."""
+    from cnnlab.evaluation.saved import load_predictions
+
+    cfg = small_config(data_dir, epochs=2)
+    run = tmp_path / "run"
+    train(cfg, run)
+    before = {n: (run / n).read_bytes() for n in ("metrics.csv", "summary.json")}
+    predictions = load_predictions(run)
+    lines = before["metrics.csv"].decode().splitlines(keepends=True)
+    (run / "metrics.csv").write_text("".join(lines[:2]))  # epoch 2's row was never written
+    (run / "test_predictions.npz").unlink()
+    (run / "summary.json").unlink()
+    record = train(cfg, run, resume=True)
+    assert [r.epoch for r in record.history] == [1, 2]
+    assert (run / "metrics.csv").read_bytes() == before["metrics.csv"]
+    again = load_predictions(run)
+    assert again is not None and again.epoch == 2
+    assert (again.pred == predictions.pred).all() and (again.prob == predictions.prob).all()
+    assert (
+        json.loads((run / "summary.json").read_text())["final"]
+        == json.loads(before["summary.json"])["final"]
+    )

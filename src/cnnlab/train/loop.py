@@ -26,7 +26,7 @@ from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
 from cnnlab.evaluation.precision import Precision, resolve_precision
-from cnnlab.evaluation.saved import save_predictions
+from cnnlab.evaluation.saved import load_predictions, save_predictions
 from cnnlab.models.layers import data_fitted_layers
 from cnnlab.models.registry import (
     Summary,
@@ -207,8 +207,16 @@ def train(
     finally:
         reporter.close()
 
-    if test_logits is not None:  # None: a resumed run that had no epoch left to train
+    saved = load_predictions(out_dir)
+    if test_logits is None and (saved is None or saved.epoch != state.epoch):
+        # Resumed with no epoch left to train, after a kill between the final checkpoint
+        # and the predictions: predict again with the checkpoint's weights.
+        _, test_logits = _evaluate_epoch(
+            model if average is None else average.model, loaders, precision, cfg.tta
+        )
+    if test_logits is not None:
         save_predictions(out_dir, test_logits, loaders.test.labels, state.epoch)
+    # Every file the checkpoint implies is rewritten from it, whatever point a kill hit.
     record = RunRecord(_summary(cfg, state, summary_info, precision, loaders), state.history)
     write_run_files(out_dir, record)
     return record
