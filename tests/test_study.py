@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -21,7 +22,7 @@ import pytest
 import torch
 
 from cnnlab.cli import main
-from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, summarize_history
 from cnnlab.study.progress import QuietStudyProgress
 from cnnlab.study.runner import run_study, study_lock
@@ -847,3 +848,24 @@ def test_a_bad_default_is_reported_once_as_the_defaults_own(tmp_path):
         load_study(path)
     text = str(info.value)
     assert "\n" not in text and "[defaults]: optimizer.lr = -1" in text and "(line 6)" in text
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ('[study]\nname = "x"\ndataset = "mnist"\nseeds = [-1]\n', "[study]: seeds.0 = -1"),
+        ('[study]\nname = "x"\ndataset = "mnist"\nseeds = [4294967296]\n', "[study]: seeds.0"),
+    ],
+)
+def test_seeds_are_small_non_negative_integers(header, message, tmp_path):
+    path = write_study(tmp_path / "studies", GOOD_VARIANTS, header=header)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_study(path)
+
+
+def test_a_new_study_that_cannot_start_creates_nothing(tmp_path):
+    path = write_study(tmp_path / "studies", TINY_DEFAULTS + GOOD_VARIANTS)
+    study = load_study(path, data_dir=tmp_path / "no-data")
+    with pytest.raises(DataError, match="mnist: dataset not found"):
+        run_study(study, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # no lock, no empty database

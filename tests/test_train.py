@@ -174,6 +174,11 @@ def test_diverging_loss_is_reported(data_dir, tmp_path):
         ({"early_stopping": 3}, "early_stopping needs a validation split: set val_fraction > 0"),
         ({"optimizer": {"name": "adam", "nesterov": True}}, "nesterov is an SGD option"),
         ({"dataset": "cifar01"}, "unknown dataset 'cifar01' (did you mean 'cifar10'?)"),
+        (
+            {"optimizer": {"lr": float("inf")}},
+            "optimizer.lr = inf: Input should be a finite number",
+        ),
+        ({"seed": 2**63}, "seed = 9223372036854775808: Input should be less than 4294967296"),
         ({"epochs": 0}, "epochs = 0"),
         ({"augment": "rotat=3"}, "unknown op 'rotat'"),
         ({"device": "tpu"}, "device"),

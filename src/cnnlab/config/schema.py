@@ -17,7 +17,8 @@ from cnnlab.errors import ConfigError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are never a setting: `--lr inf` would fail twenty steps into training.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class OptimizerConfig(_Strict):
@@ -104,7 +105,9 @@ class TrainConfig(_Strict):
         "auto", description="numeric precision (auto: fastest measured for the device)"
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    seed: int = Field(0, description="fixes init, shuffling and augmentation")
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="fixes init, shuffling and augmentation (0 to 2^32 - 1)"
+    )
     drop_last: bool = Field(True, description="drop the last incomplete training batch")
     data_dir: str | None = Field(
         None, description="folder holding <name>/<canonical files> (default $CNNLAB_DATA)"

@@ -21,7 +21,7 @@ from cnnlab.study.executor import Executor, InProcessExecutor
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.results import StudyResults
 from cnnlab.study.spec import PlannedRun, Study, slugify
-from cnnlab.study.store import Store
+from cnnlab.study.store import DB_NAME, Store
 
 LOCK_NAME = "run.lock"
 
@@ -79,6 +79,10 @@ def run_study(
     executor = executor or InProcessExecutor()
     progress = progress or QuietStudyProgress()
     planned = study.plan(out_dir)
+    if not (out_dir / DB_NAME).exists():
+        # A new study folder: a run that cannot start (missing dataset, a model that cannot
+        # take the images) is refused before the folder, its lock or its database exist.
+        executor.check(planned)
     with study_lock(out_dir), Store(out_dir) as store:
         statuses = store.statuses()
         outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]

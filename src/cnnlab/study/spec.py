@@ -31,7 +31,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -83,7 +83,7 @@ class _Strict(BaseModel):
 class StudySection(_Strict):
     name: str = Field(min_length=1)
     dataset: str = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field(min_length=1)
     description: str = ""
     baseline: str | None = None
 
@@ -341,7 +341,7 @@ def _resolve_runs(
         except ValidationError as exc:
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
-                if loc and loc[0] not in v.own:
+                if loc and loc[0] in v.settings and loc[0] not in v.own:
                     continue  # a value of [defaults]: reported once, as its own
                 line = describe_error(dict(err), label, TrainConfig)
                 problems.add(line, "[[variant]]", index, ".".join(loc))
