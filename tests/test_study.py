@@ -869,3 +869,22 @@ def test_a_new_study_that_cannot_start_creates_nothing(tmp_path):
     with pytest.raises(DataError, match="mnist: dataset not found"):
         run_study(study, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # no lock, no empty database
+
+
+def test_reading_a_database_without_cnnlab_tables_changes_nothing(tmp_path):
+    import sqlite3
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "study.sqlite").write_bytes(b"")
+    with pytest.raises(CnnlabError, match="not a cnnlab study database"):
+        load_results(tmp_path / "empty")
+    assert (tmp_path / "empty" / "study.sqlite").read_bytes() == b""  # no schema written
+    (tmp_path / "other").mkdir()
+    with sqlite3.connect(tmp_path / "other" / "study.sqlite") as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(CnnlabError, match="not a cnnlab study database"):
+        load_results(tmp_path / "other")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "study.sqlite").write_text("hello, not a database" * 100)
+    with pytest.raises(CnnlabError, match="not a readable study database"):
+        load_results(tmp_path / "text")

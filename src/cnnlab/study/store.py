@@ -29,90 +29,46 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, RunSummary
-from cnnlab.study.results import RUN_STATUSES, RunResult, StudyResults
-
-DB_NAME = "study.sqlite"
-SCHEMA_VERSION = 1
-_VALUE_COLUMNS = EPOCH_COLUMNS[1:]
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS studies (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    name          TEXT NOT NULL,
-    file_path     TEXT NOT NULL,
-    file_text     TEXT NOT NULL,
-    dataset       TEXT NOT NULL,
-    baseline      TEXT,
-    description   TEXT NOT NULL DEFAULT '',
-    variants_json TEXT NOT NULL,   -- expanded variant names, in order
-    options_json  TEXT NOT NULL,   -- command-line overrides (dataset, seeds, epochs_scale, data_dir)
-    created       REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS plan (
-    study_id INTEGER NOT NULL REFERENCES studies(id),
-    position INTEGER NOT NULL,
-    run_id   TEXT NOT NULL,
-    variant  TEXT NOT NULL,
-    seed     INTEGER NOT NULL,
-    PRIMARY KEY (study_id, position)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        TEXT PRIMARY KEY,
-    variant       TEXT NOT NULL,
-    seed          INTEGER NOT NULL,
-    config_json   TEXT NOT NULL,   -- the TrainConfig given to train(), model_dump(mode="json")
-    config_hash   TEXT NOT NULL,   -- sha256 of identity_json; run_id is its first 16 hex
-    identity_json TEXT NOT NULL,   -- the location-free settings the hash covers
-    status        TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in RUN_STATUSES)})),
-    started_at    REAL,            -- unix time, start of the latest attempt
-    ended_at      REAL,
-    device        TEXT NOT NULL DEFAULT '',
-    error         TEXT,
-    run_dir       TEXT NOT NULL,   -- relative to the study folder when inside it
-    attempts      INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    epoch  INTEGER NOT NULL,
-    {", ".join(f"{c} REAL" for c in _VALUE_COLUMNS)},
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS finals (
-    run_id       TEXT PRIMARY KEY REFERENCES runs(run_id),
-    summary_json TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    kind   TEXT NOT NULL,
-    path   TEXT NOT NULL,
-    PRIMARY KEY (run_id, kind)
-);
-"""
+from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.study.store_schema import DB_NAME, SCHEMA, SCHEMA_VERSION, VALUE_COLUMNS
 
 
 class Store:
     """A study folder's database. Open with ``Store(study_dir)``; use as a context manager."""
 
     def __init__(self, study_dir: Path, create: bool = True) -> None:
+        """``create=False`` opens an existing database read-only: a command that only
+        reads (report, compare) never writes a schema into a file that lacks one."""
         self.root = Path(study_dir).absolute()
         self.path = self.root / DB_NAME
-        if not self.path.exists() and not create:
+        if not self.path.is_file() and not create:
             raise CnnlabError(f"{self.root}: no study results here (no {DB_NAME})")
-        self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            if create:
+                self.root.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            else:
+                uri = f"{self.path.as_uri()}?mode=ro"
+                self.conn = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=True)
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise CnnlabError(
                     f"{self.path}: written by a newer cnnlab (schema {version}); upgrade cnnlab"
                 )
+            if not create:
+                if version == 0:
+                    raise CnnlabError(
+                        f"{self.path}: not a cnnlab study database (no cnnlab tables); "
+                        "pass the folder a `cnnlab run` wrote"
+                    )
+                return
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
             if version == 0:  # one script, one transaction: all tables or none
                 self.conn.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                    f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
                 )
         except sqlite3.DatabaseError as exc:
             raise CnnlabError(f"{self.path}: not a readable study database ({exc})") from None
@@ -266,7 +222,7 @@ class Store:
         marks = ", ".join("?" for _ in EPOCH_COLUMNS)
         self.conn.executemany(
             f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
-            [(run_id, row.epoch, *(getattr(row, c) for c in _VALUE_COLUMNS)) for row in rows],
+            [(run_id, row.epoch, *(getattr(row, c) for c in VALUE_COLUMNS)) for row in rows],
         )
 
     def finish_run(

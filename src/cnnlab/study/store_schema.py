@@ -1,0 +1,64 @@
+"""The study database's tables (see :mod:`cnnlab.study.store` for what each holds)."""
+
+from __future__ import annotations
+
+from cnnlab.records import EPOCH_COLUMNS
+from cnnlab.study.results import RUN_STATUSES
+
+DB_NAME = "study.sqlite"
+SCHEMA_VERSION = 1
+VALUE_COLUMNS = EPOCH_COLUMNS[1:]
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS studies (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL,
+    file_path     TEXT NOT NULL,
+    file_text     TEXT NOT NULL,
+    dataset       TEXT NOT NULL,
+    baseline      TEXT,
+    description   TEXT NOT NULL DEFAULT '',
+    variants_json TEXT NOT NULL,   -- expanded variant names, in order
+    options_json  TEXT NOT NULL,   -- command-line overrides (dataset, seeds, epochs_scale, data_dir)
+    created       REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plan (
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    position INTEGER NOT NULL,
+    run_id   TEXT NOT NULL,
+    variant  TEXT NOT NULL,
+    seed     INTEGER NOT NULL,
+    PRIMARY KEY (study_id, position)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    variant       TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    config_json   TEXT NOT NULL,   -- the TrainConfig given to train(), model_dump(mode="json")
+    config_hash   TEXT NOT NULL,   -- sha256 of identity_json; run_id is its first 16 hex
+    identity_json TEXT NOT NULL,   -- the location-free settings the hash covers
+    status        TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in RUN_STATUSES)})),
+    started_at    REAL,            -- unix time, start of the latest attempt
+    ended_at      REAL,
+    device        TEXT NOT NULL DEFAULT '',
+    error         TEXT,
+    run_dir       TEXT NOT NULL,   -- relative to the study folder when inside it
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    epoch  INTEGER NOT NULL,
+    {", ".join(f"{c} REAL" for c in VALUE_COLUMNS)},
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS finals (
+    run_id       TEXT PRIMARY KEY REFERENCES runs(run_id),
+    summary_json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    kind   TEXT NOT NULL,
+    path   TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind)
+);
+"""
