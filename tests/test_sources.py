@@ -136,3 +136,22 @@ def test_dataset_references_are_parsed_once_with_their_options(tmp_path):
         make_config({"dataset": "mnsit"})
     with pytest.raises(ConfigError, match="unknown option 'sise'"):
         parse_dataset("digits-wild:sise=28")
+
+
+def test_splits_that_do_not_fit_together_are_refused_when_loaded(tmp_path):
+    from fakedata import write_idx
+
+    folder = tmp_path / "mnist"
+    write_idx(folder, "train", n=30)
+    write_idx(folder, "t10k", n=10, h=14, w=14)
+    with pytest.raises(DataError, match=r"test images are 1x14x14 but train images 1x28x28"):
+        load_dataset("mnist", tmp_path)
+    write_idx(folder, "t10k", n=0)
+    with pytest.raises(DataError, match=r"the test split holds no images"):
+        load_dataset("mnist", tmp_path)
+
+
+def test_an_image_folder_with_one_image_per_class_has_no_test_split(tmp_path):
+    write_image_folder(tmp_path / "photos", n_per_class=1, splits=())
+    with pytest.raises(DataError, match=r"the test split holds no images"):
+        load_dataset(f"folder:{tmp_path / 'photos'}")

@@ -75,3 +75,30 @@ class DatasetArrays:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+
+def check_splits(data: DatasetArrays) -> DatasetArrays:
+    """``data`` if its splits fit together, else a DataError naming the dataset and its files:
+    both splits hold images, of one shape (C, H, W), with labels of its classes."""
+    from cnnlab.errors import DataError
+
+    where = f"{data.name} ({data.source})" if data.source else data.name
+
+    def shape_text(split: Split) -> str:
+        return "x".join(map(str, split.shape))
+
+    for name, split in (("train", data.train), ("test", data.test)):
+        if len(split) == 0:
+            raise DataError(f"{where}: the {name} split holds no images; a dataset needs both")
+        labels = split.labels
+        if labels.min() < 0 or labels.max() >= len(data.classes):
+            raise DataError(
+                f"{where}: {name} labels run from {labels.min()} to {labels.max()} but there "
+                f"are {len(data.classes)} classes; the labels and the class list disagree"
+            )
+    if data.train.shape != data.test.shape:
+        raise DataError(
+            f"{where}: test images are {shape_text(data.test)} but train images "
+            f"{shape_text(data.train)}; both splits must hold images of one shape"
+        )
+    return data

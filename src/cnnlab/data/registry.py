@@ -15,7 +15,7 @@ from typing import Any
 
 from cnnlab.config.dataset import DIGITS_WILD, DatasetRef, parse_dataset
 from cnnlab.data import sources
-from cnnlab.data.arrays import DatasetArrays
+from cnnlab.data.arrays import DatasetArrays, check_splits
 from cnnlab.data.folder import read_image_folder
 from cnnlab.errors import DataError
 
@@ -92,8 +92,10 @@ def load_dataset(
     """Read a dataset (``mnist``, ``cifar10``, ``digits-wild:size=28``, ``folder:PATH``)."""
     ref = parse_dataset(dataset) if isinstance(dataset, str) else dataset
     if ref.kind == "folder":
-        return read_image_folder(ref.path)
-    return ENTRIES[ref.name].load(ref, data_dir or sources.default_data_dir(), download)
+        data = read_image_folder(ref.path)
+    else:
+        data = ENTRIES[ref.name].load(ref, data_dir or sources.default_data_dir(), download)
+    return check_splits(data)  # before any run trains on it
 
 
 class DataCache:
