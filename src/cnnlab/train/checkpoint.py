@@ -9,7 +9,9 @@ loads with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import math
 import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from torch import nn
 
 from cnnlab.atomic import atomic_path
 from cnnlab.data.loader import Normalization
-from cnnlab.errors import DataError
+from cnnlab.errors import CnnlabError, DataError
 
 FORMAT = "cnnlab-checkpoint/1"
 
@@ -38,15 +40,24 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     trainer_state: dict[str, Any] | None = None  # early stopping, best metrics
     averaged_state_dict: dict[str, torch.Tensor] | None = None  # with ema_decay set
+    source: str = ""  # the file it was read from, for messages; not saved
 
     def build_model(self) -> nn.Module:
         """The model for inference: the averaged weights when the run averaged them (those
         are what training evaluated and reported), else the trained ones."""
         from cnnlab.models.registry import ModelSpec, build_model
 
-        spec = ModelSpec.model_validate(self.model_spec)
-        model = build_model(spec, self.input_shape, len(self.classes))
-        model.load_state_dict(self.averaged_state_dict or self.state_dict)
+        label = self.source or "the checkpoint"
+        try:
+            spec = ModelSpec.model_validate(self.model_spec)
+            model = build_model(spec, self.input_shape, len(self.classes))
+            model.load_state_dict(self.averaged_state_dict or self.state_dict)
+        except (CnnlabError, RuntimeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise DataError(
+                f"{label}: its weights do not fit the model it names ({first}); "
+                "the file is damaged or was edited"
+            ) from None
         return model.eval()
 
 
@@ -79,10 +90,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: not a readable cnnlab checkpoint ({first[:200]})") from None
+        raise DataError(f"{path}: {_load_refusal(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' marker)")
+    _check_payload(payload, path)
     norm = payload["normalization"]
     c, h, w = payload["input_shape"]
     return Checkpoint(
@@ -94,8 +105,66 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         config=payload["config"],
         epoch=payload["epoch"],
         step=payload["step"],
-        history=payload["history"],
-        optimizer_state=payload["optimizer"],
-        trainer_state=payload["trainer"],
+        history=payload.get("history"),
+        optimizer_state=payload.get("optimizer"),
+        trainer_state=payload.get("trainer"),
         averaged_state_dict=payload.get("averaged_state_dict"),
+        source=str(path),
     )
+
+
+def _load_refusal(exc: BaseException) -> str:
+    """Why torch.load refused the file: what it asked for, never advice to unpickle it."""
+    text = str(exc)
+    asked = re.search(r"GLOBAL ([\w.]+)", text)
+    if asked:
+        return (
+            f"refused: it asks to load {asked.group(1)}, which a cnnlab checkpoint never holds; "
+            "nothing in it was run (only tensors and plain values are read)"
+        )
+    lines = [ln for ln in text.strip().splitlines() if ln.strip() and "weights_only" not in ln]
+    return f"not a readable cnnlab checkpoint ({(lines or [type(exc).__name__])[0][:200]})"
+
+
+_REQUIRED = {
+    "model": dict, "classes": list, "input_shape": list, "normalization": dict,
+    "state_dict": dict, "config": dict, "epoch": int, "step": int,
+}  # fmt: skip
+
+
+def _check_payload(payload: dict[str, Any], path: Path) -> None:
+    """One line naming what is wrong, for a file that has the marker but not the content."""
+
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: {what}; the checkpoint is damaged or was edited")
+
+    for key, kind in _REQUIRED.items():
+        if not isinstance(payload.get(key), kind):
+            raise bad(f"'{key}' is missing or not a {kind.__name__}")
+    shape = payload["input_shape"]
+    if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise bad(f"input_shape {shape} is not three positive sizes (C, H, W)")
+    classes = payload["classes"]
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise bad("its class names are missing")
+    norm = payload["normalization"]
+    mean, std = norm.get("mean"), norm.get("std")
+    channels = shape[0]
+    if not (isinstance(mean, list) and isinstance(std, list)) or not (
+        len(mean) == len(std) == channels
+    ):
+        raise bad(f"its normalisation does not have one mean and std per channel ({channels})")
+    if (
+        not all(isinstance(v, int | float) and math.isfinite(v) for v in mean + std)
+        or min(std) <= 0
+    ):
+        raise bad(f"its normalisation is not finite with positive std (mean {mean}, std {std})")
+    for key in ("state_dict", "averaged_state_dict"):
+        weights = payload.get(key)
+        if weights is None:
+            continue
+        for name, tensor in weights.items():
+            if not isinstance(tensor, torch.Tensor):
+                raise bad(f"{key} entry '{name}' is not a tensor")
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise bad(f"weight '{name}' holds NaN or infinite values")
