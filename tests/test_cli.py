@@ -219,3 +219,16 @@ def test_error_text_is_printed_literally_not_as_markup(tmp_path, capsys):
     assert "unknown table [grd] (did you mean 'grid'?)" in err
     assert "allowed: [study], [defaults], [[variant]], [grid]" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_out_naming_a_file_is_one_error_line(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for args in (["run", "studies/quick-fashion.toml"], ["train", "--epochs", "1"]):
+        assert main([*args, "--out", str(taken / "x")]) == 2
+        err = capsys.readouterr().err
+        assert f"{taken} is a file, not a folder" in " ".join(err.split())
+        assert "Traceback" not in err
+    assert taken.read_text() == "mine"

@@ -676,3 +676,14 @@ def test_summary_of_a_residual_net_covers_every_parameter() -> None:
     assert sum(r.params for r in summary.rows) == summary.params == 6_573_120
     assert summary.trainable_params == 6_573_120 - 5_120
     assert summary.rows[-1].output_shape == (10,)
+
+
+def test_a_layer_too_large_to_allocate_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "huge.toml"
+    path.write_text(
+        'layer = [{ type = "flatten" }, { type = "dense", units = 100000000000 }, { type = "dense" }]\n'
+    )
+    with pytest.raises(
+        ConfigError, match=r"layer 2 \(dense\): would hold 78,400,000,000,000 weights"
+    ):
+        build_model(resolve_model(str(path)), (1, 28, 28), 10)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -58,3 +60,24 @@ def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     atomic_write(target, lambda f: f.write(text), binary=False)
+
+
+# What atomic_path names its temporary files: "." + target name + "." + mkstemp's 8
+# random characters + the suffix + ".tmp".
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)?\.tmp$")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], older_than: float = 0.0) -> int:
+    """Delete the temporary files a killed atomic write left in ``folder`` (not below it),
+    those last changed more than ``older_than`` seconds ago; return how many."""
+    removed = 0
+    now = time.time()
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            if not (entry.is_file(follow_symlinks=False) and _TEMPORARY.match(entry.name)):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat().st_mtime >= older_than:
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

@@ -49,3 +49,17 @@ def print_error(message: object) -> None:
         highlight=False,
         soft_wrap=True,
     )
+
+
+def output_folder(path: Path, flag: str = "--out") -> Path:
+    """``path`` when it is a folder or can become one; a CnnlabError naming it otherwise."""
+    from cnnlab.errors import CnnlabError
+
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise CnnlabError(
+                    f"{flag} {path}: {part} is a file, not a folder; choose another {flag}"
+                )
+            break
+    return path

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from cnnlab.cli.common import (
     console,
+    output_folder,
 )
 from cnnlab.errors import CnnlabError
 
@@ -88,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.variants is not None
         else None,
     )
-    out = Path(args.out or default_out_dir(study))
+    out = output_folder(Path(args.out or default_out_dir(study)))
     if not args.quiet:
         console.print(
             escape(

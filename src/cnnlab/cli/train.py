@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from cnnlab.cli.common import (
     console,
+    output_folder,
 )
 from cnnlab.cli.train_flags import add_setting_flags, setting_overrides
 
@@ -74,6 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         or Path("runs")
         / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     )
+    out = output_folder(Path(out))
     if not args.quiet:
         console.print(
             escape(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.atomic import atomic_write, atomic_write_text
+from cnnlab.atomic import atomic_write, atomic_write_text, remove_stale_temporaries
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.folder_listing import SPLITS
 
@@ -83,6 +83,8 @@ def save_cache(folder: Path, dataset: DatasetArrays) -> None:
         "test_labels": dataset.test.labels,
     }
     try:
+        # Other processes may be writing this cache now: only an hour-old leftover is stale.
+        remove_stale_temporaries(folder, older_than=3600)
         (folder / "meta.json").unlink(missing_ok=True)
         for key, path in _cache_files(folder).items():
             atomic_write(path, lambda f, a=arrays[key]: np.save(f, a))

@@ -80,10 +80,24 @@ def _need_image(shape: torch.Size) -> None:
         )
 
 
+# Far beyond any model cnnlab trains (ResNet-18: 11 M); checked before allocating, so a typo
+# such as units = 100000000000 is one line instead of an out-of-memory crash.
+MAX_LAYER_PARAMETERS = 2_000_000_000
+
+
+def _check_size(weights: int) -> None:
+    if weights > MAX_LAYER_PARAMETERS:
+        raise _ShapeError(
+            f"would hold {weights:,} weights, more than the {MAX_LAYER_PARAMETERS:,} a layer "
+            "may have; make it smaller"
+        )
+
+
 def _conv(layer: Conv, shape: torch.Size, num_classes: int) -> nn.Conv2d:
     _need_image(shape)
     filters = _count(layer.filters, num_classes)
     kernel, stride = _pair(layer.kernel), _pair(layer.stride)
+    _check_size(shape[1] * filters * kernel[0] * kernel[1])
     if layer.padding != "same":
         padding = 0 if layer.padding == "valid" else int(layer.padding)
         conv = nn.Conv2d(shape[1], filters, kernel, stride, padding, bias=layer.bias)
@@ -103,7 +117,9 @@ def _dense(layer: Dense, shape: torch.Size, num_classes: int) -> nn.Linear:
             f"needs a flat input, got {_shape(shape)}; "
             "add a flatten or global_avg_pool layer before it"
         )
-    linear = nn.Linear(shape[1], _count(layer.units, num_classes), bias=layer.bias)
+    units = _count(layer.units, num_classes)
+    _check_size(shape[1] * units)
+    linear = nn.Linear(shape[1], units, bias=layer.bias)
     init_weights(linear, layer.init or "default")
     return linear
 

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cnnlab.atomic import atomic_write_text
+from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
 from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.records import ARTIFACTS, EpochRow, RunRecord
@@ -175,6 +175,7 @@ class InProcessExecutor:
         except Exception as exc:  # e.g. cuda requested on a machine without one
             device, error = "", error_message(exc)
         (run.run_dir / ARTIFACTS["error"]).unlink(missing_ok=True)  # from an earlier attempt
+        remove_stale_temporaries(run.run_dir)  # left by a kill inside a write; we hold the lock
         store.start_run(run.run_id, device)
         reporter = StoreReporter(
             store, run.run_id, progress.run_started(run, store.epochs_done(run.run_id))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from cnnlab.atomic import remove_stale_temporaries
 from cnnlab.errors import CnnlabError
 from cnnlab.study.executor import Executor, InProcessExecutor
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
@@ -84,6 +85,7 @@ def run_study(
         # take the images) is refused before the folder, its lock or its database exist.
         executor.check(planned)
     with study_lock(out_dir), Store(out_dir) as store:
+        remove_stale_temporaries(out_dir)  # a report killed while being written
         statuses = store.statuses()
         outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
         todo: list[PlannedRun] = []
