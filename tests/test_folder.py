@@ -416,3 +416,26 @@ def test_real_cifar10_jpeg_tar(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data.train.images[0], first.transpose(2, 0, 1))
     cached = read_image_folder(tar, cache_dir=tmp_path)
     np.testing.assert_array_equal(cached.train.images, data.train.images)
+
+
+def test_the_size_is_the_folders_common_one_and_outliers_are_resized_with_a_warning(
+    tmp_path, caplog
+):
+    root = tmp_path / "digits"
+    write_image_folder(root, classes=("a", "b"), n_per_class=3, size=(28, 28), splits=())
+    Image.new("RGB", (40, 30), "white").save(root / "a" / "odd.png")  # W x H
+    with caplog.at_level("WARNING", logger="cnnlab.data.folder"):
+        data = read(root, tmp_path)
+    assert data.shape == (3, 28, 28)
+    assert "1 image is not 28x28" in caplog.text and "odd.png (30x40)" in caplog.text
+
+
+def test_an_image_above_the_decoded_size_limit_is_one_line_naming_it(tmp_path, monkeypatch):
+    root = tmp_path / "digits"
+    write_image_folder(root, classes=("a", "b"), n_per_class=3, size=(28, 28), splits=())
+    Image.new("L", (10_000, 10_000)).save(root / "b" / "huge.png")  # about 100 KB on disk
+    with pytest.raises(DataError, match=r"huge\.png is 10000x10000 pixels, more than the"):
+        read(root, tmp_path)
+    monkeypatch.setenv("CNNLAB_MAX_IMAGE_PIXELS", str(10**8))
+    data = read(root, tmp_path)  # allowed now; the common size still rules
+    assert data.shape == (3, 28, 28)

@@ -13,6 +13,8 @@ import logging
 import os
 import struct
 import time
+import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,7 +156,7 @@ def _decode_dataset(
     classes = sorted(set(train) | set(test))
     entries, labels = _flatten(train, classes)
     test_entries, test_labels = _flatten(test, classes)
-    target = _choose_target(entries[0], size, channels, name)
+    target = _choose_target(entries + test_entries, size, channels, name)
     images = _decode_all(entries + test_entries, target, name)
     h, w = target.size
     mode = "RGB" if target.channels == 3 else "greyscale"
@@ -178,15 +180,34 @@ def _flatten(
     return entries, np.asarray(labels, dtype=np.int64)
 
 
+SIZE_SAMPLE = 256  # images whose headers decide the common size (spread over the folder)
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+def max_image_pixels() -> int:
+    """The largest image decoded, in pixels: ``$CNNLAB_MAX_IMAGE_PIXELS``, else 16.8 M."""
+    text = os.environ.get("CNNLAB_MAX_IMAGE_PIXELS", "")
+    try:
+        return int(text) if text else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise ConfigError(
+            f"CNNLAB_MAX_IMAGE_PIXELS={text!r} is not a whole number of pixels"
+        ) from None
+
+
 def _choose_target(
-    first: Entry, size: tuple[int, int] | None, channels: int | None, name: str
+    entries: Sequence[Entry], size: tuple[int, int] | None, channels: int | None, name: str
 ) -> _Target:
-    """Fill in what the caller left open from the first image, as the docs promise."""
-    with _open(first, name) as image:
-        return _Target(
-            channels or (1 if image.mode in _GREY_MODES else 3),
-            size or (image.height, image.width),
-        )
+    """Fill in what the caller left open: the most common size of a sample of the images
+    (one odd image must not set the size of all), the first image's channels."""
+    step = max(1, len(entries) // SIZE_SAMPLE)
+    sizes: Counter[tuple[int, int]] = Counter()
+    for entry in entries[::step][:SIZE_SAMPLE]:
+        with _open(entry, name, load=False) as image:
+            sizes[(image.height, image.width)] += 1
+    with _open(entries[0], name, load=False) as image:
+        grey = image.mode in _GREY_MODES
+    return _Target(channels or (1 if grey else 3), size or sizes.most_common(1)[0][0])
 
 
 def _decode_all(entries: Sequence[Entry], target: _Target, name: str) -> np.ndarray:
@@ -206,18 +227,44 @@ def _decode_all(entries: Sequence[Entry], target: _Target, name: str) -> np.ndar
         transient=True,
         disable=len(entries) < 2000,
     )
+    resized: list[str] = []
     for i, entry in numbered:
         with _open(entry, name) as image:
+            if (image.height, image.width) != (h, w):
+                resized.append(f"{entry.display} ({image.height}x{image.width})")
             pixels = np.asarray(_convert(image, target))
         out[i] = pixels[None] if target.channels == 1 else pixels.transpose(2, 0, 1)
+    if resized:
+        _log.warning(
+            "%s: %d image%s not %dx%d, the folder's common size, resized to it: %s%s",
+            name,
+            len(resized),
+            "s are" if len(resized) > 1 else " is",
+            h,
+            w,
+            ", ".join(resized[:3]),
+            " ..." if len(resized) > 3 else "",
+        )
     return out
 
 
-def _open(entry: Entry, name: str) -> Image.Image:
+def _open(entry: Entry, name: str, load: bool = True) -> Image.Image:
+    """The image, decoded (``load``) or its header only; one line for what cannot be read."""
     source = io.BytesIO(entry.payload) if isinstance(entry.payload, bytes) else entry.payload
     try:
-        image = Image.open(source, formats=_PIL_FORMATS)
-        image.load()
+        with warnings.catch_warnings():  # the size limit below is ours, and stricter
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source, formats=_PIL_FORMATS)
+        limit = max_image_pixels()
+        if image.width * image.height > limit:
+            image.close()
+            raise DataError(
+                f"{name}: {entry.display} is {image.height}x{image.width} pixels, more than the "
+                f"{limit:,} an image may have here; shrink it, remove it, or set "
+                "CNNLAB_MAX_IMAGE_PIXELS to allow more"
+            )
+        if load:
+            image.load()
     except (
         OSError,
         ValueError,

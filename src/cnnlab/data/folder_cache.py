@@ -16,7 +16,7 @@ from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.folder_listing import SPLITS
 
 # Bump when decoding changes, so caches written by older code are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the common size of the images, not the first image's
 
 _log = logging.getLogger("cnnlab.data.folder")
 
