@@ -331,3 +331,27 @@ def test_real_mnist() -> None:
     assert test.labels[:5].tolist() == [7, 2, 1, 0, 4]
     assert np.bincount(train.labels).tolist() == MNIST_TRAIN_COUNTS
     assert np.bincount(test.labels).tolist() == MNIST_TEST_COUNTS
+
+
+def test_cifar_labels_pickled_as_numpy_integers_are_read(tmp_path):
+    write_cifar10_batches(tmp_path, n_per_batch=10)
+    path = tmp_path / "data_batch_2"
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    batch[b"labels"] = [np.int64(v) for v in batch[b"labels"]]
+    path.write_bytes(pickle.dumps(batch, protocol=3))
+    assert len(read_cifar10(tmp_path).train) == 50
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [(b"airplane", "label_names is not a list of class names"), ([b"cat"], "lists 1 class name")],
+)
+def test_cifar_class_lists_that_cannot_be_right_are_blamed_on_batches_meta(
+    tmp_path, names, message
+):
+    write_cifar10_batches(tmp_path, n_per_batch=10)
+    meta = tmp_path / "batches.meta"
+    meta.write_bytes(pickle.dumps({b"label_names": names}, protocol=3))
+    with raises_one_line(str(meta), message):
+        read_cifar10(tmp_path)

@@ -155,3 +155,13 @@ def test_an_image_folder_with_one_image_per_class_has_no_test_split(tmp_path):
     write_image_folder(tmp_path / "photos", n_per_class=1, splits=())
     with pytest.raises(DataError, match=r"the test split holds no images"):
         load_dataset(f"folder:{tmp_path / 'photos'}")
+
+
+def test_a_folder_where_an_idx_file_should_be_is_named(tmp_path):
+    from fakedata import write_mnist_like
+
+    write_mnist_like(tmp_path / "mnist")
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").mkdir()
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz is a folder where an IDX"):
+        load_dataset("mnist", tmp_path)

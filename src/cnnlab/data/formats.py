@@ -20,9 +20,9 @@ from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.errors import ConfigError, DataError
 
 try:
-    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import _reconstruct, scalar
 except ImportError:  # numpy < 2 has no numpy._core
-    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
+    from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
 
 PathLike = str | os.PathLike[str]
 
@@ -170,6 +170,9 @@ _PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    # Labels pickled as numpy integers: scalar() builds one from its dtype and bytes.
+    ("numpy.core.multiarray", "scalar"): scalar,
+    ("numpy._core.multiarray", "scalar"): scalar,
 }
 
 
@@ -290,7 +293,16 @@ def _get(batch: dict[bytes, Any], key: bytes, path: Path, name: str) -> Any:
 
 def _label_names(path: Path, key: bytes, name: str) -> list[str]:
     names = _get(_unpickle(path, name), key, path, name)
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if not isinstance(names, list | tuple) or not all(isinstance(n, bytes | str) for n in names):
+        raise DataError(
+            f"{name}: {path}: {key.decode()} is not a list of class names; {_REDOWNLOAD}"
+        )
+    if len(names) < 2:
+        raise DataError(
+            f"{name}: {path} lists {len(names)} class name; a classification dataset has at "
+            f"least 2; {_REDOWNLOAD}"
+        )
+    return [n.decode() if isinstance(n, bytes) else n for n in names]
 
 
 def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int, name: str) -> Split:

@@ -72,6 +72,11 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem):
         if (folder / name).is_file():
             return folder / name
+        if (folder / name).is_dir():
+            raise DataError(
+                f"{folder / name} is a folder where an IDX file should be; put the file "
+                f"{stem}.gz (or {stem}) there instead"
+            )
     return None
 
 
