@@ -197,7 +197,13 @@ def test_dangling_link_in_a_tar(tmp_path: Path) -> None:
     write_image_folder(tmp_path / "src", n_per_class=1)
     (tmp_path / "src" / "test" / "cat" / "gone.png").symlink_to("../../elsewhere/x.png")
     tar = make_tar(tmp_path / "src", tmp_path / "d.tar")
-    with raises_one_line("test/cat/gone.png in", "links to elsewhere/x.png", "tar -h"):
+    with raises_one_line("test/cat/gone.png in", "links to '../../elsewhere/x.png'", "tar -h"):
+        read(tar, tmp_path)
+    # A link out of the archive is named as written, not as an empty name.
+    (tmp_path / "src" / "test" / "cat" / "gone.png").unlink()
+    (tmp_path / "src" / "test" / "cat" / "gone.png").symlink_to("../../../../etc/passwd.png")
+    tar = make_tar(tmp_path / "src", tmp_path / "e.tar")
+    with raises_one_line("links to '../../../../etc/passwd.png'", "tar -h"):
         read(tar, tmp_path)
 
 

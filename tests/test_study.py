@@ -700,6 +700,14 @@ def test_one_runner_per_study_folder(data_dir, tmp_path):
         run_study(study, tmp_path / "out")
 
 
+def test_a_run_refused_by_the_lock_prints_nothing_but_the_error(data_dir, tmp_path, capsys):
+    path = mlp_study(tmp_path, data_dir)
+    with study_lock(tmp_path / "out"):
+        assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "another `cnnlab run` is working" in flat(captured.err)
+
+
 def test_preflight_rejects_a_model_that_cannot_take_the_images(data_dir, tmp_path):
     (tmp_path / "big.toml").write_text(
         'layer = [{ type = "conv", filters = 2, kernel = 40 }, { type = "flatten" }, { type = "dense" }]\n'

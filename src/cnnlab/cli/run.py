@@ -76,7 +76,12 @@ def parse_seeds(text: str) -> list[int]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from cnnlab.study.progress import make_study_progress
-    from cnnlab.study.runner import default_out_dir, run_study, summary_table
+    from cnnlab.study.runner import (
+        check_unlocked,
+        default_out_dir,
+        run_study,
+        summary_table,
+    )
     from cnnlab.study.spec import load_study
 
     study = load_study(
@@ -90,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else None,
     )
     out = output_folder(Path(args.out or default_out_dir(study)))
+    check_unlocked(out)  # refused before the header is printed
     if not args.quiet:
         console.print(
             escape(

@@ -103,7 +103,7 @@ def list_tar(path: Path, name: str) -> Listing:
     """
     files, folders = [], set()
     data_by_name: dict[str, bytes] = {}
-    links: list[tuple[Parts, str, str]] = []
+    links: list[tuple[Parts, str, str, str]] = []
     try:
         with tarfile.open(path, "r|*") as tar:
             for member in tar:
@@ -121,16 +121,21 @@ def list_tar(path: Path, name: str) -> Listing:
                     data_by_name["/".join(parts)] = data
                     files.append(Entry(parts, data, display))
                 elif member.islnk() or member.issym():
-                    links.append((parts, _link_target(member), display))
+                    links.append((parts, _link_target(member), member.linkname, display))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        # tarfile's messages can hold the repr of its internal stream objects.
+        reason = (
+            re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the stream", str(exc))
+            or type(exc).__name__
+        )
         raise DataError(
-            f"{name}: {path} is not a readable tar archive ({exc}); re-download or re-create it "
+            f"{name}: {path} is not a readable tar archive ({reason}); re-download or re-create it "
             f"({LAYOUT_HELP})"
         ) from exc
-    for parts, target, display in links:
+    for parts, target, linkname, display in links:
         if target not in data_by_name:
             raise DataError(
-                f"{name}: {display} links to {target}, which is not an image in the archive; "
+                f"{name}: {display} links to {linkname!r}, which is not an image in the archive; "
                 f"re-create the tar with links dereferenced (tar -h)"
             )
         files.append(Entry(parts, data_by_name[target], display))

@@ -44,6 +44,30 @@ def default_out_dir(study: Study) -> Path:
     return Path("runs") / slugify(study.name)
 
 
+def _busy(out_dir: Path) -> CnnlabError:
+    return CnnlabError(
+        f"another `cnnlab run` is working in {out_dir}; wait for it to end or stop it"
+    )
+
+
+def check_unlocked(out_dir: Path) -> None:
+    """Fail now if another `cnnlab run` holds ``out_dir`` (before anything is printed);
+    creates nothing. :func:`study_lock` still takes the lock itself."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    lock = Path(out_dir) / LOCK_NAME
+    if not lock.is_file():
+        return
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(Path(out_dir)) from None
+        fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def study_lock(out_dir: Path) -> Iterator[None]:
     """One `cnnlab run` per study folder at a time (released by the OS if the process dies)."""
@@ -57,9 +81,7 @@ def study_lock(out_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CnnlabError(
-                f"another `cnnlab run` is working in {out_dir}; wait for it to end or stop it"
-            ) from None
+            raise _busy(out_dir) from None
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
