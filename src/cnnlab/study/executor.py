@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from cnnlab import faults
 from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
 from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
@@ -191,6 +192,7 @@ class InProcessExecutor:
                     run.run_dir / ARTIFACTS["curves"],
                     title=f"{run.config.model} on {run.config.dataset}",
                 )
+                faults.reached("curves")
             except Exception as exc:  # a failed run must not stop the study
                 error = error_message(exc)
                 if not isinstance(exc, CnnlabError):
@@ -204,6 +206,7 @@ class InProcessExecutor:
         if error is None:
             assert record is not None
             store.finish_run(run.run_id, record.summary, record.history, artifacts)
+            faults.reached("finish")
         else:
             store.fail_run(run.run_id, error, artifacts)
         progress.run_ended(

@@ -19,6 +19,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from cnnlab import faults
 from cnnlab.atomic import atomic_write_text
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.data.arrays import DatasetArrays
@@ -202,8 +203,11 @@ def train(
             state.epoch = epoch
             _update_early_stopping(cfg, state, row)
             save_checkpoint(checkpoint(), ckpt_path)
+            faults.reached("checkpoint")
             atomic_write_text(out_dir / ARTIFACTS["metrics"], metrics_csv_text(state.history))
+            faults.reached("metrics")
             reporter.end_epoch(row)
+            faults.reached("store-epoch")
     finally:
         reporter.close()
 
@@ -216,9 +220,11 @@ def train(
         )
     if test_logits is not None:
         save_predictions(out_dir, test_logits, loaders.test.labels, state.epoch)
+        faults.reached("predictions")
     # Every file the checkpoint implies is rewritten from it, whatever point a kill hit.
     record = RunRecord(_summary(cfg, state, summary_info, precision, loaders), state.history)
     write_run_files(out_dir, record)
+    faults.reached("summary")
     return record
 
 
