@@ -19,6 +19,7 @@ import numpy as np
 
 from cnnlab import __version__
 from cnnlab.analysis import stats
+from cnnlab.analysis.prose import summarize
 from cnnlab.records import EpochRow
 from cnnlab.study.results import RunResult, StudyResults
 
@@ -318,8 +319,6 @@ def analyze(
     results: StudyResults, alpha: float = stats.ALPHA, confidence: float = stats.CONFIDENCE
 ) -> StudyNumbers:
     """Every number of the report, with its summary sentences and warnings."""
-    from cnnlab.analysis.prose import summarize
-
     names = variant_names(results)
     finals = {
         v: [s.summary.final.test_acc for s in done_runs(results, v) if s.summary] for v in names

@@ -14,6 +14,7 @@ from cnnlab.config.problems import describe_error
 from cnnlab.config.schema import NESTED, TrainConfig, setting_keys
 from cnnlab.config.suggest import did_you_mean
 from cnnlab.errors import ConfigError
+from cnnlab.study.expand import format_value
 
 # Settings a study sets in one place only: the dataset in [study], the seed from seeds.
 STUDY_OWNED = ("dataset", "seed")
@@ -137,7 +138,7 @@ def check_settings(
     return {k: v for k, v in settings.items() if k in allowed}
 
 
-def check_grid(grid: Mapping[str, list[Any]], problems: Problems, format_value: Any) -> None:
+def check_grid(grid: Mapping[str, list[Any]], problems: Problems) -> None:
     keys = [k for k in setting_keys() if k.split(".")[0] not in STUDY_OWNED]
     for key, values in grid.items():
         parts = key.split(".")

@@ -216,7 +216,7 @@ def load_study(
     defaults = _relative_paths(defaults, base)
     check_defaults(defaults, problems)
     before = len(problems.lines)
-    check_grid(parsed.grid, problems, format_value)
+    check_grid(parsed.grid, problems)
     grid = parsed.grid if len(problems.lines) == before else {}  # variants are checked still
     bases: list[tuple[str, dict[str, Any]]] = []
     own_keys: dict[str, set[str]] = {}

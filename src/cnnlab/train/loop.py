@@ -211,8 +211,7 @@ def train(
     finally:
         reporter.close()
 
-    saved = load_predictions(out_dir)
-    if test_logits is None and (saved is None or saved.epoch != state.epoch):
+    if test_logits is None and _predictions_stale(out_dir, state.epoch):
         # Resumed with no epoch left to train, after a kill between the final checkpoint
         # and the predictions: predict again with the checkpoint's weights.
         _, test_logits = _evaluate_epoch(
@@ -226,6 +225,11 @@ def train(
     write_run_files(out_dir, record)
     faults.reached("summary")
     return record
+
+
+def _predictions_stale(out_dir: Path, epoch: int) -> bool:
+    saved = load_predictions(out_dir)
+    return saved is None or saved.epoch != epoch
 
 
 def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Checkpoint | None:
