@@ -604,21 +604,22 @@ def test_failed_run_is_recorded_the_study_goes_on_and_retry_reruns_it(data_dir, 
     )
     out = tmp_path / "out"
     args = ["run", str(study), "--out", str(out), "--no-report", "--quiet"]
-    assert main(args) == 0
-    printed = flat(capsys.readouterr().out)
-    assert "failed: diverges seed 0: training diverged" in printed
+    assert main(args) == 1
+    printed = capsys.readouterr()
+    assert "failed: diverges seed 0: training diverged" in flat(printed.out)
+    assert "1 of 2 runs failed" in flat(printed.err)  # and exit status 1 for scripts
     by_variant = {r.variant: r for r in load_results(out).runs}
     assert by_variant["mlp"].status == "done"  # the run after the failed one
     failed = by_variant["diverges"]
     assert failed.status == "failed" and "diverged" in failed.error and failed.summary is None
 
-    assert main(args) == 0
+    assert main(args) == 1
     assert "skipped 1 done before, 1 failed before (--retry-failed reruns them)" in flat(
         capsys.readouterr().out
     )
     assert {r.variant: r.attempts for r in load_results(out).runs} == {"mlp": 1, "diverges": 1}
 
-    assert main([*args, "--retry-failed"]) == 0
+    assert main([*args, "--retry-failed"]) == 1
     again = {r.variant: r for r in load_results(out).runs}
     assert {v: r.attempts for v, r in again.items()} == {"mlp": 1, "diverges": 2}
     assert again["diverges"].status == "failed" and again["diverges"].started_at > failed.started_at

@@ -1,13 +1,17 @@
 """The `cnnlab` command line: argument parsing and dispatch, nothing else.
 
-Every command turns a CnnlabError into one line on stderr and exit status 2.
+Every command turns a CnnlabError, and argparse turns a usage mistake, into one line
+on stderr. Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be
+read), 2 bad input (nothing was started), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from cnnlab import __version__
 from cnnlab.cli import data, evaluate, export, models, predict, report, run, train
@@ -28,13 +32,31 @@ examples:
   cnnlab predict runs/x/checkpoint.pt photos/   top-3 labels for every image in a folder
   cnnlab export runs/x/checkpoint.pt model.onnx  ONNX (or --format torchscript), checked
 
+Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be read),
+2 bad input (nothing was started or changed), 130 interrupted.
+
 Datasets are looked for in --data-dir (or $CNNLAB_DATA), laid out as
 <data dir>/<name>/<canonical files>, e.g. <data dir>/mnist/train-images-idx3-ubyte.gz.
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line naming the problem and where help is, like every other
+    error, instead of argparse's usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        choice = re.match(r"argument .*: invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if choice:
+            from cnnlab.config.suggest import did_you_mean
+
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            message += did_you_mean(choice.group(1), options)
+        print_error(f"{message}; see `{self.prog} --help`")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnlab",
         description="Train and compare small image classifiers, with evidence: "
         "repeated seeds, error bars and significance tests.",
@@ -53,7 +75,7 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return func(args)
     except CnnlabError as exc:
         print_error(exc)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("cnnlab: interrupted")
         return 130

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from cnnlab.cli.common import (
-    console,
-    output_folder,
-)
+from cnnlab.cli.common import console, err_console, output_folder
 from cnnlab.errors import CnnlabError
 
 RUN_EPILOG = """\
@@ -25,6 +22,7 @@ Rerun the same command to continue: done runs are skipped, interrupted ones resu
 from their last finished epoch. Changing a setting in the study file makes new runs
 (the old results stay stored; the report shows the study file as it is now).
 Results: <out>/study.sqlite; each run's files: <out>/runs/<variant>-s<seed>-<id>/.
+Exit status 1 when a run failed (the others are kept and reported), 2 on bad input.
 """
 
 
@@ -137,4 +135,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         paths = write_report(results, out)
         console.print(f"report: {paths[0]}", highlight=False, soft_wrap=True)
     console.print(f"results: {out / 'study.sqlite'}", highlight=False, soft_wrap=True)
+    failed = sum(r.status == "failed" for r in results.runs)
+    if failed:
+        err_console.print(
+            f"cnnlab: {failed} of {len(results.runs)} runs failed (see above); "
+            "fix the cause and rerun with --retry-failed",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
     return 0

@@ -24,7 +24,7 @@ from cnnlab.atomic import atomic_write_text
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import DataCache
-from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.errors import ConfigError, RunFailed
 from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
 from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.evaluation.saved import load_predictions, save_predictions
@@ -57,7 +57,7 @@ WHITENING_SAMPLE = 5000
 STEP_REPORT_EVERY = 20  # steps between progress-bar refreshes (each costs a device sync)
 
 
-class TrainingDiverged(CnnlabError):
+class TrainingDiverged(RunFailed):
     """The loss became NaN or infinite."""
 
 
