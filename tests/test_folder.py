@@ -33,6 +33,17 @@ def read(path: Path, tmp_path: Path, **kwargs: object) -> folder.DatasetArrays:
     return read_image_folder(path, cache_dir=tmp_path / "cache", **kwargs)  # type: ignore[arg-type]
 
 
+def with_test_split(root: Path, size: tuple[int, int] = (2, 2)) -> Path:
+    """Give ``root/train/<classes>`` what a dataset needs besides the images a test looks
+    at: a second class (``zz``, sorted last) and a test split of one image per class."""
+    classes = [p.name for p in (root / "train").iterdir()] + ["zz"]
+    for name in classes:
+        for split in ("train", "test") if name == "zz" else ("test",):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            Image.new("L", size[::-1], 7).save(root / split / name / "extra.png")
+    return root
+
+
 # --- layouts and order ---------------------------------------------------------------------
 
 
@@ -53,13 +64,13 @@ def test_train_test_round_trip(tmp_path: Path) -> None:
 
 def test_natural_file_order(tmp_path: Path) -> None:
     root = tmp_path / "digits"
-    (root / "a").mkdir(parents=True)
+    (root / "train" / "a").mkdir(parents=True)
     for value, file_name in enumerate(["img10.png", "img2.png", "img1.png", "img1b.png"]):
-        Image.new("L", (2, 2), value * 10).save(root / "a" / file_name)
-    (root / "b").mkdir()
-    Image.new("L", (2, 2), 99).save(root / "b" / "x.png")
-    data = read(root, tmp_path, test_fraction=0.01)
-    assert data.train.images[:, 0, 0, 0].tolist() == [20, 30, 10, 0, 99]  # 1, 1b, 2, 10, then b
+        Image.new("L", (2, 2), value * 10).save(root / "train" / "a" / file_name)
+    (root / "train" / "b").mkdir()
+    Image.new("L", (2, 2), 99).save(root / "train" / "b" / "x.png")
+    data = read(with_test_split(root), tmp_path)
+    assert data.train.images[:5, 0, 0, 0].tolist() == [20, 30, 10, 0, 99]  # 1, 1b, 2, 10, then b
 
 
 def test_flat_layout_carves_a_stratified_seeded_test_split(tmp_path: Path) -> None:
@@ -135,17 +146,17 @@ def test_any_mode_decodes(tmp_path: Path, mode: str) -> None:
 
 def test_transparency_becomes_white(tmp_path: Path) -> None:
     root = tmp_path / "alpha"
-    (root / "a").mkdir(parents=True)
+    (root / "train" / "a").mkdir(parents=True)
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[0, 0] = (255, 0, 0, 255)  # opaque red
     rgba[0, 1] = (255, 0, 0, 0)  # transparent: white
     rgba[1, 0] = (0, 0, 0, 128)  # half-transparent black: mid grey
-    Image.fromarray(rgba).save(root / "a" / "0.png")
+    Image.fromarray(rgba).save(root / "train" / "a" / "0.png")
     palette = Image.new("P", (2, 2), 1)
     palette.putpalette([0, 0, 255, 0, 255, 0])
     palette.putpixel((0, 0), 0)
-    palette.save(root / "a" / "1.png", transparency=1)  # green is transparent
-    data = read(root, tmp_path, test_fraction=0.01)
+    palette.save(root / "train" / "a" / "1.png", transparency=1)  # green is transparent
+    data = read(with_test_split(root), tmp_path, channels=3)
     first, second = data.train.images[0], data.train.images[1]
     assert first[:, 0, 0].tolist() == [255, 0, 0] and first[:, 0, 1].tolist() == [255, 255, 255]
     assert 120 <= first[0, 1, 0] <= 135
@@ -153,11 +164,11 @@ def test_transparency_becomes_white(tmp_path: Path) -> None:
 
 
 def test_sixteen_bit_greyscale_is_scaled(tmp_path: Path) -> None:
-    (tmp_path / "d" / "a").mkdir(parents=True)
+    (tmp_path / "d" / "train" / "a").mkdir(parents=True)
     Image.fromarray(np.array([[0, 4096], [32768, 65535]], np.uint16)).save(
-        tmp_path / "d" / "a" / "0.png"
+        tmp_path / "d" / "train" / "a" / "0.png"
     )
-    data = read(tmp_path / "d", tmp_path, test_fraction=0.01)
+    data = read(with_test_split(tmp_path / "d"), tmp_path)
     assert data.train.images[0, 0].tolist() == [[0, 16], [128, 255]]
 
 
@@ -226,8 +237,12 @@ def test_wrapper_folder_in_a_directory(tmp_path: Path) -> None:
 
 
 def test_lone_class_folder_is_not_a_wrapper(tmp_path: Path) -> None:
+    """A folder holding one class folder is that class, not a wrapper to descend through;
+    and one class is not a dataset."""
     write_image_folder(tmp_path / "one", classes=("only",), n_per_class=3, splits=())
-    assert read(tmp_path / "one", tmp_path).classes == ["only"]
+    with raises_one_line("it has 1 class (only); a classifier needs at least two"):
+        read(tmp_path / "one", tmp_path)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npy"))
 
 
 def test_truncated_tar(tmp_path: Path) -> None:

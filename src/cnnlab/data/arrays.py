@@ -87,9 +87,17 @@ def check_splits(data: DatasetArrays) -> DatasetArrays:
     def shape_text(split: Split) -> str:
         return "x".join(map(str, split.shape))
 
+    if len(data.classes) < 2:
+        raise DataError(
+            f"{where}: it has {len(data.classes)} class ({', '.join(data.classes) or 'none'}); "
+            "a classifier needs at least two"
+        )
     for name, split in (("train", data.train), ("test", data.test)):
         if len(split) == 0:
-            raise DataError(f"{where}: the {name} split holds no images; a dataset needs both")
+            raise DataError(
+                f"{where}: the {name} split holds no images; a dataset needs images in both "
+                "its train and its test split"
+            )
         labels = split.labels
         if labels.min() < 0 or labels.max() >= len(data.classes):
             raise DataError(

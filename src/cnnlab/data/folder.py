@@ -24,7 +24,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import track
 
-from cnnlab.data.arrays import DatasetArrays, Split
+from cnnlab.data.arrays import DatasetArrays, Split, check_splits
 from cnnlab.data.folder_cache import (
     cache_folder,
     default_cache_dir,
@@ -75,9 +75,10 @@ def read_image_folder(
 
     Classes are the sorted class-folder names; within a split images are ordered
     class-major, then by natural file-name order, so the arrays do not depend on
-    the file system's listing order. ``size`` (H, W) and ``channels`` default to
-    the first image's. Without train/test folders a stratified ``test_fraction`` of
-    each class (seed 0) becomes the test split.
+    the file system's listing order. ``size`` (H, W) defaults to the most common
+    size of a sample of the images, ``channels`` to the first image's. Without
+    train/test folders a stratified ``test_fraction`` of each class (seed 0) becomes
+    the test split.
     """
     root = Path(path)
     name = name or _default_name(root)
@@ -98,7 +99,10 @@ def read_image_folder(
     started = time.perf_counter()
     if listing is None:
         listing = list_tar(root, name)
-    dataset = _decode_dataset(root, listing, target_size, channels, test_fraction, name)
+    # Checked before caching, so that a dataset refused now is refused again next time.
+    dataset = check_splits(
+        _decode_dataset(root, listing, target_size, channels, test_fraction, name)
+    )
     _log.info(
         "%s: decoded %d images in %.1f s",
         name,

@@ -67,6 +67,8 @@ def read_idx_split(
             f"{name}: {images_path} holds {len(images)} images but {labels_path} holds "
             f"{len(labels)} labels; the two files must come from the same split, {_REDOWNLOAD}"
         )
+    if len(images) == 0:
+        raise DataError(f"{name}: {images_path} holds no images; {_REDOWNLOAD}")
     return Split(images, labels)
 
 

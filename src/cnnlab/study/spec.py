@@ -343,6 +343,8 @@ def _resolve_runs(
                 loc = [str(p) for p in err["loc"]]
                 if loc and loc[0] in v.settings and loc[0] not in v.own:
                     continue  # a value of [defaults]: reported once, as its own
+                if loc == ["dataset"]:
+                    continue  # the study's dataset: reported once, as [study] dataset
                 line = describe_error(dict(err), label, TrainConfig)
                 problems.add(line, "[[variant]]", index, ".".join(loc))
             continue

@@ -89,7 +89,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         raise DataError(f"{path}: no such checkpoint file; pass the checkpoint.pt of a run folder")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # arbitrary bytes make the unpickler raise anything
         raise DataError(f"{path}: {_load_refusal(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path}: not a cnnlab checkpoint (no '{FORMAT}' marker)")
@@ -123,7 +123,11 @@ def _load_refusal(exc: BaseException) -> str:
             "nothing in it was run (only tensors and plain values are read)"
         )
     lines = [ln for ln in text.strip().splitlines() if ln.strip() and "weights_only" not in ln]
-    return f"not a readable cnnlab checkpoint ({(lines or [type(exc).__name__])[0][:200]})"
+    if isinstance(exc, (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError)):
+        reason = (lines or [type(exc).__name__])[0][:200]
+    else:  # a KeyError or IndexError from deep in the unpickler says nothing to a user
+        reason = f"its bytes are not a torch checkpoint: {type(exc).__name__}"
+    return f"not a readable cnnlab checkpoint ({reason}); pass the checkpoint.pt of a run folder"
 
 
 _REQUIRED = {
