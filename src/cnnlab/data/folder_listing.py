@@ -7,7 +7,6 @@ import os
 import posixpath
 import re
 import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -122,7 +121,9 @@ def list_tar(path: Path, name: str) -> Listing:
                     files.append(Entry(parts, data, display))
                 elif member.islnk() or member.issym():
                     links.append((parts, _link_target(member), member.linkname, display))
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+    except DataError:
+        raise
+    except Exception as exc:  # a damaged stream makes tarfile/gzip raise TypeError and others
         # tarfile's messages can hold the repr of its internal stream objects.
         reason = (
             re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the stream", str(exc))

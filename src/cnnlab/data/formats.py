@@ -264,21 +264,18 @@ def _unpickle(path: Path, name: str) -> dict[bytes, Any]:
     try:
         with path.open("rb") as f:
             obj = _NumpyOnlyUnpickler(f, path, name).load()
+    except DataError:
+        raise  # a refused global, already explained
     except FileNotFoundError as exc:
         raise DataError(f"{name}: {path} does not exist; {_REDOWNLOAD}") from exc
-    except (
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        IndexError,
-        KeyError,
-    ) as exc:
-        raise DataError(f"{name}: {path} is not a readable pickle ({exc}); {_REDOWNLOAD}") from exc
     except OSError as exc:
         raise DataError(
             f"{name}: cannot read {path} ({exc}); check the file and its permissions"
+        ) from exc
+    except Exception as exc:  # damaged bytes make the unpickler and numpy raise anything
+        reason = str(exc).splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{name}: {path} is not a readable pickle ({reason}); {_REDOWNLOAD}"
         ) from exc
     if not isinstance(obj, dict):
         raise DataError(f"{name}: {path} holds a {type(obj).__name__}, not a dict; {_REDOWNLOAD}")
@@ -311,7 +308,10 @@ def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int, name: str)
     """Turn one batch's row-major (N, 3072) RGB planes into (N, 3, 32, 32)."""
     batch = _unpickle(path, name)
     data = _get(batch, b"data", path, name)
-    labels = np.asarray(_get(batch, label_key, path, name))
+    try:
+        labels = np.asarray(_get(batch, label_key, path, name))
+    except (ValueError, TypeError, OverflowError):  # ragged or nested lists
+        labels = np.asarray(None)
     if (
         not isinstance(data, np.ndarray)
         or data.dtype != np.uint8
