@@ -278,6 +278,12 @@ CASES = [
         ("cifar10",),
     ),
     Case("cifar-meta-dict", lambda: cifar(cifar_meta({b"a": 1})), 2, ("batches.meta",)),
+    Case(
+        "cifar-label-names-text",
+        lambda: cifar(cifar_meta(b"airplane,automobile")),
+        2,
+        ("batches.meta", "not a list of class names"),
+    ),
     Case("cifar-meta-1-class", lambda: cifar(cifar_meta([b"cat"])), 2, ("batches.meta",)),
     Case("cifar-truncated", lambda: cifar(cifar_truncated), 2, ("test_batch",)),
     Case("cifar-short-rows", lambda: cifar(cifar_short_rows), 2, ("data_batch_4", "3000")),

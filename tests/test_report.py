@@ -280,6 +280,12 @@ def test_one_seed_per_variant_warns_and_tests_nothing(tmp_path):
     assert_summary_honest(a)
 
 
+def test_no_finished_run_is_not_called_one_run_per_variant(tmp_path):
+    a = analyze(fake_study(tmp_path, {"base": [], "v": []})).to_json()
+    assert not any("Only one run" in w for w in a["warnings"])
+    assert any("No finished runs for: base, v" in w for w in a["warnings"])
+
+
 def test_no_baseline_and_missing_baseline(tmp_path):
     numbers = analyze(fake_study(tmp_path, {"a": [0.9, 0.91], "b": [0.8, 0.81]}, baseline=None))
     a = numbers.to_json()

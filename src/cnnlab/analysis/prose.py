@@ -85,7 +85,7 @@ def _run_count_warnings(numbers: StudyNumbers) -> list[str]:
     variants = numbers.variants
     warnings: list[str] = []
     n_done = [v.runs.done for v in variants]
-    if n_done and max(n_done) <= 1:
+    if n_done and max(n_done) == 1:  # none finished: said below
         warnings.append(
             "Only one run per variant: no spread, no confidence intervals and no significance "
             "test are possible. Repeat each variant over several seeds (3 to 5 at least)."
