@@ -44,7 +44,8 @@ model_args = { hidden = [32, 16] }
 """
 # The first run's final epoch for the per-epoch points, the first run's end otherwise:
 # the window issue 15 found unrepaired sits there.
-KILLS = [f"{p}@2" if p in ("checkpoint", "metrics", "store-epoch") else p for p in faults.POINTS]
+PER_EPOCH = ("evaluated", "checkpoint", "metrics", "store-epoch")
+KILLS = [f"{p}@2" if p in PER_EPOCH else p for p in faults.POINTS]
 KILLS.insert(0, "checkpoint@1")
 TIMING = {"images_per_s", "epoch_seconds", "wall_seconds"}
 

@@ -13,6 +13,7 @@ import signal
 from collections import Counter
 
 POINTS = (
+    "evaluated",  # an epoch trained and evaluated, nothing of it written yet
     "checkpoint",  # an epoch's checkpoint.pt renamed into place
     "metrics",  # metrics.csv rewritten with that epoch
     "store-epoch",  # the epoch's row committed to the study database

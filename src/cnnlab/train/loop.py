@@ -202,6 +202,7 @@ def train(
             state.history.append(row)
             state.epoch = epoch
             _update_early_stopping(cfg, state, row)
+            faults.reached("evaluated")
             save_checkpoint(checkpoint(), ckpt_path)
             faults.reached("checkpoint")
             atomic_write_text(out_dir / ARTIFACTS["metrics"], metrics_csv_text(state.history))
