@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from cnnlab.cli.common import console, err_console, output_folder
+from cnnlab.cli.common import console, err_console, output_folder, positive_int
 from cnnlab.errors import CnnlabError
 
 RUN_EPILOG = """\
@@ -17,6 +17,8 @@ examples:
   cnnlab run studies/cifar10-fast.toml --variants fast   one variant of the study
   cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
   cnnlab run study.toml --retry-failed           run the failed runs again too
+  cnnlab run study.toml --executor ray --workers 2   two runs at once, one thread each
+  cnnlab run study.toml --executor ray --address auto --gpus-per-run 0.25   on a Ray cluster
 
 Rerun the same command to continue: done runs are skipped, interrupted ones resume
 from their last finished epoch. Changing a setting in the study file makes new runs
@@ -59,7 +61,66 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    scale = p.add_argument_group(
+        "scale out (Ray: pip install 'cnnlab[ray]')",
+        "Several runs at once on this machine's cores, its GPUs or a Ray cluster. The study "
+        "folder must be on a filesystem every node mounts at the same path.",
+    )
+    scale.add_argument(
+        "--executor",
+        choices=["inprocess", "ray"],
+        default="inprocess",
+        help="inprocess (default): one run after another here; ray: runs in parallel",
+    )
+    scale.add_argument(
+        "--address",
+        help="join this Ray cluster (e.g. auto, or HOST:6379 of `ray start --head`); "
+        "default: start a local instance for this command",
+    )
+    scale.add_argument(
+        "--workers",
+        type=positive_int,
+        help="runs at once (default: cores / --cpus-per-run, or what the cluster holds)",
+    )
+    scale.add_argument(
+        "--cpus-per-run",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="torch threads (and Ray CPUs) of each run (default 1)",
+    )
+    scale.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="GPUs of each run; a fraction packs several runs on one GPU, e.g. 0.25 (default 0)",
+    )
     p.set_defaults(func=cmd_run)
+
+
+def make_executor(args: argparse.Namespace) -> object | None:
+    """None for the in-process default; a RayExecutor (Ray imported) for --executor ray."""
+    ray_only = {"--address": args.address, "--workers": args.workers}
+    if args.executor != "ray":
+        given = [flag for flag, value in ray_only.items() if value is not None]
+        if args.cpus_per_run != 1 or args.gpus_per_run:
+            given.append("--cpus-per-run/--gpus-per-run")
+        if given:
+            raise CnnlabError(f"{', '.join(given)} need --executor ray")
+        return None
+    if not (0 <= args.gpus_per_run <= 64):
+        raise CnnlabError(f"--gpus-per-run {args.gpus_per_run}: use 0 to 64, e.g. 0.25 or 1")
+    from cnnlab.study.ray_executor import RayExecutor, RaySettings
+
+    return RayExecutor(
+        RaySettings(
+            address=args.address,
+            workers=args.workers,
+            cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run,
+        )
+    )
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -94,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
+    executor = make_executor(args)
     if not args.quiet:
         console.print(
             escape(
@@ -107,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         study,
         out,
         retry_failed=args.retry_failed,
+        executor=executor,  # type: ignore[arg-type]
         progress=make_study_progress(args.quiet, console),
     )
     skipped = []

@@ -1,0 +1,155 @@
+"""Studies on Ray, on a local instance over loopback: the same results as in-process,
+failures recorded once, killed workers and drivers resumed, several nodes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_kill_points import outcome
+from test_kill_points import reference as reference  # a fixture
+from test_kill_points import study_file as study_file  # a fixture
+
+from cnnlab.cli import main
+from cnnlab.study.runner import run_study
+from cnnlab.study.spec import load_study
+
+# Loopback only, no usage report: set before Ray is imported (cnnlab's import_ray does too).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+ray = pytest.importorskip("ray")
+
+from cnnlab.study.ray_executor import RayExecutor, RaySettings  # noqa: E402
+
+QUIET = ["--no-report", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def cnnlab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_local_instance_talks_over_loopback_only(local_ray):
+    assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+
+
+def test_ray_gives_the_in_process_results_bit_for_bit(local_ray, study_file, reference, tmp_path):
+    executor = RayExecutor(RaySettings(workers=2, cpus_per_run=1))
+    run_study(load_study(study_file), tmp_path / "ray", executor=executor)
+    assert outcome(tmp_path / "ray") == reference  # fp32, one thread per run on both sides
+    assert len(executor.nodes) == 2  # both runs went through Ray
+
+
+def test_a_run_that_fails_is_recorded_once_and_not_retried(local_ray, study_file, tmp_path):
+    text = study_file.read_text().replace(
+        'name = "mlp"\nmodel = "mlp"',
+        'name = "mlp"\nmodel = "mlp"\noptimizer = { name = "sgd", lr = 1e6, momentum = 0.9 }',
+    )
+    path = tmp_path / "diverges.toml"
+    path.write_text(text)
+    run_study(load_study(path), tmp_path / "out", executor=RayExecutor(RaySettings(workers=2)))
+    with sqlite3.connect(tmp_path / "out" / "study.sqlite") as conn:
+        rows = dict(conn.execute("SELECT variant, status || ' ' || attempts FROM runs"))
+    assert rows == {"mlp": "failed 1", "small mlp": "done 1"}
+
+
+def test_killed_workers_are_replaced_and_their_runs_resume(study_file, reference, tmp_path):
+    # Each worker process SIGKILLs itself at its 2nd checkpoint (the end of a run's last
+    # epoch): the first dies in run 1, its replacement finishes run 1, then dies in run 2.
+    out = tmp_path / "out"
+    args = ["run", str(study_file), "--out", str(out), "--executor", "ray", "--workers", "1"]
+    job = cnnlab(*args, *QUIET, env={"CNNLAB_KILL_AT": "checkpoint@2"})
+    _, stderr = job.communicate(timeout=300)
+    assert job.returncode == 0, stderr
+    assert outcome(out) == reference
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        assert conn.execute("SELECT SUM(attempts) FROM runs").fetchone()[0] == 2 + 2
+
+
+def epochs_stored(out: Path) -> int:
+    try:
+        with sqlite3.connect(out / "study.sqlite") as conn:
+            return conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_killed_driver_resumes_with_the_same_command(study_file, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_study(load_study(study_file, epochs_scale=4), tmp_path / "reference")
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "out"
+    args = ["run", str(study_file), "--out", str(out), "--epochs-scale", "4", *QUIET]
+    job = cnnlab(*args, "--executor", "ray", "--workers", "2")
+    deadline = time.monotonic() + 240
+    while epochs_stored(out) < 2 and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.communicate()
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
+    assert statuses.count("done") < 2, "the study ended before the kill: nothing was tested"
+    again = cnnlab(*args, "--executor", "ray", "--workers", "2")
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    assert outcome(out) == outcome(tmp_path / "reference")
+
+
+def test_runs_spread_over_the_nodes_of_a_cluster(study_file, reference, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, configure_logging=False, log_to_driver=False)
+        executor = RayExecutor(RaySettings(address=cluster.address))
+        run_study(load_study(study_file), tmp_path / "cluster", executor=executor)
+        assert len(set(executor.nodes.values())) == 2  # one run on each node
+        assert outcome(tmp_path / "cluster") == reference  # the study folder is shared
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_without_ray_the_executor_flag_says_how_to_install_it(
+    study_file, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    out = tmp_path / "out"
+    assert main(["run", str(study_file), "--out", str(out), "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'cnnlab[ray]'" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_ray_flags_without_the_ray_executor_are_refused(study_file, tmp_path, capsys):
+    assert main(["run", str(study_file), "--out", str(tmp_path / "o"), "--workers", "2"]) == 2
+    assert "--workers need --executor ray" in capsys.readouterr().err
