@@ -12,12 +12,18 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# The tests also need the optional Ray executor; the main job does not (a set-up
+# for the tests serves the main job too).
+extras=test
+[ "${CNNLAB_SETUP_TESTS:-0}" = 1 ] && extras=test,ray
 stamp=.venv/.cnnlab-setup-stamp
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want="$hash $extras"
+[ "$(cat "$stamp" 2>/dev/null)" = "$hash test,ray" ] && want="$hash test,ray"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing cnnlab and its dependencies into .venv (first time: a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  .venv/bin/python -m pip install --quiet -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
 
