@@ -136,7 +136,7 @@ class _LineRunReporter(QuietReporter):
 
 
 class BarStudyProgress(LineStudyProgress):
-    """A terminal: the overall bar and the current run's epoch bar, a line per finished run."""
+    """A terminal: the overall bar, an epoch bar per run in flight, a line per finished run."""
 
     def __init__(self, console: Console | None = None) -> None:
         super().__init__(console)
@@ -149,7 +149,6 @@ class BarStudyProgress(LineStudyProgress):
             transient=True,
         )
         self.overall = self.progress.add_task("runs", total=1, info="", visible=False)
-        self.epoch_task: Any = None
         self.progress.start()
 
     def begin(self, runs_total: int, runs_done: int, epochs_todo: int) -> None:
@@ -181,26 +180,29 @@ class BarStudyProgress(LineStudyProgress):
 
 
 class _BarRunReporter(QuietReporter):
+    """One bar per run in flight (Ray trains several at once), removed when it ends."""
+
     def __init__(self, owner: BarStudyProgress, run: PlannedRun) -> None:
         self.owner, self.run = owner, run
         self.steps = 1
         self.epoch_base = owner.eta.done
+        self.task: Any = None
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         p = self.owner.progress
-        if self.owner.epoch_task is not None:
-            p.remove_task(self.owner.epoch_task)
         self.steps = max(1, steps)
         self.epoch_base = self.owner.eta.done
-        self.owner.epoch_task = p.add_task(
-            f"{self.run.variant} s{self.run.seed} epoch {epoch}/{epochs}", total=steps, info=""
-        )
+        label = f"{self.run.variant} s{self.run.seed} epoch {epoch}/{epochs}"
+        if self.task is None:
+            self.task = p.add_task(label, total=steps, info="")
+        else:
+            p.update(self.task, description=label, total=steps, completed=0, info="")
 
     def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
         owner = self.owner
         owner.eta.done = self.epoch_base + done / self.steps
         owner.progress.update(
-            owner.epoch_task,
+            self.task,
             completed=done,
             info=f"loss {loss:.4f} acc {acc:.2%} {images_per_s:,.0f} img/s",
         )
@@ -209,11 +211,14 @@ class _BarRunReporter(QuietReporter):
     def end_epoch(self, row: EpochRow) -> None:
         self.owner.eta.done = self.epoch_base + 1
         self.owner.run_trained += 1
+        if self.task is not None:  # steps do not travel from Ray workers: the epoch is done
+            acc = f"test acc {100 * (row.test_acc or 0):.2f}%"
+            self.owner.progress.update(self.task, completed=self.steps, info=acc)
 
     def close(self) -> None:
-        if self.owner.epoch_task is not None:
-            self.owner.progress.remove_task(self.owner.epoch_task)
-            self.owner.epoch_task = None
+        if self.task is not None:
+            self.owner.progress.remove_task(self.task)
+            self.task = None
 
 
 def make_study_progress(quiet: bool, console: Console | None = None) -> StudyProgress:

@@ -252,20 +252,28 @@ class _Driver:
         self.nodes = owner.nodes  # run id -> the Ray node that trained it (last attempt)
         self.node_of: dict[Any, str] = {}
 
-    def new_worker(self) -> Any:
-        worker = self.actor_class.remote(self.settings.cpus_per_run, self.events)
-        missing = self.ray.get(worker.sees.remote(str(Path(self.store.root) / DB_NAME)))
-        if missing is not None:
-            raise CnnlabError(
-                f"a Ray worker on {missing} cannot see the study folder {self.store.root}; "
-                "put it on a filesystem every node mounts at the same path"
-            )
-        self.node_of[worker] = self.ray.get(worker.node.remote())
-        return worker
+    def new_workers(self, count: int) -> list[Any]:
+        """Start ``count`` workers at once (each imports torch: seconds) and check that
+        every one sees the study folder."""
+        workers = [
+            self.actor_class.remote(self.settings.cpus_per_run, self.events) for _ in range(count)
+        ]
+        db = str(Path(self.store.root) / DB_NAME)
+        answers = self.ray.get(
+            [w.sees.remote(db) for w in workers] + [w.node.remote() for w in workers]
+        )
+        for worker, missing, node in zip(workers, answers[:count], answers[count:], strict=True):
+            if missing is not None:
+                raise CnnlabError(
+                    f"a Ray worker on {missing} cannot see the study folder {self.store.root}; "
+                    "put it on a filesystem every node mounts at the same path"
+                )
+            self.node_of[worker] = node
+        return workers
 
     def run(self) -> None:
         ray = self.ray
-        idle = [self.new_worker() for _ in range(self.count)]
+        idle = self.new_workers(self.count)
         busy: dict[Any, tuple[Any, PlannedRun]] = {}  # task -> (worker, run)
         try:
             while self.todo or busy:
@@ -285,7 +293,7 @@ class _Driver:
                     except ray.exceptions.RayActorError:
                         self.drain()
                         self.worker_died(run)
-                        idle.append(self.new_worker())
+                        idle += self.new_workers(1)
         except BaseException:
             for worker, _ in busy.values():
                 ray.kill(worker)  # their runs stay 'running' and resume next time

@@ -1,0 +1,114 @@
+"""Study wall time: in-process against Ray, in one benchmark run, interleaved.
+
+Runs one study (default: seed 001's LeNet-5 / MLP study on real MNIST, shortened with
+--epochs-scale) as a fresh `cnnlab run` in each configuration, --repeat times,
+alternating the order, and prints the best wall time of each with its ratio to
+in-process. Ray's start-up (a local instance plus one worker actor with torch
+imported) is timed on its own.
+
+    python benchmarks/study_throughput.py --data-dir DIR [--epochs-scale 0.07]
+        [--seeds 0,1] [--repeat 2] [--json OUT]
+
+Needs Ray (pip install -e '.[ray]'). Loopback only: Ray is told to stay on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "in-process, 2 threads": [],
+    "Ray, 2 workers x 1 thread": ["--executor", "ray", "--workers", "2", "--cpus-per-run", "1"],
+    "Ray, 1 worker x 2 threads": ["--executor", "ray", "--workers", "1", "--cpus-per-run", "2"],
+}
+ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
+STARTUP = """
+import time, os
+t = time.perf_counter()
+import ray
+ray.init(num_cpus=1, include_dashboard=False, configure_logging=False, log_to_driver=False)
+up = time.perf_counter() - t
+
+@ray.remote(num_cpus=1)
+class Worker:
+    def __init__(self):
+        import torch  # what a cnnlab worker imports first
+
+    def ping(self):
+        return 1
+
+ray.get(Worker.remote().ping.remote())
+print(up, time.perf_counter() - t)
+ray.shutdown()
+"""
+
+
+def run_once(study: Path, extra: list[str], args: argparse.Namespace) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "cnnlab", "run", str(study), "--out", out]
+        command += ["--epochs-scale", str(args.epochs_scale), "--seeds", args.seeds]
+        command += ["--data-dir", str(args.data_dir), "--no-report", "--quiet", *extra]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, env={**os.environ, **ENV}, capture_output=True)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--study", type=Path, default=ROOT / "studies/seed001-mnist-lenet-vs-mlp.toml"
+    )
+    parser.add_argument("--data-dir", type=Path, default=os.environ.get("CNNLAB_DATA"))
+    parser.add_argument("--epochs-scale", type=float, default=0.07)
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.data_dir is None:
+        parser.error("--data-dir (or $CNNLAB_DATA) must name the folder holding mnist/")
+
+    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    for round_ in range(args.repeat):
+        order = list(CONFIGS) if round_ % 2 == 0 else list(reversed(CONFIGS))
+        for name in order:
+            seconds = run_once(args.study, CONFIGS[name], args)
+            times[name].append(seconds)
+            print(f"round {round_ + 1}: {name}: {seconds:.1f} s", flush=True)
+    startup = subprocess.run(
+        [sys.executable, "-c", STARTUP],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ENV},
+    )
+    init_s, worker_s = map(float, startup.stdout.split())
+
+    base = min(times["in-process, 2 threads"])
+    print(f"\n{args.study.name}, --epochs-scale {args.epochs_scale}, seeds {args.seeds}")
+    print(f"{'configuration':30} {'best wall':>10} {'all':>22} {'vs in-process':>14}")
+    rows = []
+    for name, values in times.items():
+        best = min(values)
+        rows.append({"config": name, "best_s": best, "all_s": values, "speedup": base / best})
+        all_text = ", ".join(f"{v:.1f}" for v in values)
+        print(f"{name:30} {best:9.1f}s {all_text:>22} {base / best:13.2f}x")
+    print(f"Ray start-up: ray.init {init_s:.1f} s; first worker with torch ready {worker_s:.1f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps({"rows": rows, "ray_init_s": init_s, "ray_worker_s": worker_s}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
