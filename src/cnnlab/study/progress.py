@@ -84,8 +84,10 @@ class LineStudyProgress(QuietStudyProgress):
         self.total = 0
         self.finished = 0
         self.eta = _Eta()
-        self.run_left = 0  # epochs the current run still had to train when it started
-        self.run_trained = 0  # epochs it has trained since
+        # Per run in flight (Ray trains several at once): the epochs it still had to train
+        # when it started, and those it has trained since.
+        self.run_left: dict[str, int] = {}
+        self.run_trained: dict[str, int] = {}
 
     def begin(self, runs_total: int, runs_done: int, epochs_todo: int) -> None:
         self.total, self.finished = runs_total, runs_done
@@ -96,20 +98,23 @@ class LineStudyProgress(QuietStudyProgress):
         return _LineRunReporter(self, run)
 
     def _track(self, run: PlannedRun, epochs_done: int) -> None:
-        self.run_left = max(0, run.config.epochs - epochs_done)
-        self.run_trained = 0
+        self.run_left[run.run_id] = max(0, run.config.epochs - epochs_done)
+        self.run_trained[run.run_id] = 0
 
-    def _settle(self) -> None:
+    def _trained_one(self, run: PlannedRun) -> None:
+        self.run_trained[run.run_id] = self.run_trained.get(run.run_id, 0) + 1
+
+    def _settle(self, run: PlannedRun) -> None:
         """A run that ended early (failure, early stopping) leaves its other epochs undone."""
-        self.eta.todo -= max(0, self.run_left - self.run_trained)
+        left = self.run_left.pop(run.run_id, 0) - self.run_trained.pop(run.run_id, 0)
+        self.eta.todo -= max(0, left)
         self.eta.done = min(self.eta.done, self.eta.todo)
-        self.run_left = self.run_trained = 0
 
     def run_ended(
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         self.finished += 1
-        self._settle()
+        self._settle(run)
         self.console.print(
             f"run {self.finished}/{self.total} {run_outcome(run, summary, error)} "
             f"({format_duration(seconds)}; {self.eta.text()})",
@@ -127,7 +132,7 @@ class _LineRunReporter(QuietReporter):
 
     def end_epoch(self, row: EpochRow) -> None:
         self.owner.eta.done += 1
-        self.owner.run_trained += 1
+        self.owner._trained_one(self.run)
         self.owner.console.print(
             f"{self.run.variant} s{self.run.seed}: {format_epoch(row, self.epochs)}",
             highlight=False,
@@ -166,7 +171,7 @@ class BarStudyProgress(LineStudyProgress):
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         self.finished += 1
-        self._settle()
+        self._settle(run)
         self.progress.update(self.overall, completed=self.finished, info=self.eta.text())
         self.progress.console.print(
             f"run {self.finished}/{self.total} {run_outcome(run, summary, error)} "
@@ -210,7 +215,7 @@ class _BarRunReporter(QuietReporter):
 
     def end_epoch(self, row: EpochRow) -> None:
         self.owner.eta.done = self.epoch_base + 1
-        self.owner.run_trained += 1
+        self.owner._trained_one(self.run)
         if self.task is not None:  # steps do not travel from Ray workers: the epoch is done
             acc = f"test acc {100 * (row.test_acc or 0):.2f}%"
             self.owner.progress.update(self.task, completed=self.steps, info=acc)

@@ -1,0 +1,58 @@
+"""The study progress display with runs that overlap (Ray trains several at once)."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from cnnlab.records import EpochRow
+from cnnlab.study.progress import BarStudyProgress, LineStudyProgress
+
+
+def planned(run_id: str, epochs: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        run_id=run_id, variant=run_id, seed=0, config=SimpleNamespace(epochs=epochs)
+    )
+
+
+def row(epoch: int) -> EpochRow:
+    return EpochRow(
+        epoch=epoch, lr=0.1, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5,
+        images_per_s=100.0, epoch_seconds=1.0,
+    )  # fmt: skip
+
+
+def test_overlapping_runs_each_keep_their_own_count_of_epochs_left():
+    out = io.StringIO()
+    progress = LineStudyProgress(Console(file=out, width=200))
+    a, b = planned("a", 3), planned("b", 4)
+    progress.begin(runs_total=2, runs_done=0, epochs_todo=7)
+    ra, rb = progress.run_started(a, 0), progress.run_started(b, 0)
+    for reporter, epoch in ((ra, 1), (rb, 1), (ra, 2), (rb, 2)):
+        reporter.start_epoch(epoch, 3, 10)
+        reporter.end_epoch(row(epoch))
+    progress.run_ended(a, None, "diverged", 1.0)  # a stops one epoch early
+    assert progress.eta.todo == 6 and progress.eta.done == 4
+    rb.end_epoch(row(3))
+    rb.end_epoch(row(4))
+    progress.run_ended(b, None, "stopped", 1.0)
+    assert progress.eta.todo == progress.eta.done == 6
+    assert "a s0: epoch 2/3" in out.getvalue() and "run 2/2 b" in out.getvalue()
+
+
+def test_the_bar_display_shows_a_bar_per_run_in_flight():
+    progress = BarStudyProgress(Console(file=io.StringIO(), width=200, force_terminal=True))
+    try:
+        progress.begin(runs_total=2, runs_done=0, epochs_todo=4)
+        ra = progress.run_started(planned("a", 2), 0)
+        rb = progress.run_started(planned("b", 2), 0)
+        ra.start_epoch(1, 2, 10)
+        rb.start_epoch(1, 2, 10)
+        shown = [t.description for t in progress.progress.tasks if t.visible]
+        assert shown == ["[bold]runs", "a s0 epoch 1/2", "b s0 epoch 1/2"]
+        ra.close()
+        assert [t.description for t in progress.progress.tasks][1:] == ["b s0 epoch 1/2"]
+    finally:
+        progress.close()
