@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,15 @@ def test_without_ray_the_executor_flag_says_how_to_install_it(
     err = capsys.readouterr().err
     assert "pip install 'cnnlab[ray]'" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_cuda_run_without_gpus_per_run_is_refused_before_anything_starts(study_file, tmp_path):
+    from cnnlab.errors import CnnlabError
+
+    runs = load_study(study_file).plan(tmp_path)
+    runs = [replace(r, config=r.config.model_copy(update={"device": "cuda"})) for r in runs]
+    with pytest.raises(CnnlabError, match="gets a GPU only with --gpus-per-run"):
+        RayExecutor(RaySettings(workers=1)).check(runs)
 
 
 def test_ray_flags_without_the_ray_executor_are_refused(study_file, tmp_path, capsys):

@@ -94,7 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         metavar="F",
-        help="GPUs of each run; a fraction packs several runs on one GPU, e.g. 0.25 (default 0)",
+        help="GPUs of each run; a fraction packs several runs on one GPU, e.g. 0.25 (default 0: "
+        "Ray then hides the GPUs and runs train on the CPU)",
     )
     p.set_defaults(func=cmd_run)
 

@@ -181,6 +181,15 @@ class RayExecutor:
         self.nodes: dict[str, str] = {}
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
+        if not self.settings.gpus_per_run:
+            # Ray hides every GPU from a task that asked for none: such a run cannot use one.
+            for run in runs:
+                if run.config.device.startswith("cuda"):
+                    raise CnnlabError(
+                        f"variant '{run.variant}' asks for device {run.config.device}, but a Ray "
+                        "run gets a GPU only with --gpus-per-run (e.g. 1, or 0.25 for four runs "
+                        "per GPU)"
+                    )
         self.local.check(runs)
 
     def run_all(
