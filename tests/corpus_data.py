@@ -196,53 +196,34 @@ def pillow_bomb(root: Path) -> None:
     Image.new("L", (3000, 3000)).save(root / "train" / "cat" / "bomb.png")
 
 
-def tar_of(root: Path, members) -> None:
-    write_image_folder(Path("src"))
-    make_tar(Path("src"), root, gz=str(root).endswith("gz"))
-    with tarfile.open(root, "a:") if not str(root).endswith("gz") else _append(root) as tar:
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b"x"):
+    """A tar member and its content stream (None for links, folders and devices)."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    regular = kind == tarfile.REGTYPE
+    info.size = len(data) if regular else 0
+    return info, io.BytesIO(data) if regular else None
+
+
+def tar_of(path: Path, members, images: bool = True) -> None:
+    """A tar (gzipped when its name ends in gz) of a small image folder plus ``members``."""
+    with tarfile.open(path, "w:gz" if str(path).endswith("gz") else "w") as tar:
+        if images:
+            write_image_folder(Path("src"))
+            for file in sorted(Path("src").rglob("*")):
+                tar.add(file, arcname=file.relative_to("src").as_posix(), recursive=False)
         for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-
-
-class _append:
-    """tarfile cannot append to a compressed archive: rewrite it with the extra members."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.members: list[tuple[tarfile.TarInfo, bytes | None]] = []
-
-    def __enter__(self) -> _append:
-        return self
-
-    def addfile(self, info: tarfile.TarInfo, data: io.BytesIO | None) -> None:
-        self.members.append((info, data.read() if data is not None else None))
-
-    def __exit__(self, *exc) -> None:
-        with tarfile.open(self.path) as old:
-            kept = [(m, old.extractfile(m).read() if m.isfile() else None) for m in old]
-        with tarfile.open(self.path, "w:gz") as tar:
-            for info, data in kept + self.members:
-                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+            tar.addfile(info, data)
 
 
 def tar_member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", data: bytes = b"x"):
-    def fault(path: Path) -> None:
-        info = tarfile.TarInfo(name)
-        info.type = kind
-        info.linkname = link
-        info.size = len(data) if kind == tarfile.REGTYPE else 0
-        tar_of(path, [(info, data if kind == tarfile.REGTYPE else None)])
-
-    return fault
+    return lambda path: tar_of(path, [member(name, kind, link, data)])
 
 
 def tar_only_escapes(path: Path) -> None:
     """Members named to land outside any folder are never extracted, and hold no class."""
-    with tarfile.open(path, "w:gz") as tar:
-        for name in ("../../evil.png", "/etc/evil.png", "train/../../evil.png"):
-            info = tarfile.TarInfo(name)
-            info.size = 1
-            tar.addfile(info, io.BytesIO(b"x"))
+    names = ("../../evil.png", "/etc/evil.png", "train/../../evil.png")
+    tar_of(path, [member(name) for name in names], images=False)
 
 
 def tar_truncated(path: Path) -> None:

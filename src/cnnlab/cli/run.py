@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from cnnlab.cli.common import console, err_console, output_folder, positive_int
 from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:
+    from cnnlab.study.executor import Executor
 
 RUN_EPILOG = """\
 examples:
@@ -100,7 +104,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def make_executor(args: argparse.Namespace) -> object | None:
+def make_executor(args: argparse.Namespace) -> Executor | None:
     """None for the in-process default; a RayExecutor (Ray imported) for --executor ray."""
     ray_only = {"--address": args.address, "--workers": args.workers}
     if args.executor != "ray":
@@ -170,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         study,
         out,
         retry_failed=args.retry_failed,
-        executor=executor,  # type: ignore[arg-type]
+        executor=executor,
         progress=make_study_progress(args.quiet, console),
     )
     skipped = []

@@ -311,7 +311,9 @@ def _read_cifar_batch(path: Path, label_key: bytes, num_classes: int, name: str)
     try:
         labels = np.asarray(_get(batch, label_key, path, name))
     except (ValueError, TypeError, OverflowError):  # ragged or nested lists
-        labels = np.asarray(None)
+        raise DataError(
+            f"{name}: {path}: {label_key.decode()} is not a list of class numbers; {_REDOWNLOAD}"
+        ) from None
     if (
         not isinstance(data, np.ndarray)
         or data.dtype != np.uint8
