@@ -607,6 +607,7 @@ def test_failed_run_is_recorded_the_study_goes_on_and_retry_reruns_it(data_dir, 
     assert main(args) == 1
     printed = capsys.readouterr()
     assert "failed: diverges seed 0: training diverged" in flat(printed.out)
+    assert "1 runs trained now, 1 failed" in flat(printed.out)  # only finished runs count
     assert "1 of 2 runs failed" in flat(printed.err)  # and exit status 1 for scripts
     by_variant = {r.variant: r for r in load_results(out).runs}
     assert by_variant["mlp"].status == "done"  # the run after the failed one
@@ -645,7 +646,7 @@ def test_crash_is_recorded_and_interrupt_stops_the_study_resumably(data_dir, tmp
     with pytest.raises(KeyboardInterrupt):
         run_study(study, out)
     runs = load_results(out).runs
-    assert [r.status for r in runs] == ["failed", "running", "pending"]
+    assert [r.status for r in runs] == ["failed", "interrupted", "pending"]
     assert runs[0].error == "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert "Traceback" in (runs[0].run_dir / "error.txt").read_text()
 
@@ -804,6 +805,11 @@ def test_a_killed_study_resumes_to_the_results_of_an_uninterrupted_one(data_dir,
     proc.communicate()
     statuses = [s for (s,) in db_rows(killed, "SELECT status FROM runs ORDER BY rowid")]
     assert statuses == ["done", "running", "pending", "pending"]
+    # The database still says running (nothing could write after SIGKILL); with no
+    # `cnnlab run` holding the folder, readers are told the truth.
+    assert [r.status for r in load_results(killed).runs] == [
+        "done", "interrupted", "pending", "pending"
+    ]  # fmt: skip
 
     # Start again (in this process, through the same CLI entry point) and let it finish.
     assert main([*args, "--quiet"]) == 0

@@ -8,11 +8,13 @@ run yet.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 from cnnlab.cli import main
 from cnnlab.study.spec import load_study
 from cnnlab.study.store import load_results
+from cnnlab.study.store_schema import DB_NAME, SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data"
 STUDY = DATA / "study-v1.toml"
@@ -48,3 +50,15 @@ def test_a_v1_study_folder_resumes_without_training_its_finished_run(data_dir, t
     assert (runs["small"].status, runs["small"].attempts) == ("done", 1)
     assert runs["wider"].status == "done" and runs["wider"].summary is not None
     assert (out / "report.html").is_file()
+    # The database was upgraded to schema 2 in place: the old run kept its rows (no
+    # provenance: it was not recorded then), the new one has its provenance in the store
+    # and in its summary, and its summary names the store's run id.
+    with sqlite3.connect(out / DB_NAME) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 2
+    assert runs["small"].provenance is None and runs["small"].summary.run_id is None
+    wider = runs["wider"]
+    assert wider.provenance is not None and wider.provenance == wider.summary.provenance
+    assert wider.summary.run_id == wider.run_id
+    assert wider.provenance.torch and wider.provenance.host and wider.provenance.started

@@ -160,12 +160,13 @@ def plot_final_accuracy(
     baseline: str | None = None,
     labels: Sequence[str] | None = None,
 ) -> Path:
-    """Final test accuracy per variant: mean (bar end), 95% CI whisker, each seed a dot.
+    """Final test accuracy per variant: the mean as a black dot with its 95% CI whisker,
+    each seed a coloured dot.
 
-    The axis is zoomed to the data, so the bars are drawn as thin stems ending
-    in the mean: a bar from 0 would hide 0.1-point differences and a bar from
-    a cut axis would exaggerate them. The baseline is marked by colour and a
-    vertical line at its mean. ``labels`` (e.g. verdicts) are written at the right.
+    No bars: the axis is zoomed to the data (a bar from 0 would hide 0.1-point
+    differences), and a bar from a cut axis would make its length lie about the
+    ratio of two accuracies. The baseline's mean is a dashed vertical line.
+    ``labels`` (e.g. verdicts) are written at the right.
     """
     colors = variant_colors(list(names))
     k = len(names)
@@ -185,16 +186,7 @@ def plot_final_accuracy(
         m = 100 * mean
         if name == baseline:
             base_mean = m
-        ax.barh(
-            y,
-            m - left,
-            left=left,
-            height=0.5,
-            color=color,
-            alpha=0.35 if name != baseline else 0.6,
-            hatch="//" if name == baseline else None,
-            edgecolor=color,
-        )
+        ax.axhline(y, color=color, lw=0.6, alpha=0.35, zorder=0)  # guides the eye to the name
         if c_lo is not None and c_hi is not None:
             ax.errorbar(
                 m,
@@ -212,7 +204,7 @@ def plot_final_accuracy(
         ax.scatter(
             [100 * v for v in pts],
             y + np.asarray(jitter),
-            s=14,
+            s=24,
             color=color,
             edgecolor="white",
             linewidth=0.5,

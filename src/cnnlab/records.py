@@ -102,6 +102,31 @@ class FinalMetrics:
 
 
 @dataclass
+class Provenance:
+    """Where and with what a run trained, taken when it starts (not when a report is made)."""
+
+    cnnlab: str
+    python: str
+    torch: str | None
+    cuda: str | None  # the CUDA torch was built with; None for a CPU build
+    cudnn: str | None
+    device: str  # e.g. "cpu fp32 channels_last" or "cuda bf16 (NVIDIA H100)"
+    cpu: str
+    host: str
+    platform: str
+    started: str  # ISO 8601, UTC
+    git_commit: str | None = None  # of the working directory, when it is a repository
+    git_dirty: bool | None = None  # uncommitted changes to tracked files
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class RunSummary:
     """A finished run in figures: ``summary.json`` and the store's ``finals`` row."""
 
@@ -124,21 +149,34 @@ class RunSummary:
     eval_seconds: float
     wall_seconds: float
     images_per_s: float
+    # Since cnnlab 0.6; summaries written before lack them.
+    run_id: str | None = None  # the hash of ``identity``: the same as the study's run id
+    identity: dict[str, Any] | None = None  # the location-free settings (config.identity)
+    provenance: Provenance | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:
         final = dict(data["final"])
         final.setdefault("test_acc_by_domain", None)
-        # Summaries of earlier versions may lack the later timing fields.
-        values = {f.name: data.get(f.name) for f in fields(cls) if f.name != "final"}
+        # Summaries of earlier versions may lack the later fields.
+        nested = ("final", "provenance")
+        values = {f.name: data.get(f.name) for f in fields(cls) if f.name not in nested}
         for name in ("step_seconds", "eval_seconds"):
             values[name] = values[name] or 0.0
-        return cls(final=FinalMetrics(**final), **values)
+        provenance = data.get("provenance")
+        return cls(
+            final=FinalMetrics(**final),
+            provenance=None if provenance is None else Provenance.from_dict(provenance),
+            **values,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         if out["final"]["test_acc_by_domain"] is None:
             del out["final"]["test_acc_by_domain"]
+        for name in ("run_id", "identity", "provenance"):
+            if out[name] is None:
+                del out[name]
         return out
 
 

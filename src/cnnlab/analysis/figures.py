@@ -97,22 +97,26 @@ def _study_figures(numbers: StudyNumbers, out_dir: Path) -> list[Figure]:
             Figure(
                 FIG_ACCURACY,
                 "Final test accuracy",
-                "Each variant's final test accuracy: the bar ends at the mean, the whisker is "
+                "Each variant's final test accuracy: the black dot is the mean, its whisker "
                 "the 95% confidence interval of the mean (t distribution; none with one run), "
-                "each dot one seed. The dashed line is the baseline's mean. The axis is zoomed "
-                "to the data.",
+                "each coloured dot one seed. The dashed line is the baseline's mean. The axis "
+                "is zoomed to the data, so compare positions, not distances from the edge.",
             )
         )
     return figures
 
 
 def _prediction_figures(p: Predictions, out_dir: Path) -> list[Figure]:
-    tag = f"'{p.variant}' seed {p.seed} on {p.dataset} ({fmt_pct(p.accuracy)} of {len(p.true)} test images)"
-    plots.plot_confusion(p.matrix, p.classes, out_dir / FIG_CONFUSION, title=tag)
+    tag = (
+        f"'{p.variant}' seed {p.seed}, its run nearest the variant's median accuracy, on "
+        f"{p.dataset} ({fmt_pct(p.accuracy)} of {len(p.true)} test images)"
+    )
+    title = f"'{p.variant}' seed {p.seed} (median run): {fmt_pct(p.accuracy)}"
+    plots.plot_confusion(p.matrix, p.classes, out_dir / FIG_CONFUSION, title=title)
     figures = [
         Figure(
             FIG_CONFUSION,
-            "Confusion matrix of the best variant",
+            "Confusion matrix of the best variant's median run",
             f"{tag}. Rows are true classes, columns predicted; colour is the row-normalised "
             "rate, numbers are counts.",
         )

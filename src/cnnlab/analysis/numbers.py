@@ -18,8 +18,13 @@ from typing import Any
 import numpy as np
 
 from cnnlab import __version__
+from cnnlab.analysis import settings as settings_diff
 from cnnlab.analysis import stats
+from cnnlab.analysis.improvement import Improvement, improvement
+from cnnlab.analysis.power import Power, powers_against
 from cnnlab.analysis.prose import summarize
+from cnnlab.analysis.run_rows import RunRow
+from cnnlab.analysis.selection import best_variant, peeking_figures
 from cnnlab.records import EpochRow
 from cnnlab.study.results import RunResult, StudyResults
 
@@ -64,7 +69,7 @@ class RunCounts:
     total: int
     done: int
     failed: int
-    unfinished: int  # pending or running
+    unfinished: int  # pending, running or interrupted
 
 
 @dataclass
@@ -94,6 +99,8 @@ class VariantNumbers:
     seeds_done: list[int]
     final_test_acc: Sample
     vs_baseline: stats.Comparison | None
+    improvement: Improvement | None  # P(a run of this variant beats one of the baseline)
+    power: Power | None  # what the test against the baseline could detect
     final_test_acc_by_domain: dict[str, Sample]
     best_test_acc_optimistic: stats.Description
     final_test_loss: stats.Description
@@ -101,6 +108,8 @@ class VariantNumbers:
     seconds_per_run: stats.Description
     images_per_s: float | None
     time_to_baseline: stats.TimeToTarget | None
+    # The keys whose values differ from the baseline's: {"key", "a" (baseline), "b"}
+    settings_vs_baseline: list[dict[str, Any]] = field(default_factory=list)
     epochs_axis: list[int] = field(default_factory=list)  # the curves' x values
     curves: dict[str, Curve] = field(default_factory=dict)
 
@@ -119,6 +128,10 @@ class VariantNumbers:
             "seeds_done": self.seeds_done,
             "final_test_acc": self.final_test_acc.to_json(),
             "vs_baseline": None if self.vs_baseline is None else self.vs_baseline.to_dict(),
+            "probability_of_improvement": None
+            if self.improvement is None
+            else self.improvement.to_dict(),
+            "power": None if self.power is None else self.power.to_dict(),
             "final_test_acc_by_domain": {
                 d: s.to_json() for d, s in self.final_test_acc_by_domain.items()
             },
@@ -130,44 +143,9 @@ class VariantNumbers:
             "time_to_baseline": None
             if self.time_to_baseline is None
             else self.time_to_baseline.to_dict(),
+            "settings_vs_baseline": self.settings_vs_baseline,
             "curves": curves,
         }
-
-
-@dataclass
-class RunRow:
-    """One run as the report lists it."""
-
-    variant: str
-    seed: int
-    status: str
-    run_id: str
-    final_test_acc: float | None
-    best_test_acc_optimistic: float | None
-    best_test_epoch: int | None
-    epochs: int | None
-    wall_seconds: float | None
-    device: str
-    run_dir: str
-    error: str | None
-
-    @classmethod
-    def of(cls, r: RunResult) -> RunRow:
-        s = r.summary
-        return cls(
-            variant=r.variant,
-            seed=r.seed,
-            status=r.status,
-            run_id=r.run_id,
-            final_test_acc=r.final_test_acc,
-            best_test_acc_optimistic=None if s is None else s.best_test_acc_optimistic,
-            best_test_epoch=None if s is None else s.best_test_epoch,
-            epochs=None if s is None else s.epochs,
-            wall_seconds=None if s is None else s.wall_seconds,
-            device=r.device,
-            run_dir=str(r.run_dir),
-            error=r.error,
-        )
 
 
 @dataclass
@@ -176,6 +154,8 @@ class StudyInfo:
     dataset: str
     description: str
     study_dir: str
+    file_path: str = ""  # the study file as it was run ("" for run folders)
+    file_text: str = ""
 
 
 @dataclass
@@ -188,6 +168,7 @@ class StudyNumbers:
     baseline: str | None
     declared_baseline: str | None
     best_variant: str | None
+    best_variant_by: str | None  # "validation", or "test" (then an optimistic choice)
     variants: list[VariantNumbers]
     domains: list[str]
     runs: list[RunRow]
@@ -196,6 +177,7 @@ class StudyNumbers:
     summary: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     predictions: dict[str, Any] | None = None  # what write_report shows of the best run
+    baseline_settings: dict[str, Any] = field(default_factory=dict)  # flattened
     figures: list[str] = field(default_factory=list)
 
     @property
@@ -214,7 +196,10 @@ class StudyNumbers:
             "alpha": self.alpha,
             "confidence": self.confidence,
             "baseline": self.baseline,
+            "baseline_settings": self.baseline_settings,
             "best_variant": self.best_variant,
+            "best_variant_by": self.best_variant_by,
+            "peeks_at_test_set": peeking_figures(self.best_variant_by),
             "variants": [v.to_json() for v in self.variants],
             "domains": self.domains,
             "runs": [asdict(r) for r in self.runs],
@@ -240,6 +225,12 @@ def done_runs(results: StudyResults, variant: str) -> list[RunResult]:
     return [r for r in results.runs_of(variant, "done") if r.summary is not None]
 
 
+def settings_of(results: StudyResults, variant: str | None) -> dict[str, Any] | None:
+    """The variant's settings without the seed (its first run that has them)."""
+    known = [r.settings for r in results.runs if r.variant == variant and r.settings]
+    return known[0] if known else None
+
+
 def _column(history: list[EpochRow], key: str) -> list[float | None]:
     return [row.get(key) for row in history]
 
@@ -250,6 +241,9 @@ def _analyze_variant(
     comparison: stats.Comparison | None,
     target: float | None,
     confidence: float,
+    base_finals: list[float],
+    power: Power | None,
+    base_settings: dict[str, Any] | None,
 ) -> VariantNumbers:
     all_runs = [r for r in results.runs if r.variant == name]
     done = done_runs(results, name)
@@ -293,11 +287,15 @@ def _analyze_variant(
             total=len(all_runs),
             done=len(done),
             failed=sum(r.status == "failed" for r in all_runs),
-            unfinished=sum(r.status in ("pending", "running") for r in all_runs),
+            unfinished=sum(r.status in ("pending", "running", "interrupted") for r in all_runs),
         ),
         seeds_done=[r.seed for r in done],
         final_test_acc=Sample(stats.describe(finals, confidence, (0.0, 1.0)), finals),
         vs_baseline=comparison,
+        improvement=None
+        if name == results.baseline
+        else improvement(finals, base_finals, confidence),
+        power=power,
         final_test_acc_by_domain={
             domain: Sample(stats.describe(values, confidence, (0.0, 1.0)), values)
             for domain, values in by_domain.items()
@@ -310,6 +308,9 @@ def _analyze_variant(
         seconds_per_run=stats.describe([s.wall_seconds for s in summaries], confidence),
         images_per_s=stats.describe([s.images_per_s for s in summaries], confidence).mean,
         time_to_baseline=ttt,
+        settings_vs_baseline=[]
+        if name == results.baseline or base_settings is None
+        else settings_diff.differences(base_settings, settings_of(results, name)),
         epochs_axis=axis,
         curves=curves,
     )
@@ -330,16 +331,43 @@ def analyze(
         else {}
     )
     target = stats.describe(finals[baseline]).mean if baseline else None
-    variants = [_analyze_variant(results, v, comparisons.get(v), target, confidence) for v in names]
+    powers = powers_against(finals, baseline, alpha) if baseline else {}
+    base_finals = finals[baseline] if baseline else []
+    base_settings = settings_of(results, baseline) if baseline else None
+    variants = [
+        _analyze_variant(
+            results,
+            v,
+            comparisons.get(v),
+            target,
+            confidence,
+            base_finals,
+            powers.get(v),
+            base_settings,
+        )
+        for v in names
+    ]
     with_runs = [v for v in variants if v.final_test_acc.mean is not None]
-    best = max(with_runs, key=lambda v: v.final_test_acc.mean).name if with_runs else None
+    best, chosen_by = best_variant(
+        {v.name: v.final_test_acc.mean for v in with_runs},
+        {v: [s.summary.final.val_acc for s in done_runs(results, v) if s.summary] for v in names},
+    )
     numbers = StudyNumbers(
-        study=StudyInfo(results.name, results.dataset, results.description, str(results.study_dir)),
+        study=StudyInfo(
+            results.name,
+            results.dataset,
+            results.description,
+            str(results.study_dir),
+            results.file_path,
+            results.file_text,
+        ),
+        baseline_settings=settings_diff.flatten(base_settings),
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,
         declared_baseline=results.baseline,
         best_variant=best,
+        best_variant_by=chosen_by,
         variants=variants,
         # first-seen order: the dataset's own domain order
         domains=list(dict.fromkeys(d for v in variants for d in v.final_test_acc_by_domain)),

@@ -13,7 +13,7 @@ from cnnlab.analysis import stats
 from cnnlab.analysis.formatting import fmt_pct, fmt_pts, p_phrase
 
 if TYPE_CHECKING:
-    from cnnlab.analysis.numbers import StudyNumbers
+    from cnnlab.analysis.numbers import StudyNumbers, VariantNumbers
 
 
 def _plural(n: int, word: str = "run") -> str:
@@ -25,6 +25,22 @@ def _diff_text(c: stats.Comparison) -> str:
     if c.diff_ci_low is not None:
         text += f" (95% CI {fmt_pts(c.diff_ci_low)} to {fmt_pts(c.diff_ci_high)})"
     return text
+
+
+def _power_text(v: VariantNumbers) -> str:
+    """What a within-noise test could have seen, and what it would take."""
+    p = v.power
+    if p is None:
+        return ""
+    seeds = (
+        "no practical number of seeds would show the observed difference"
+        if p.seeds_to_detect is None
+        else f"{p.seeds_to_detect} seeds a side would detect the observed one"
+    )
+    return (
+        f" (with these seeds only differences of {100 * p.minimum_detectable:.2f} points or "
+        f"more had an 80% chance to show; {seeds})"
+    )
 
 
 def _verdict_sentences(numbers: StudyNumbers) -> list[str]:
@@ -42,7 +58,9 @@ def _verdict_sentences(numbers: StudyNumbers) -> list[str]:
                 f"(Holm-adjusted {p_phrase(c.p_holm)}, below alpha {alpha:g})."
             )
         elif c.verdict == stats.WITHIN_NOISE:
-            noise.append(f"'{v.name}' {_diff_text(c)}, adjusted {p_phrase(c.p_holm)}")
+            noise.append(
+                f"'{v.name}' {_diff_text(c)}, adjusted {p_phrase(c.p_holm)}{_power_text(v)}"
+            )
         elif c.verdict == stats.NOT_ENOUGH_RUNS:
             observed = (
                 f" The observed difference, {fmt_pts(c.diff)} points, is not evidence either way."
@@ -110,7 +128,7 @@ def _run_count_warnings(numbers: StudyNumbers) -> list[str]:
     unfinished = sum(v.runs.unfinished for v in variants)
     if unfinished:
         warnings.append(
-            f"{_plural(unfinished)} not finished yet (pending or running): this report is partial."
+            f"{_plural(unfinished)} not finished yet (pending, running or interrupted): this report is partial."
         )
     empty = [v.name for v in variants if v.runs.done == 0]
     if empty:
@@ -156,11 +174,18 @@ def summarize(numbers: StudyNumbers) -> tuple[list[str], list[str]]:
     sentences, warnings = _baseline_sentences(numbers)
     sentences += _verdict_sentences(numbers)
     best, baseline = numbers.best_variant, numbers.baseline
+    on = "validation" if numbers.best_variant_by == "validation" else "test"
     if best is not None and best != baseline and baseline is not None:
         c = numbers.variant(best).vs_baseline
         if c is not None and c.verdict != stats.BETTER:
             sentences.append(
-                f"'{best}' has the highest mean accuracy, but that is not evidence that it is "
-                "better than the baseline."
+                f"'{best}' has the highest mean {on} accuracy, but that is not evidence that "
+                "it is better than the baseline."
             )
+    if best is not None and numbers.best_variant_by == "test" and len(numbers.variants) > 1:
+        sentences.append(
+            f"'{best}' was picked as the best variant by its test accuracy (no validation "
+            "split): as a choice among variants that figure is optimistic; set val_fraction to "
+            "choose on held-out training data instead."
+        )
     return sentences, warnings + _run_count_warnings(numbers) + _method_warnings(numbers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cnnlab.analysis import stats
 from cnnlab.analysis.formatting import fmt_count, fmt_p, fmt_pct, fmt_pts, fmt_seconds
 from cnnlab.analysis.numbers import Sample, StudyNumbers, VariantNumbers
+from cnnlab.analysis.settings import show
 
 DOMAIN_NOTE = (
     "Final test accuracy on each part of the composite test set (mean ± std over seeds); "
@@ -19,6 +20,8 @@ COLUMNS = [  # the deciding columns first: a narrow screen shows them without sc
     ("diff", "Δ vs baseline, points [95% CI]"),
     ("p_holm", "p (Holm)"),
     ("verdict", "verdict"),
+    ("improvement", "P(beats baseline) [95% CI]"),
+    ("detectable", "detectable with 80% power, points"),
     ("p", "p (Welch, unadjusted)"),
     ("best", "best-epoch test acc (optimistic)"),
     ("gap", "train − test gap, points"),
@@ -28,6 +31,13 @@ COLUMNS = [  # the deciding columns first: a narrow screen shows them without sc
     ("params", "parameters"),
     ("macs", "MACs / image"),
 ]
+
+
+# The report's main table shows these; the rest fold away under it (a 1,400 px window
+# shows the main table whole, a phone shows each variant as a card).
+PRIMARY = ("variant", "runs", "acc", "ci", "diff", "p_holm", "verdict", "improvement")
+PRIMARY_COLUMNS = [c for c in COLUMNS if c[0] in PRIMARY]
+SECONDARY_COLUMNS = [COLUMNS[0]] + [c for c in COLUMNS if c[0] not in PRIMARY]
 
 
 def mean_std(sample: Sample) -> str:
@@ -81,6 +91,21 @@ def _reach(v: VariantNumbers) -> str:
     return text
 
 
+def _improvement(v: VariantNumbers) -> str:
+    i = v.improvement
+    if i is None:
+        return "—"
+    return f"{100 * i.estimate:.0f}% [{100 * i.ci_low:.0f}, {100 * i.ci_high:.0f}]"
+
+
+def _detectable(v: VariantNumbers) -> str:
+    p = v.power
+    if p is None:
+        return "—"
+    seeds = "—" if p.seeds_to_detect is None else str(p.seeds_to_detect)
+    return f"≥ {100 * p.minimum_detectable:.2f} (observed needs {seeds} seeds)"
+
+
 def display_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
     """One dict of display strings per variant, keyed like ``COLUMNS``."""
     rows = []
@@ -103,6 +128,8 @@ def display_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
                 "p": p,
                 "p_holm": p_holm,
                 "verdict": verdict,
+                "improvement": _improvement(v),
+                "detectable": _detectable(v),
                 "best": f"{fmt_pct(best.mean)} (optimistic)" if best.mean is not None else "—",
                 "gap": fmt_pts(v.train_test_gap.mean),
                 "seconds": fmt_seconds(v.seconds_per_run.mean),
@@ -121,4 +148,68 @@ def domain_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
             sample = v.final_test_acc_by_domain.get(domain)
             row[domain] = "—" if sample is None else mean_std(sample)
         rows.append(row)
+    return rows
+
+
+def settings_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
+    """What each variant is: the settings that differ from the baseline's."""
+    rows = []
+    for v in numbers.variants:
+        if v.is_baseline:
+            what = "the baseline (its settings are listed below)"
+        elif numbers.baseline is None:
+            what = "—"
+        elif v.settings_vs_baseline:
+            what = "; ".join(
+                f"{d['key']}: {show(d['a'])} → {show(d['b'])}" for d in v.settings_vs_baseline
+            )
+        else:
+            what = "the baseline's settings (no difference recorded)"
+        rows.append({"variant": v.name, "what": what})
+    return rows
+
+
+def baseline_settings_text(numbers: StudyNumbers) -> list[str]:
+    return [f"{key} = {show(value)}" for key, value in numbers.baseline_settings.items()]
+
+
+PROVENANCE_COLUMNS = [
+    ("variant", "variant"),
+    ("seed", "seed"),
+    ("started", "started (UTC)"),
+    ("host", "host"),
+    ("device", "device"),
+    ("cpu", "CPU"),
+    ("versions", "cnnlab · torch · Python · CUDA/cuDNN"),
+    ("git", "git commit"),
+]
+
+
+def provenance_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
+    """Where and with what each run trained, as recorded when it started."""
+    rows = []
+    for r in numbers.runs:
+        p = r.provenance
+        if p is None:
+            rows.append(
+                {k: "—" for k, _ in PROVENANCE_COLUMNS}
+                | {"variant": r.variant, "seed": str(r.seed), "device": r.device or "—"}
+            )
+            continue
+        cuda = "no CUDA" if p["cuda"] is None else f"CUDA {p['cuda']} / cuDNN {p['cudnn'] or '—'}"
+        git = "—" if p["git_commit"] is None else p["git_commit"][:10]
+        if p["git_dirty"]:
+            git += " (uncommitted changes)"
+        rows.append(
+            {
+                "variant": r.variant,
+                "seed": str(r.seed),
+                "started": p["started"].replace("T", " ").removesuffix("+00:00"),
+                "host": p["host"],
+                "device": p["device"],
+                "cpu": p["cpu"],
+                "versions": f"{p['cnnlab']} · {p['torch']} · {p['python']} · {cuda}",
+                "git": git,
+            }
+        )
     return rows

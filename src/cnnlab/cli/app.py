@@ -8,14 +8,16 @@ read), 2 bad input (nothing was started), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
-from cnnlab import __version__
+from cnnlab import __version__, heartbeat
 from cnnlab.cli import data, evaluate, export, models, predict, report, run, train
-from cnnlab.cli.common import err_console, print_error
+from cnnlab.cli.common import console, err_console, print_error
 from cnnlab.errors import CnnlabError
 
 # In the order `cnnlab --help` lists them.
@@ -34,6 +36,11 @@ examples:
 
 Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be read),
 2 bad input (nothing was started or changed), 130 interrupted.
+
+In a pipe or a log, long work prints "still working: ..." when it has been quiet for
+30 s ($CNNLAB_HEARTBEAT_SECONDS). -v / --verbose shows what cnnlab logs (cache use,
+decode times), --log-file FILE keeps it (with debug detail) in a file; both go before
+or after the command.
 
 Datasets are looked for in --data-dir (or $CNNLAB_DATA), laid out as
 <data dir>/<name>/<canonical files>, e.g. <data dir>/mnist/train-images-idx3-ubyte.gz.
@@ -64,10 +71,41 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    add_logging_flags(parser, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
+    for command_parser in sub.choices.values():
+        _add_logging_everywhere(command_parser)
     return parser
+
+
+def add_logging_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    # SUPPRESS: a flag not given leaves the attribute unset, so `cnnlab -v run` and
+    # `cnnlab run -v` both count (a subcommand's default would overwrite the other).
+    group = parser.add_argument_group("logging")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="show what cnnlab logs: -v informative messages, -vv debug detail",
+    )
+    group.add_argument(
+        "--log-file",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help="also append every log message (debug detail included) to FILE",
+    )
+
+
+def _add_logging_everywhere(parser: argparse.ArgumentParser) -> None:
+    add_logging_flags(parser, argparse.SUPPRESS)
+    for action in parser._actions:  # nested commands: `cnnlab data show`
+        if isinstance(action, argparse._SubParsersAction):
+            for nested in action.choices.values():
+                _add_logging_everywhere(nested)
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -81,9 +119,51 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return 130
 
 
+def configure_logging(verbose: int, log_file: Path | None) -> None:
+    """Warnings always reach stderr (one line each); -v adds info, -vv debug."""
+    import logging
+
+    root = logging.getLogger("cnnlab")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setLevel(level)
+    to_stderr.setFormatter(logging.Formatter("cnnlab: %(levelname)s: %(message)s"))
+    root.addHandler(to_stderr)
+    root.setLevel(min(level, logging.DEBUG if log_file else level))
+    root.propagate = False
+    if log_file is not None:
+        try:
+            to_file = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise CnnlabError(
+                f"--log-file {log_file}: cannot be written ({exc.strerror or exc})"
+            ) from None
+        to_file.setLevel(logging.DEBUG)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(to_file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(args.func, args)
+    try:
+        configure_logging(getattr(args, "verbose", 0) or 0, getattr(args, "log_file", None))
+    except CnnlabError as exc:
+        print_error(exc)
+        return exc.exit_code
+    beat = None
+    if not getattr(args, "quiet", False) and not console.is_terminal:
+        every = float(os.environ.get("CNNLAB_HEARTBEAT_SECONDS", heartbeat.DEFAULT_SECONDS))
+        beat = heartbeat.start(sys.stdout, every)
+        console.file = beat.wrap(sys.stdout)
+    try:
+        return run_command(args.func, args)
+    finally:
+        if beat is not None:
+            heartbeat.stop()
+            console.file = None  # type: ignore[assignment]  # back to the current sys.stdout
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@ REPORT_EPILOG = """\
 examples:
   cnnlab report studies/out/bn-vs-plain             writes report.html, report.md, report.json
   cnnlab report studies/out/bn-vs-plain --format json > numbers.json   numbers only, no files
-  cnnlab compare studies/out/cpu studies/out/gpu    same-named variants of two studies
+  cnnlab report studies/out/bn-vs-plain --format csv > runs.csv   one row per run, for pandas
+  cnnlab report runs/lenet5-s0 runs/lenet5-s1 runs/mlp-s0 --out runs/report
+                                                    `cnnlab train` run folders as one study
+  cnnlab compare studies/out/cpu studies/out/gpu    the matching variants of two studies
 
 A variant is called better or worse than the baseline only when Welch's t-test,
 Holm-adjusted over all the variants, gives p < 0.05; otherwise "within noise".
@@ -33,16 +36,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=REPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("study_dir", type=Path, metavar="DIR", help="a study's output folder")
     p.add_argument(
-        "--out", type=Path, default=None, help="where to write the report (default: DIR)"
+        "study_dir",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="a study's output folder, or `cnnlab train` run folders (or a folder holding "
+        "them): runs that differ only in the seed form one variant, the first is the baseline",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the report (default: DIR; needed with several DIRs)",
     )
     p.add_argument(
         "--format",
-        choices=["html", "md", "json"],
+        choices=["html", "md", "json", "csv"],
         default=None,
-        help="print this form to stdout: json prints the numbers and writes nothing; "
-        "html/md write the report and print that file (default: write it, print a table)",
+        help="print this form to stdout: json prints the numbers, csv one row per run "
+        "(variant, seed, every setting, final metrics, times, provenance), and both write "
+        "nothing; html/md write the report and print that file (default: write it, print "
+        "a table)",
     )
     p.add_argument(
         "--no-predictions",
@@ -53,12 +68,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser(
         "compare",
-        help="the variants of two studies side by side, with Welch tests between same names",
+        help="the matching variants of two studies side by side, with Welch tests",
+        description="Compare two studies (or folders of `cnnlab train` runs): variants are "
+        "paired by their settings, then by name; B's final test accuracy is tested against "
+        "A's (Welch, Holm-adjusted). Refused when the two are on different data.",
+        epilog=COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    c.add_argument("study_a", type=Path, metavar="DIR_A")
-    c.add_argument("study_b", type=Path, metavar="DIR_B")
+    c.add_argument(
+        "study_a",
+        type=Path,
+        metavar="DIR_A",
+        help="a study folder, a `cnnlab train` run folder or a folder of them",
+    )
+    c.add_argument("study_b", type=Path, metavar="DIR_B", help="the same for B")
     c.add_argument("--format", choices=["table", "json"], default="table")
+    c.add_argument(
+        "--allow-different-data",
+        action="store_true",
+        help="compare even when A and B train or test on different datasets or measure "
+        "differently (the verdicts then compare the data as much as the variants)",
+    )
     c.set_defaults(func=cmd_compare)
+
+
+COMPARE_EPILOG = """\
+examples:
+  cnnlab compare runs/study-cpu runs/study-gpu            two runs of one study file
+  cnnlab compare runs/lenet5-seeds runs/lenet5-bn-seeds   folders of `cnnlab train` runs
+
+A run present in both (the same run id, e.g. a copy made before more seeds
+finished) is counted once. Exit status 2 when A and B are on different data.
+"""
 
 
 def verdict_markup(verdict: str) -> str:
@@ -70,16 +111,24 @@ def verdict_markup(verdict: str) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.analysis.numbers import analyze, to_json
-    from cnnlab.study.store import load_results
+    from cnnlab.errors import CnnlabError
+    from cnnlab.study.folders import load_any
 
-    results = load_results(args.study_dir)
+    results = load_any(args.study_dir)
+    if args.format == "csv":
+        from cnnlab.analysis.tidy import runs_csv
+
+        sys.stdout.write(runs_csv(results))
+        return 0
     if args.format == "json":  # the numbers alone: no figures, so no matplotlib
         sys.stdout.write(to_json(analyze(results)))
         return 0
     from cnnlab.analysis.render import write_report
     from cnnlab.analysis.tables import display_rows
 
-    out = args.out or args.study_dir
+    if args.out is None and len(args.study_dir) > 1:
+        raise CnnlabError("several folders make one report: say where with --out DIR")
+    out = args.out or args.study_dir[0]
     if args.format is None:
         with console.status("writing the report..."):
             paths = write_report(results, out, predictions=not args.no_predictions)
@@ -116,10 +165,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from cnnlab.analysis.compare import compare_studies
     from cnnlab.analysis.formatting import fmt_p, fmt_pct, fmt_pts
-    from cnnlab.study.store import load_results
+    from cnnlab.study.folders import load_any
 
-    a, b = load_results(args.study_a), load_results(args.study_b)
-    result = compare_studies(a, b)
+    a, b = load_any([args.study_a]), load_any([args.study_b])
+    result = compare_studies(a, b, allow_different_data=args.allow_different_data)
     if args.format == "json":
         sys.stdout.write(json.dumps(result, indent=2, allow_nan=False) + "\n")
         return 0
@@ -146,4 +195,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 p, p_holm = fmt_p(t["p"]), fmt_p(t["p_holm"])
         table.add_row(row["variant"], cell(row["a"]), cell(row["b"]), diff, p, p_holm, verdict)
     console.print(table)
+    for note in result["notes"]:
+        console.print(f"[yellow]! {escape(note)}[/yellow]", highlight=False, soft_wrap=True)
     return 0

@@ -177,13 +177,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor=executor,
         progress=make_study_progress(args.quiet, console),
     )
+    statuses = {r.run_id: r.status for r in outcome.results.runs}
+    trained = sum(statuses.get(i) == "done" for i in outcome.executed)
+    failed_now = sum(statuses.get(i) == "failed" for i in outcome.executed)
     skipped = []
     if outcome.skipped_done:
         skipped.append(f"{len(outcome.skipped_done)} done before")
     if outcome.skipped_failed:
         skipped.append(f"{len(outcome.skipped_failed)} failed before (--retry-failed reruns them)")
     console.print(
-        f"{len(outcome.executed)} runs trained now"
+        f"{trained} runs trained now"
+        + (f", {failed_now} failed" if failed_now else "")
         + (f"; skipped {', '.join(skipped)}" if skipped else ""),
         highlight=False,
         soft_wrap=True,

@@ -18,7 +18,8 @@ examples:
   cnnlab train --dataset mnist --model lenet5 --epochs 10 --batch-size 64 \\
       --optimizer adam --lr 1e-3 --augment rotate=20,translate=0.1,crop=0.8,nearest --out runs/lenet5
   cnnlab train --config lenet5.toml --seed 3      a TOML file of the same settings; flags win
-  cnnlab train --out runs/lenet5 --resume ...     continue an interrupted run from its checkpoint
+  cnnlab train --config runs/lenet5 --seed 1 --out runs/lenet5-s1   another run's settings
+  cnnlab train --out runs/lenet5 --resume         continue an interrupted run, its settings
   cnnlab train --dataset digits-wild --model lenet5 --model-arg batch_norm=true \\
       --augment recolor,gray=0.2,texture=0.3,blur=1 --epochs 6
   cnnlab train --dataset cifar10 --model models/cifar10-fast-narrow.toml --epochs 5 \\
@@ -41,7 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=TRAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", type=Path, help="TOML file with any of the settings below")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="TOML file with any of the settings below, or a run folder (its config.json)",
+    )
     add_setting_flags(p)
     p.add_argument(
         "--model-arg",
@@ -52,35 +57,60 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="run folder (default runs/<model>-<dataset>-s<seed>)")
     p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint, with the settings it was "
+        "started with (flags given too must agree with them)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.cli.train_flags import flag_of
     from cnnlab.config.files import load_config_file
     from cnnlab.config.schema import make_config
+    from cnnlab.data.registry import DataCache
+    from cnnlab.errors import ConfigError
+    from cnnlab.models.registry import resolve_model
     from cnnlab.plots import plot_run_curves
     from cnnlab.records import ARTIFACTS
     from cnnlab.train.loop import train
     from cnnlab.train.progress import make_reporter
 
     overrides = setting_overrides(args)
+    config = args.config
+    if args.resume and config is None:
+        if args.out is None:
+            raise ConfigError("--resume needs --out DIR: the folder of the run to continue")
+        if not (args.out / ARTIFACTS["config"]).is_file():
+            raise ConfigError(
+                f"--resume: {args.out} holds no run to continue (no {ARTIFACTS['config']}); "
+                "check --out, or start it without --resume"
+            )
+        config = args.out  # its settings; flags given too must agree (checked on resume)
     cfg = (
-        load_config_file(args.config, overrides) if args.config else make_config(overrides, "flags")
+        load_config_file(config, overrides, label=flag_of)
+        if config
+        else make_config(overrides, "flags", label=flag_of)
     )
+    # Everything that can be refused is checked before the first line is printed.
+    resolve_model(cfg.model, cfg.model_args)
     out = (
         args.out
         or Path("runs")
         / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
     )
     out = output_folder(Path(out))
+    with console.status(f"loading {cfg.dataset}..."):  # a spinner on a terminal only
+        data = DataCache().dataset(cfg.dataset_ref, cfg.data_dir)
     if not args.quiet:
         console.print(
             escape(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
         )
-    record = train(cfg, out, resume=args.resume, reporter=make_reporter(args.quiet, console))
+    record = train(
+        cfg, out, data=data, resume=args.resume, reporter=make_reporter(args.quiet, console)
+    )
     plot_run_curves(
         record.history, out / ARTIFACTS["curves"], title=f"{cfg.model} on {cfg.dataset}"
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,39 @@ def read_toml(path: Path) -> dict[str, Any]:
     return read_toml_text(path)[1]
 
 
-def load_config_file(path: Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """A config file, with command-line ``overrides`` (already nested) applied on top."""
-    values = read_toml(path)
+def read_settings(path: Path) -> dict[str, Any]:
+    """The settings of a TOML file, of a run folder's ``config.json``, or of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                f"{path}: a folder without config.json; pass a TOML file or a run folder"
+            )
+        path = path / "config.json"
+    if path.suffix.lower() != ".json":
+        return read_toml(path)
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable config.json ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: not a cnnlab config.json (no settings object)")
+    return values
+
+
+def load_config_file(
+    path: Path,
+    overrides: dict[str, Any] | None = None,
+    label: Callable[[str], str] | None = None,
+) -> TrainConfig:
+    """A config file (TOML, or a run's config.json), with command-line ``overrides``
+    (already nested) applied on top."""
+    values = read_settings(path)
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(values.get(key), dict):
             values[key] = {**values[key], **value}
         else:
             values[key] = value
-    return make_config(values, where=str(path))
+    return make_config(values, where=str(path), label=label)

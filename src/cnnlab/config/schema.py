@@ -5,6 +5,7 @@ Errors name the key, the bad value and what is allowed, one line per problem.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -170,9 +171,12 @@ def setting_keys() -> list[str]:
     return keys
 
 
-def make_config(values: dict[str, Any], where: str = "settings") -> TrainConfig:
-    """Validated settings; a ConfigError naming every problem (one line each) otherwise."""
+def make_config(
+    values: dict[str, Any], where: str = "settings", label: Callable[[str], str] | None = None
+) -> TrainConfig:
+    """Validated settings; a ConfigError naming every problem (one line each) otherwise.
+    ``label`` names a key as the user wrote it (``optimizer.lr`` -> ``--lr``)."""
     try:
         return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError("\n".join(describe_errors(exc, where, TrainConfig))) from None
+        raise ConfigError("\n".join(describe_errors(exc, where, TrainConfig, label))) from None

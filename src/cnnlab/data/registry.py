@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab import heartbeat
 from cnnlab.config.dataset import DIGITS_WILD, DatasetRef, parse_dataset
 from cnnlab.data import sources
 from cnnlab.data.arrays import DatasetArrays, check_splits
@@ -91,6 +92,7 @@ def load_dataset(
 ) -> DatasetArrays:
     """Read a dataset (``mnist``, ``cifar10``, ``digits-wild:size=28``, ``folder:PATH``)."""
     ref = parse_dataset(dataset) if isinstance(dataset, str) else dataset
+    heartbeat.doing(f"loading {ref.text} (the first time decodes and caches it)")
     if ref.kind == "folder":
         data = read_image_folder(ref.path)
     else:

@@ -233,7 +233,14 @@ def load_builtin(name: str, data_dir: Path | None = None, download: bool = False
     if found is None:
         source = SOURCES[name]
         places = ", ".join(str(p) for p in searched)
-        hint = "" if download else " or pass --download on a machine with a network"
+        # Only `cnnlab data show` downloads: the advice names it, not a flag that the
+        # command at hand (train, run, evaluate) would reject.
+        hint = (
+            ""
+            if download
+            else f", or fetch them with `cnnlab data show {name} --download` on a machine "
+            "with a network"
+        )
         raise DataError(
             f"{name}: dataset not found. Expected {source.expected} in one of: {places}. "
             f"Put the files there, point --data-dir or CNNLAB_DATA at their parent folder{hint}."

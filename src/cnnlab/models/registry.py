@@ -18,6 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from torch import nn
 
+from cnnlab.config.problems import plain
 from cnnlab.config.suggest import did_you_mean
 from cnnlab.errors import ConfigError
 from cnnlab.models.build import build_sequential
@@ -142,7 +143,7 @@ def _check_args(name: str, builtin: _Builtin, args: Mapping[str, Any]) -> dict[s
         try:
             checked[key] = _adapter(builtin, key).validate_python(value)
         except ValidationError as e:
-            message = e.errors()[0]["msg"].replace("Input should be", "must be")
+            message = plain(e.errors()[0]["msg"])
             raise ConfigError(f"model '{name}': argument {key} = {value!r}: {message}") from None
     return checked
 

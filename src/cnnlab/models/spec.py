@@ -71,6 +71,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from cnnlab.config.problems import plain
 from cnnlab.errors import ConfigError
 from cnnlab.models.init import InitName
 
@@ -260,7 +261,7 @@ def _explain(errors: list[ErrorDetails], allowed: Sequence[str], noun: str = "ke
         return f"unknown {noun} '{key}'; allowed: {', '.join(allowed) or 'only type'}"
     if error["type"] == "missing":
         return f"missing {noun} '{key}'"
-    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    message = plain(error["msg"])
     if key is None:
         return message
     return f"{key} = {_toml_value(error['input'])}: {message}"

@@ -25,7 +25,7 @@ from cnnlab import faults
 from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
 from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.records import ARTIFACTS, EpochRow, RunRecord
+from cnnlab.records import ARTIFACTS, EpochRow, Provenance, RunRecord
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun, identity_hash, run_identity
 from cnnlab.study.store import Store
@@ -43,7 +43,7 @@ class Executor(Protocol):
     ) -> None:
         """Run each of ``runs`` (resuming from its checkpoint where there is one) and record
         it in ``store``. A failing run is recorded as failed and the others go on;
-        KeyboardInterrupt stops everything, leaving the current run 'running'."""
+        KeyboardInterrupt stops everything; the runner marks the current run interrupted."""
         ...
 
 
@@ -67,17 +67,13 @@ class StoreReporter:
         self.inner.close()
 
 
-def describe_device(run: PlannedRun) -> str:
-    """Where and how a run trains, e.g. "cuda bf16 channels_last (NVIDIA H100 80GB HBM3)"."""
-    import torch
-
+def run_provenance(run: PlannedRun) -> Provenance:
+    """Where and with what a run is about to train (its ``device`` e.g. "cuda bf16
+    channels_last (NVIDIA H100 80GB HBM3)")."""
     from cnnlab.evaluation.precision import resolve_precision
+    from cnnlab.train.provenance import collect_provenance
 
-    precision = resolve_precision(run.config.precision, run.config.device)
-    label = precision.label
-    if precision.device.type == "cuda":
-        label += f" ({torch.cuda.get_device_name(precision.device)})"
-    return label
+    return collect_provenance(resolve_precision(run.config.precision, run.config.device))
 
 
 def error_message(exc: BaseException) -> str:
@@ -171,13 +167,14 @@ class InProcessExecutor:
         started = time.perf_counter()
         record: RunRecord | None = None
         error: str | None = None
+        provenance: Provenance | None = None
         try:
-            device = describe_device(run)
+            provenance = run_provenance(run)
         except Exception as exc:  # e.g. cuda requested on a machine without one
-            device, error = "", error_message(exc)
+            error = error_message(exc)
         (run.run_dir / ARTIFACTS["error"]).unlink(missing_ok=True)  # from an earlier attempt
         remove_stale_temporaries(run.run_dir)  # left by a kill inside a write; we hold the lock
-        store.start_run(run.run_id, device)
+        store.start_run(run.run_id, "" if provenance is None else provenance.device, provenance)
         reporter = StoreReporter(
             store, run.run_id, progress.run_started(run, store.epochs_done(run.run_id))
         )
@@ -185,7 +182,12 @@ class InProcessExecutor:
             try:
                 sync_checkpoint(run, store)
                 record = train(
-                    run.config, run.run_dir, resume=True, reporter=reporter, cache=self.data
+                    run.config,
+                    run.run_dir,
+                    resume=True,
+                    reporter=reporter,
+                    cache=self.data,
+                    provenance=provenance,
                 )
                 plots.plot_run_curves(
                     record.history,

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.config.dataset import parse_dataset
+from cnnlab.config.identity import canonical_json
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import ConfigError
-from cnnlab.study.identity import canonical_json
 
 if TYPE_CHECKING:
     from cnnlab.study.spec import Variant

@@ -94,8 +94,17 @@ def predict_run(run: RunResult, device: str = "cpu") -> Predictions:
     return _bundle(run, result.dataset, list(ckpt.classes), predicted)
 
 
+def median_run(runs: list[RunResult]) -> RunResult:
+    """The run at the median final test accuracy: with an even number of runs the lower of
+    the two middle ones (ties in accuracy: the lower seed)."""
+    ranked = sorted(runs, key=lambda r: (r.final_test_acc or 0.0, r.seed))
+    return ranked[(len(ranked) - 1) // 2]
+
+
 def best_predictions(results: StudyResults, best: str | None) -> Predictions | str:
-    """Predictions of variant ``best``'s first finished seed, or why there are none."""
+    """Predictions of variant ``best``'s median run (the finished seed whose final test
+    accuracy is nearest the variant's median, the lower seed on a tie), or why there are
+    none: the figures then show a typical run, not a lucky one."""
     if best is None:
         return "no finished runs"
     runs = [
@@ -109,7 +118,7 @@ def best_predictions(results: StudyResults, best: str | None) -> Predictions | s
     ]
     if not runs:
         return f"no checkpoint.pt found in the finished runs of '{best}'"
-    run = runs[0]
+    run = median_run(runs)
     try:
         return predict_run(run)
     except (CnnlabError, OSError, RuntimeError, KeyError, ValueError) as exc:

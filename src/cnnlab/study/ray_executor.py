@@ -15,7 +15,7 @@ worker that cannot see the study's database stops the study with one line.
 Faults: a run that fails for a reason of its own (it diverged, a bad setting) is
 recorded as failed once; a worker that dies (killed, its node lost) is replaced
 and its run resumed from its checkpoint, at most ``MAX_WORKER_DEATHS`` times per
-run; a driver that dies leaves its runs 'running', and the same command resumes
+run; a driver that dies leaves its runs interrupted, and the same command resumes
 them from their last finished epoch.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.records import EpochRow, RunSummary
+from cnnlab.records import EpochRow, Provenance, RunSummary
 from cnnlab.study.executor import InProcessExecutor
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun
@@ -71,8 +71,8 @@ class _EventStore:
     def epochs_done(self, run_id: str) -> int:
         return self.done
 
-    def start_run(self, run_id: str, device: str) -> None:
-        self.events.put(("start_run", run_id, device))
+    def start_run(self, run_id: str, device: str, provenance: Provenance | None = None) -> None:
+        self.events.put(("start_run", run_id, device, provenance))
 
     def add_epoch(self, run_id: str, row: EpochRow) -> None:
         self.events.put(("add_epoch", run_id, row))
@@ -305,7 +305,7 @@ class _Driver:
                         idle += self.new_workers(1)
         except BaseException:
             for worker, _ in busy.values():
-                ray.kill(worker)  # their runs stay 'running' and resume next time
+                ray.kill(worker)  # the runner marks their runs interrupted; they resume
             raise
         finally:
             self.drain()

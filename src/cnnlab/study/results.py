@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnlab.records import EpochRow, RunSummary
+from cnnlab.records import EpochRow, Provenance, RunSummary
 
-RUN_STATUSES = ("pending", "running", "done", "failed")
+RUN_STATUSES = ("pending", "running", "done", "failed", "interrupted")
 
 
 @dataclass
@@ -32,6 +32,15 @@ class RunResult:
     started_at: float | None = None  # unix time
     ended_at: float | None = None
     attempts: int = 0  # times the runner started it (a resume or a retry is another attempt)
+    identity: dict[str, Any] | None = None  # the location-free settings the run id hashes
+    provenance: Provenance | None = None  # of the latest attempt, taken when it started
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """What the run is, without its seed: runs of one variant share it."""
+        if self.identity is None:
+            return None
+        return {k: v for k, v in self.identity["settings"].items() if k != "seed"}
 
     @property
     def final_test_acc(self) -> float | None:
@@ -49,6 +58,8 @@ class StudyResults:
     runs: list[RunResult]
     study_dir: Path
     description: str = ""
+    file_path: str = ""  # the study file as it was last run ("" for run folders)
+    file_text: str = ""
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]

@@ -1,30 +1,27 @@
 """Running a study: plan, skip what is done, run the rest, summarise.
 
 Rerunning the same command is always safe: ``done`` runs are skipped, unfinished
-ones (``pending``, or ``running`` when a process was killed) resume from their
+ones (``pending``, or ``interrupted`` by Ctrl-C or a kill) resume from their
 checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import statistics
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.table import Table
 
 from cnnlab.atomic import remove_stale_temporaries
-from cnnlab.errors import CnnlabError
 from cnnlab.study.executor import Executor, InProcessExecutor
+from cnnlab.study.lock import check_unlocked, study_lock
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.results import StudyResults
 from cnnlab.study.spec import PlannedRun, Study, slugify
 from cnnlab.study.store import DB_NAME, Store
 
-LOCK_NAME = "run.lock"
+__all__ = ["check_unlocked", "run_study", "study_lock", "summary_table"]
 
 
 @dataclass
@@ -42,51 +39,6 @@ class StudyOutcome:
 
 def default_out_dir(study: Study) -> Path:
     return Path("runs") / slugify(study.name)
-
-
-def _busy(out_dir: Path) -> CnnlabError:
-    return CnnlabError(
-        f"another `cnnlab run` is working in {out_dir}; wait for it to end or stop it"
-    )
-
-
-def check_unlocked(out_dir: Path) -> None:
-    """Fail now if another `cnnlab run` holds ``out_dir`` (before anything is printed);
-    creates nothing. :func:`study_lock` still takes the lock itself."""
-    try:
-        import fcntl
-    except ImportError:
-        return
-    lock = Path(out_dir) / LOCK_NAME
-    if not lock.is_file():
-        return
-    with open(lock, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _busy(Path(out_dir)) from None
-        fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def study_lock(out_dir: Path) -> Iterator[None]:
-    """One `cnnlab run` per study folder at a time (released by the OS if the process dies)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK_NAME, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _busy(out_dir) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        yield
 
 
 def run_study(
@@ -108,6 +60,7 @@ def run_study(
         executor.check(planned)
     with study_lock(out_dir), Store(out_dir) as store:
         remove_stale_temporaries(out_dir)  # a report killed while being written
+        store.interrupt_runs()  # 'running' with the lock free: the process that ran it died
         statuses = store.statuses()
         outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
         todo: list[PlannedRun] = []
@@ -136,6 +89,9 @@ def run_study(
             progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
             outcome.executed = [r.run_id for r in todo]
             executor.run_all(todo, store, progress)
+        except KeyboardInterrupt:
+            store.interrupt_runs()
+            raise
         finally:
             progress.close()
         outcome.results = store.results()

@@ -36,6 +36,13 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cnnlab.config.files import read_toml_text
+from cnnlab.config.identity import (
+    RUN_ID_LENGTH,
+    SETTINGS_ADDED_SINCE_V1,
+    identity_hash,
+    run_identity,
+    slugify,
+)
 from cnnlab.config.problems import describe_error
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import CnnlabError, ConfigError
@@ -57,13 +64,6 @@ from cnnlab.study.expand import (
     relative_value,
     scaled_config,
     set_dotted,
-)
-from cnnlab.study.identity import (
-    RUN_ID_LENGTH,
-    SETTINGS_ADDED_SINCE_V1,
-    identity_hash,
-    run_identity,
-    slugify,
 )
 
 __all__ = [

@@ -28,9 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.records import EPOCH_COLUMNS, EpochRow, RunSummary
+from cnnlab.records import EPOCH_COLUMNS, EpochRow, Provenance, RunSummary
+from cnnlab.study.lock import is_locked
 from cnnlab.study.results import RunResult, StudyResults
-from cnnlab.study.store_schema import DB_NAME, SCHEMA, SCHEMA_VERSION, VALUE_COLUMNS
+from cnnlab.study.store_schema import (
+    DB_NAME,
+    SCHEMA,
+    SCHEMA_VERSION,
+    UPGRADE_FROM_V1,
+    VALUE_COLUMNS,
+)
 
 
 class Store:
@@ -65,11 +72,16 @@ class Store:
                 return
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
             if version == 0:  # one script, one transaction: all tables or none
                 self.conn.executescript(
                     f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
                 )
+            elif version == 1:  # foreign keys off: the runs table is dropped and rebuilt
+                self.conn.executescript(
+                    f"BEGIN IMMEDIATE; {UPGRADE_FROM_V1} PRAGMA user_version={SCHEMA_VERSION};"
+                    " COMMIT;"
+                )
+            self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
             raise CnnlabError(f"{self.path}: not a readable study database ({exc})") from None
 
@@ -196,13 +208,19 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def start_run(self, run_id: str, device: str) -> None:
-        """Mark a run running (a new attempt): error and end time cleared."""
+    def start_run(self, run_id: str, device: str, provenance: Provenance | None = None) -> None:
+        """Mark a run running (a new attempt): error and end time cleared, its provenance
+        recorded."""
         with self._transaction():
             self.conn.execute(
                 "UPDATE runs SET status = 'running', started_at = ?, ended_at = NULL, error = NULL,"
-                " device = ?, attempts = attempts + 1 WHERE run_id = ?",
-                (time.time(), device, run_id),
+                " device = ?, attempts = attempts + 1, provenance_json = ? WHERE run_id = ?",
+                (
+                    time.time(),
+                    device,
+                    None if provenance is None else json.dumps(provenance.to_dict()),
+                    run_id,
+                ),
             )
             self.conn.execute("DELETE FROM finals WHERE run_id = ?", (run_id,))
 
@@ -256,6 +274,18 @@ class Store:
                 (time.time(), error, run_id),
             )
 
+    def interrupt_runs(self, run_ids: Iterable[str] | None = None) -> list[str]:
+        """Mark ``run_ids`` (default: every run) that are 'running' as 'interrupted': stopped
+        by Ctrl-C, or left by a killed process (the caller holds the study's lock)."""
+        running = [r for r, status in self.statuses().items() if status == "running"]
+        chosen = running if run_ids is None else [r for r in run_ids if r in set(running)]
+        with self._transaction():
+            self.conn.executemany(
+                "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE run_id = ?",
+                [(time.time(), r) for r in chosen],
+            )
+        return chosen
+
     def _put_artifacts(self, run_id: str, artifacts: Mapping[str, Path]) -> None:
         self.conn.executemany(
             "INSERT OR REPLACE INTO artifacts (run_id, kind, path) VALUES (?, ?, ?)",
@@ -297,6 +327,8 @@ class Store:
             runs=runs,
             study_dir=self.root,
             description=latest["description"],
+            file_path=latest["file_path"],
+            file_text=latest["file_text"],
         )
 
     def _run_result(self, run_id: str, variant: str | None) -> RunResult:
@@ -312,8 +344,13 @@ class Store:
         final = self.conn.execute(
             "SELECT summary_json FROM finals WHERE run_id = ?", (run_id,)
         ).fetchone()
+        # sqlite3.Row: `in` tests values, not column names
+        provenance = row["provenance_json"] if "provenance_json" in row.keys() else None  # noqa: SIM118
+        identity = json.loads(row["identity_json"])
         return RunResult(
             run_id=run_id,
+            identity=identity,
+            provenance=None if provenance is None else Provenance.from_dict(json.loads(provenance)),
             variant=variant or row["variant"],
             seed=int(row["seed"]),
             status=row["status"],
@@ -336,7 +373,12 @@ def load_results(
 ) -> StudyResults:
     """Read a study folder's results (see :meth:`Store.results`); the report's entry point."""
     with Store(study_dir, create=False) as store:
-        return store.results(only=only, all_runs=all_runs)
+        results = store.results(only=only, all_runs=all_runs)
+    if not is_locked(Path(study_dir)):  # no `cnnlab run` works there: nothing is running
+        for run in results.runs:
+            if run.status == "running":
+                run.status = "interrupted"
+    return results
 
 
 class _Transaction:

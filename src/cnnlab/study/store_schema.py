@@ -6,8 +6,39 @@ from cnnlab.records import EPOCH_COLUMNS
 from cnnlab.study.results import RUN_STATUSES
 
 DB_NAME = "study.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2: the 'interrupted' status and each run's provenance. Upgrading a version-1
+# database rebuilds its runs table (SQLite cannot change a CHECK constraint in place).
+RUNS_V1_COLUMNS = (
+    "run_id, variant, seed, config_json, config_hash, identity_json, status, started_at,"
+    " ended_at, device, error, run_dir, attempts"
+)
 VALUE_COLUMNS = EPOCH_COLUMNS[1:]
+
+
+def runs_table(name: str) -> str:
+    return RUNS_TABLE.format(name=name, statuses=", ".join(repr(s) for s in RUN_STATUSES))
+
+
+RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    run_id        TEXT PRIMARY KEY,
+    variant       TEXT NOT NULL,
+    seed          INTEGER NOT NULL,
+    config_json   TEXT NOT NULL,   -- the TrainConfig given to train(), model_dump(mode="json")
+    config_hash   TEXT NOT NULL,   -- sha256 of identity_json; run_id is its first 16 hex
+    identity_json TEXT NOT NULL,   -- the location-free settings the hash covers
+    status        TEXT NOT NULL CHECK (status IN ({statuses})),
+    started_at    REAL,            -- unix time, start of the latest attempt
+    ended_at      REAL,
+    device        TEXT NOT NULL DEFAULT '',
+    error         TEXT,
+    run_dir       TEXT NOT NULL,   -- relative to the study folder when inside it
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    provenance_json TEXT           -- records.Provenance of the latest attempt, at its start
+);
+"""
+RUNS = runs_table("runs")
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS studies (
@@ -30,22 +61,7 @@ CREATE TABLE IF NOT EXISTS plan (
     seed     INTEGER NOT NULL,
     PRIMARY KEY (study_id, position)
 );
-CREATE TABLE IF NOT EXISTS runs (
-    run_id        TEXT PRIMARY KEY,
-    variant       TEXT NOT NULL,
-    seed          INTEGER NOT NULL,
-    config_json   TEXT NOT NULL,   -- the TrainConfig given to train(), model_dump(mode="json")
-    config_hash   TEXT NOT NULL,   -- sha256 of identity_json; run_id is its first 16 hex
-    identity_json TEXT NOT NULL,   -- the location-free settings the hash covers
-    status        TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in RUN_STATUSES)})),
-    started_at    REAL,            -- unix time, start of the latest attempt
-    ended_at      REAL,
-    device        TEXT NOT NULL DEFAULT '',
-    error         TEXT,
-    run_dir       TEXT NOT NULL,   -- relative to the study folder when inside it
-    attempts      INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS epochs (
+{RUNS}CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     epoch  INTEGER NOT NULL,
     {", ".join(f"{c} REAL" for c in VALUE_COLUMNS)},
@@ -61,4 +77,11 @@ CREATE TABLE IF NOT EXISTS artifacts (
     path   TEXT NOT NULL,
     PRIMARY KEY (run_id, kind)
 );
+"""
+
+UPGRADE_FROM_V1 = f"""
+{runs_table("runs_v2")}
+INSERT INTO runs_v2 ({RUNS_V1_COLUMNS}) SELECT {RUNS_V1_COLUMNS} FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v2 RENAME TO runs;
 """

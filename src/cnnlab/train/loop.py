@@ -19,8 +19,9 @@ from typing import cast
 import torch
 from torch import nn
 
-from cnnlab import faults
+from cnnlab import faults, heartbeat
 from cnnlab.atomic import atomic_write_text
+from cnnlab.config.identity import RUN_ID_LENGTH, identity_hash, run_identity
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import DataCache
@@ -39,6 +40,7 @@ from cnnlab.models.registry import (
 from cnnlab.records import (
     ARTIFACTS,
     EpochRow,
+    Provenance,
     RunRecord,
     RunSummary,
     metrics_csv_text,
@@ -49,6 +51,7 @@ from cnnlab.train.averaging import WeightAverage
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnnlab.train.prepare import Loaders, make_loaders
 from cnnlab.train.progress import QuietReporter, Reporter
+from cnnlab.train.provenance import collect_provenance
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
 
 # Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
@@ -91,9 +94,11 @@ def train(
     resume: bool = False,
     reporter: Reporter | None = None,
     cache: DataCache | None = None,
+    provenance: Provenance | None = None,
 ) -> RunRecord:
     """Train per ``cfg`` into ``out_dir``; return its epoch rows and summary (also written
-    to metrics.csv and summary.json)."""
+    to metrics.csv and summary.json). ``provenance``: as the caller recorded it when the
+    run started (taken here otherwise)."""
     reporter = reporter or QuietReporter()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / ARTIFACTS["checkpoint"]
@@ -101,6 +106,8 @@ def train(
 
     precision = resolve_precision(cfg.precision, cfg.device)
     spec = resolve_model(cfg.model, cfg.model_args)
+    provenance = provenance or collect_provenance(precision)
+    identity = run_identity(config_dict(cfg), spec.model_dump(mode="json"))
     if data is None:
         data = (cache or DataCache()).dataset(cfg.dataset_ref, cfg.data_dir)
     loaders = make_loaders(cfg, data, precision, preferred_input_size(spec), cache)
@@ -188,6 +195,7 @@ def train(
             seconds = time.perf_counter() - started
             state.train_seconds += seconds
             eval_started = time.perf_counter()
+            heartbeat.doing(f"{cfg.model} seed {cfg.seed}: evaluating epoch {epoch}")
             row, test_logits = _evaluate_epoch(
                 model if average is None else average.model, loaders, precision, cfg.tta
             )
@@ -222,7 +230,10 @@ def train(
         save_predictions(out_dir, test_logits, loaders.test.labels, state.epoch)
         faults.reached("predictions")
     # Every file the checkpoint implies is rewritten from it, whatever point a kill hit.
-    record = RunRecord(_summary(cfg, state, summary_info, precision, loaders), state.history)
+    summary = _summary(cfg, state, summary_info, precision, loaders)
+    summary.identity, summary.provenance = identity, provenance
+    summary.run_id = identity_hash(identity)[:RUN_ID_LENGTH]
+    record = RunRecord(summary, state.history)
     write_run_files(out_dir, record)
     faults.reached("summary")
     return record
@@ -318,6 +329,10 @@ def _train_epoch(
                 )
             reporter.step(
                 i, mean_loss, correct.item() / seen, seen / (time.perf_counter() - started)
+            )
+            heartbeat.doing(
+                f"{cfg.model} seed {cfg.seed}: epoch {state.epoch + 1}/{cfg.epochs}, "
+                f"step {i}/{steps_per_epoch}, train loss {mean_loss:.4f}"
             )
     return loss_sum.item() / seen, correct.item() / seen, seen
 

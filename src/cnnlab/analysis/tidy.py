@@ -1,0 +1,94 @@
+"""A tidy per-run table: one row per run, one column per setting, metric, time and
+provenance field, for pandas, R or a spreadsheet (``cnnlab report DIR --format csv``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from cnnlab.analysis.settings import flatten
+from cnnlab.records import Provenance, RunSummary
+from cnnlab.study.results import RunResult, StudyResults
+
+RUN_COLUMNS = ["variant", "seed", "run_id", "status", "attempts", "error", "run_dir"]
+SUMMARY_COLUMNS = [
+    "final_test_acc", "final_test_loss", "final_train_acc", "final_train_loss",
+    "final_val_acc", "final_val_loss", "best_test_acc_optimistic", "best_test_epoch",
+    "epochs_trained", "stopped_early", "params", "macs_per_image", "precision",
+    "train_seconds", "step_seconds", "eval_seconds", "wall_seconds", "images_per_s",
+]  # fmt: skip
+PROVENANCE_COLUMNS = [f"provenance.{name}" for name in Provenance.__dataclass_fields__]
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _summary_values(s: RunSummary | None) -> dict[str, Any]:
+    if s is None:
+        return {}
+    f = s.final
+    return {
+        "final_test_acc": f.test_acc,
+        "final_test_loss": f.test_loss,
+        "final_train_acc": f.train_acc,
+        "final_train_loss": f.train_loss,
+        "final_val_acc": f.val_acc,
+        "final_val_loss": f.val_loss,
+        "best_test_acc_optimistic": s.best_test_acc_optimistic,
+        "best_test_epoch": s.best_test_epoch,
+        "epochs_trained": s.epochs,
+        "stopped_early": s.stopped_early,
+        "params": s.params,
+        "macs_per_image": s.macs_per_image,
+        "precision": s.precision,
+        "train_seconds": s.train_seconds,
+        "step_seconds": s.step_seconds,
+        "eval_seconds": s.eval_seconds,
+        "wall_seconds": s.wall_seconds,
+        "images_per_s": s.images_per_s,
+        **{f"final_test_acc.{d}": a for d, a in (f.test_acc_by_domain or {}).items()},
+    }
+
+
+def _settings(r: RunResult) -> dict[str, Any]:
+    config = dict(r.config)
+    args = config.pop("model_args", None) or {}
+    flat = {f"setting.{k}": v for k, v in flatten(config).items()}
+    flat.update({f"setting.model_args.{k}": v for k, v in sorted(args.items())})
+    return flat
+
+
+def runs_csv(results: StudyResults) -> str:
+    """The CSV text: the union of every run's columns, in a stable order."""
+    rows = []
+    for r in results.runs:
+        row: dict[str, Any] = {
+            "variant": r.variant,
+            "seed": r.seed,
+            "run_id": r.run_id,
+            "status": r.status,
+            "attempts": r.attempts,
+            "error": r.error,
+            "run_dir": str(r.run_dir),
+        }
+        row.update(_settings(r))
+        row.update(_summary_values(r.summary))
+        if r.provenance is not None:
+            row.update({f"provenance.{k}": v for k, v in r.provenance.to_dict().items()})
+        rows.append(row)
+    settings = list(dict.fromkeys(k for row in rows for k in row if k.startswith("setting.")))
+    domains = list(dict.fromkeys(k for row in rows for k in row if k.startswith("final_test_acc.")))
+    columns = RUN_COLUMNS + settings + SUMMARY_COLUMNS + domains + PROVENANCE_COLUMNS
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return buf.getvalue()
