@@ -29,18 +29,28 @@ def cnnlab(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-def test_nothing_is_announced_before_the_settings_and_data_are_checked(tmp_path):
+def test_nothing_is_announced_before_the_settings_and_data_are_checked(tmp_path, capsys):
     empty = tmp_path / "nodata"
     empty.mkdir()
-    done = cnnlab("train", "--dataset", "svhn", "--data-dir", str(empty), "--epochs", "1")
-    assert done.returncode == 2 and done.stdout == ""
-    (line,) = done.stderr.strip().splitlines()
+    assert main(["train", "--dataset", "svhn", "--data-dir", str(empty), "--epochs", "1"]) == 2
+    done = capsys.readouterr()
+    assert done.out == ""
+    (line,) = done.err.strip().splitlines()
     assert "svhn: dataset not found" in line
-    assert "`cnnlab data show svhn --download`" in line  # a command that has that flag
-    bad_arg = cnnlab("train", "--model-arg", "foo=1", "--data-dir", str(empty))
-    assert bad_arg.returncode == 2 and bad_arg.stdout == ""
-    assert "unknown argument 'foo'" in bad_arg.stderr
+    assert "`cnnlab data show svhn --download`" in " ".join(line.split())  # a command with it
+    assert main(["train", "--model-arg", "foo=1", "--data-dir", str(empty)]) == 2
+    bad_arg = capsys.readouterr()
+    assert bad_arg.out == "" and "unknown argument 'foo'" in bad_arg.err
     assert not (tmp_path / "runs").exists()
+    study = tmp_path / "study.toml"
+    study.write_text(
+        '[study]\nname = "s"\ndataset = "svhn"\nseeds = [0]\n[[variant]]\nname = "a"\n'
+    )
+    args = ["run", str(study), "--data-dir", str(empty), "--out", str(tmp_path / "out")]
+    assert main(args) == 2
+    ran = capsys.readouterr()
+    assert ran.out == "" and "svhn: dataset not found" in ran.err
+    assert not (tmp_path / "out").exists()
 
 
 def test_flag_errors_name_the_flag_in_plain_words(capsys):
@@ -51,22 +61,22 @@ def test_flag_errors_name_the_flag_in_plain_words(capsys):
     assert "--val-fraction = 1.5: must be less than 1" in capsys.readouterr().err
 
 
-def test_resume_with_only_the_run_folder_continues_with_its_settings(data_dir, tmp_path):
+def test_resume_with_only_the_run_folder_continues_with_its_settings(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     common = ["--data-dir", str(data_dir), "--model", "mlp", "--epochs", "2", "--seed", "3"]
     killed = cnnlab("train", *common, "--out", str(out), env={"CNNLAB_KILL_AT": "checkpoint@1"})
     assert killed.returncode != 0 and (out / "checkpoint.pt").is_file()
     assert not (out / "summary.json").exists()  # killed after epoch 1 of 2
 
-    resumed = cnnlab("train", "--out", str(out), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["epochs"], summary["seed"], summary["model"]) == (2, 3, "mlp")
 
-    other = cnnlab("train", "--out", str(out), "--resume", "--lr", "0.5")
-    assert other.returncode == 2 and "different settings (optimizer)" in other.stderr
-    nothing = cnnlab("train", "--out", str(tmp_path / "nope"), "--resume")
-    assert nothing.returncode == 2 and "holds no run to continue" in nothing.stderr
+    capsys.readouterr()
+    assert main(["train", "--out", str(out), "--resume", "--lr", "0.5"]) == 2
+    assert "different settings (optimizer)" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "nope"), "--resume"]) == 2
+    assert "holds no run to continue" in capsys.readouterr().err
 
 
 def test_config_takes_a_run_folder_or_its_config_json(data_dir, tmp_path, capsys):
@@ -101,21 +111,17 @@ def test_heartbeat_speaks_only_when_the_output_has_been_quiet():
     heartbeat.doing("ignored with no heartbeat running")
 
 
-def test_a_long_epoch_in_a_pipe_prints_heartbeat_lines(data_dir, tmp_path):
-    done = cnnlab(
-        "train", "--data-dir", str(data_dir), "--model", "lenet5", "--epochs", "2",
-        "--batch-size", "16", "--out", str(tmp_path / "run"),
-        env={"CNNLAB_HEARTBEAT_SECONDS": "0.3"},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    beats = [line for line in done.stdout.splitlines() if line.startswith("still working: ")]
-    assert beats, done.stdout
-    assert any("epoch" in b and "step" in b for b in beats) or any("loading" in b for b in beats)
-    quiet = cnnlab(
-        "train", "--data-dir", str(data_dir), "--model", "mlp", "--epochs", "1", "--quiet",
-        "--out", str(tmp_path / "quiet"), env={"CNNLAB_HEARTBEAT_SECONDS": "0.1"},
-    )  # fmt: skip
-    assert quiet.returncode == 0 and "still working" not in quiet.stdout
+def test_a_long_epoch_in_a_pipe_prints_heartbeat_lines(data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "0.2")  # captured stdout: not a terminal
+    args = ["train", "--data-dir", str(data_dir), "--model", "lenet5", "--epochs", "2"]
+    assert main([*args, "--batch-size", "16", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    beats = [line for line in out.splitlines() if line.startswith("still working: ")]
+    assert beats, out
+    assert all(("epoch" in b and "step" in b) or "evaluating" in b or "loading" in b for b in beats)
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "0.05")
+    assert main([*args, "--quiet", "--out", str(tmp_path / "quiet")]) == 0
+    assert "still working" not in capsys.readouterr().out
 
 
 def test_verbose_shows_what_cnnlab_logs_and_log_file_keeps_it(tmp_path):

@@ -21,6 +21,7 @@ from test_kill_points import study_file as study_file  # a fixture
 from cnnlab.cli import main
 from cnnlab.study.runner import run_study
 from cnnlab.study.spec import load_study
+from cnnlab.study.store import load_results
 
 # Loopback only, no usage report: set before Ray is imported (cnnlab's import_ray does too).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -59,6 +60,11 @@ def test_ray_gives_the_in_process_results_bit_for_bit(local_ray, study_file, ref
     run_study(load_study(study_file), tmp_path / "ray", executor=executor)
     assert outcome(tmp_path / "ray") == reference  # fp32, one thread per run on both sides
     assert len(executor.nodes) == 2  # both runs went through Ray
+    # Provenance is taken in the worker, when the run starts there, and reaches the store.
+    for run in load_results(tmp_path / "ray").runs:
+        assert run.provenance is not None and run.provenance == run.summary.provenance
+        assert run.provenance.device.startswith("cpu fp32") and run.provenance.host
+        assert run.summary.run_id == run.run_id
 
 
 def test_a_run_that_fails_is_recorded_once_and_not_retried(local_ray, study_file, tmp_path):

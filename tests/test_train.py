@@ -208,7 +208,7 @@ def test_config_file_with_flag_overrides(tmp_path):
     path.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not a text file"):
         load_config_file(path)
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigError, match="a folder without config"):
         load_config_file(tmp_path)
 
 

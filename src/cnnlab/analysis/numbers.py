@@ -20,12 +20,14 @@ import numpy as np
 from cnnlab import __version__
 from cnnlab.analysis import settings as settings_diff
 from cnnlab.analysis import stats
+from cnnlab.analysis.claims import ClaimVerdict, judge_claims
 from cnnlab.analysis.improvement import Improvement, improvement
 from cnnlab.analysis.power import Power, powers_against
 from cnnlab.analysis.prose import summarize
 from cnnlab.analysis.run_rows import RunRow
 from cnnlab.analysis.selection import best_variant, peeking_figures
 from cnnlab.records import EpochRow
+from cnnlab.study.claims import claims_of_text
 from cnnlab.study.results import RunResult, StudyResults
 
 SCHEMA = "cnnlab-report/1"
@@ -156,6 +158,7 @@ class StudyInfo:
     study_dir: str
     file_path: str = ""  # the study file as it was run ("" for run folders)
     file_text: str = ""
+    epochs_scale: float | None = None  # `cnnlab run --epochs-scale`: every run shortened
 
 
 @dataclass
@@ -178,6 +181,7 @@ class StudyNumbers:
     warnings: list[str] = field(default_factory=list)
     predictions: dict[str, Any] | None = None  # what write_report shows of the best run
     baseline_settings: dict[str, Any] = field(default_factory=dict)  # flattened
+    claims: list[ClaimVerdict] = field(default_factory=list)  # the study file's [[claim]]s
     figures: list[str] = field(default_factory=list)
 
     @property
@@ -197,6 +201,7 @@ class StudyNumbers:
             "confidence": self.confidence,
             "baseline": self.baseline,
             "baseline_settings": self.baseline_settings,
+            "claims": [c.to_dict() for c in self.claims],
             "best_variant": self.best_variant,
             "best_variant_by": self.best_variant_by,
             "peeks_at_test_set": peeking_figures(self.best_variant_by),
@@ -360,8 +365,10 @@ def analyze(
             str(results.study_dir),
             results.file_path,
             results.file_text,
+            results.options.get("epochs_scale"),
         ),
         baseline_settings=settings_diff.flatten(base_settings),
+        claims=judge_claims(claims_of_text(results.file_text, names), finals, alpha, confidence),
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,

@@ -172,6 +172,12 @@ def _method_warnings(numbers: StudyNumbers) -> list[str]:
 def summarize(numbers: StudyNumbers) -> tuple[list[str], list[str]]:
     """(summary sentences, warnings) of a study's numbers."""
     sentences, warnings = _baseline_sentences(numbers)
+    if numbers.claims:
+        counts = {}
+        for c in numbers.claims:
+            counts[c.verdict] = counts.get(c.verdict, 0) + 1
+        parts = [f"{n} {verdict}" for verdict, n in counts.items()]
+        sentences.insert(0, f"Claims tested: {len(numbers.claims)}; " + ", ".join(parts) + ".")
     sentences += _verdict_sentences(numbers)
     best, baseline = numbers.best_variant, numbers.baseline
     on = "validation" if numbers.best_variant_by == "validation" else "test"

@@ -24,6 +24,7 @@ from cnnlab.analysis.tables import (
     PROVENANCE_COLUMNS,
     SECONDARY_COLUMNS,
     baseline_settings_text,
+    claim_rows,
     display_rows,
     domain_rows,
     provenance_rows,
@@ -54,6 +55,11 @@ METHOD_NOTES = [
     "comparisons), finds 4 times in 5 with the observed spreads and seeds (noncentral t); "
     "beside it, how many seeds per side would find the observed difference that often. A "
     "'within noise' verdict says nothing about differences smaller than that.",
+    "Claims ([[claim]] in the study file) are tested on the final test accuracy and "
+    "Holm-adjusted as one family: better/worse by Welch's t-test; same by two one-sided "
+    "Welch tests against the claim's margin (equivalence); increasing/decreasing by "
+    "Kendall's tau between the position in the list and each run's accuracy "
+    "(Jonckheere-Terpstra); a peak by that trend test on both sides of it, both required.",
     "The best-epoch test accuracy picks the epoch by looking at the test set and is therefore "
     "optimistic; it is shown for reference, never compared.",
     "The train − test gap uses the running train accuracy of the last epoch (augmentation and "
@@ -93,6 +99,16 @@ def render_markdown(
     out.append("")
     if numbers.warnings:
         out += ["**Warnings**", ""] + [f"- ⚠ {w}" for w in numbers.warnings] + [""]
+    if numbers.claims:
+        out += ["## Claims", ""]
+        out += _md_table(
+            ["the claim", "its evidence", "measured here", "verdict", "why", "at"],
+            [
+                [c["says"], c["evidence"], c["measured"], c["verdict"], c["reason"], c["scale"]]
+                for c in claim_rows(numbers)
+            ],
+        )
+        out.append("")
     out += ["## Variants", ""]
     rows = display_rows(numbers)
     out += _md_table([c[1] for c in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in rows])
@@ -191,6 +207,14 @@ def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated
         domain_rows=domain_rows(numbers),
         domain_note=DOMAIN_NOTE,
         settings_rows=settings_rows(numbers),
+        claim_rows=claim_rows(numbers),
+        claim_tests=sorted({c.test for c in numbers.claims if c.test != "—"}),
+        claim_class={
+            "supported": "better",
+            "contradicted": "worse",
+            "not supported (within noise)": "noise",
+            "not measured": "few",
+        },
         peeks=peeking_figures(numbers.best_variant_by),
         baseline_settings=baseline_settings_text(numbers),
         provenance_columns=PROVENANCE_COLUMNS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cnnlab.analysis import stats
+from cnnlab.analysis.claims import ClaimVerdict
 from cnnlab.analysis.formatting import fmt_count, fmt_p, fmt_pct, fmt_pts, fmt_seconds
 from cnnlab.analysis.numbers import Sample, StudyNumbers, VariantNumbers
 from cnnlab.analysis.settings import show
@@ -210,6 +211,47 @@ def provenance_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
                 "cpu": p["cpu"],
                 "versions": f"{p['cnnlab']} · {p['torch']} · {p['python']} · {cuda}",
                 "git": git,
+            }
+        )
+    return rows
+
+
+def _claim_measure(c: ClaimVerdict) -> str:
+    if c.verdict == "not measured":
+        return "—"
+    p = fmt_p(c.p_holm)
+    if c.claim.form in ("better", "worse", "same"):
+        text = (
+            f"Δ {fmt_pts(c.diff)} [{fmt_pts(c.ci_low)}, {fmt_pts(c.ci_high)}] points, p (Holm) {p}"
+        )
+        if c.improvement is not None:
+            i = c.improvement
+            text += f", P(beats) {100 * i['estimate']:.0f}% [{100 * i['ci_low']:.0f}, {100 * i['ci_high']:.0f}]"
+        return text
+    means = " → ".join("—" if m is None else f"{100 * m:.2f}" for m in c.means.values())
+    return f"means {means}%, p (Holm) {p}"
+
+
+def claim_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
+    """Each claim: the words, the seed's evidence, the measurement, the verdict and why,
+    and the scale it was measured at (a short run can rank variants differently)."""
+    rows = []
+    epochs = {v.name: v.epochs.configured for v in numbers.variants}
+    scale = numbers.study.epochs_scale
+    for c in numbers.claims:
+        seeds = min(c.seeds.values(), default=0)
+        spans = sorted({e for v in c.claim.variants if (e := epochs.get(v)) is not None})
+        span = "—" if not spans else str(spans[0]) if len(spans) == 1 else f"{spans[0]}–{spans[-1]}"
+        where = f"{seeds} seeds, {span} epochs" + (f" (×{scale:g} of the file's)" if scale else "")
+        rows.append(
+            {
+                "says": c.claim.says,
+                "evidence": c.claim.evidence or "—",
+                "measured": _claim_measure(c),
+                "verdict": c.verdict,
+                "reason": c.reason,
+                "scale": where,
+                "test": c.test,
             }
         )
     return rows

@@ -104,8 +104,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def make_executor(args: argparse.Namespace) -> Executor | None:
-    """None for the in-process default; a RayExecutor (Ray imported) for --executor ray."""
+def make_executor(args: argparse.Namespace) -> Executor:
+    """The in-process executor by default; a RayExecutor (Ray imported) for --executor ray."""
     ray_only = {"--address": args.address, "--workers": args.workers}
     if args.executor != "ray":
         given = [flag for flag, value in ray_only.items() if value is not None]
@@ -113,7 +113,9 @@ def make_executor(args: argparse.Namespace) -> Executor | None:
             given.append("--cpus-per-run/--gpus-per-run")
         if given:
             raise CnnlabError(f"{', '.join(given)} need --executor ray")
-        return None
+        from cnnlab.study.executor import InProcessExecutor
+
+        return InProcessExecutor()
     if not (0 <= args.gpus_per_run <= 64):
         raise CnnlabError(f"--gpus-per-run {args.gpus_per_run}: use 0 to 64, e.g. 0.25 or 1")
     from cnnlab.study.ray_executor import RayExecutor, RaySettings
@@ -147,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary_table,
     )
     from cnnlab.study.spec import load_study
+    from cnnlab.study.store_schema import DB_NAME
 
     study = load_study(
         args.study,
@@ -161,6 +164,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
     executor = make_executor(args)
+    if not (out / DB_NAME).exists():
+        # A new study: a missing dataset or a model that cannot take the images is
+        # refused before anything is printed (run_study checks again, from the cache).
+        executor.check(study.plan(out.absolute()))
     if not args.quiet:
         console.print(
             escape(

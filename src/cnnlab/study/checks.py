@@ -18,7 +18,7 @@ from cnnlab.study.expand import format_value
 
 # Settings a study sets in one place only: the dataset in [study], the seed from seeds.
 STUDY_OWNED = ("dataset", "seed")
-TABLES = "[study], [defaults], [[variant]], [grid]"
+TABLES = "[study], [defaults], [[variant]], [grid], [[claim]]"
 
 
 @dataclass

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab import heartbeat
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, Provenance, RunSummary
 from cnnlab.study.executor import InProcessExecutor
@@ -292,6 +293,10 @@ class _Driver:
                     task = worker.run.remote(run, self.store.epochs_done(run.run_id))
                     busy[task] = (worker, run)
                     self.nodes[run.run_id] = self.node_of[worker]
+                    heartbeat.doing(
+                        f"{len(busy)} runs training on Ray workers: "
+                        + ", ".join(f"{r.variant} seed {r.seed}" for _, r in busy.values())
+                    )
                 ready, _ = ray.wait(list(busy), num_returns=1, timeout=0.2)
                 self.drain()
                 for task in ready:

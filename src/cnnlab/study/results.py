@@ -60,6 +60,9 @@ class StudyResults:
     description: str = ""
     file_path: str = ""  # the study file as it was last run ("" for run folders)
     file_text: str = ""
+    options: dict[str, Any] = field(
+        default_factory=dict
+    )  # `cnnlab run` overrides (epochs_scale, ...)
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]

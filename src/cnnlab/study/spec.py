@@ -53,6 +53,7 @@ from cnnlab.study.checks import (
     check_settings,
     file_problems,
 )
+from cnnlab.study.claims import Claim, parse_claims
 from cnnlab.study.expand import (
     absolute_dataset,
     baseline_of,
@@ -93,6 +94,7 @@ class StudyFile(_Strict):
     defaults: dict[str, Any] = Field(default_factory=dict)
     variant: list[dict[str, Any]] = Field(min_length=1)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    claim: list[Any] = Field(default_factory=list)  # checked by cnnlab.study.claims
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Study:
     seeds: list[int]
     baseline: str  # an expanded variant name
     variants: list[Variant]
+    claims: list[Claim]
     options: dict[str, Any]  # the overrides, as recorded in the store
     configs: dict[tuple[str, int], TrainConfig] = field(default_factory=dict, repr=False)
     identities: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -243,6 +246,7 @@ def load_study(
     all_variants = _expand(bases, grid, base, problems, own_keys)
     if not all_variants:
         problems.raise_if_any()
+    claims = parse_claims(parsed.claim, [v.name for v in all_variants], problems)
     baseline = ""
     try:
         baseline = baseline_of(section.baseline, all_variants, where)
@@ -261,6 +265,7 @@ def load_study(
         seeds=seed_list,
         baseline=baseline,
         variants=all_variants,
+        claims=claims,
         options={
             "dataset": study_dataset if dataset is not None else None,
             "seeds": list(seeds) if seeds is not None else None,

@@ -329,6 +329,7 @@ class Store:
             description=latest["description"],
             file_path=latest["file_path"],
             file_text=latest["file_text"],
+            options=json.loads(latest["options_json"]),
         )
 
     def _run_result(self, run_id: str, variant: str | None) -> RunResult:
