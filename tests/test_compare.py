@@ -146,3 +146,20 @@ def test_a_different_way_of_measuring_is_refused_too(tmp_path):
         run.summary = dataclasses.replace(run.summary, classes=["a", "b"])
     with pytest.raises(ConfigError, match="the test splits differ"):
         compare_studies(a, b)
+
+
+def test_run_folders_of_earlier_versions_are_grouped_from_their_config(trained, tmp_path):
+    """Summaries written before cnnlab 0.6 carry no run id or identity: both come from
+    config.json, and the seeds of one setting still form one variant."""
+    for seed in (0, 1):
+        copy = tmp_path / "old" / f"s{seed}"
+        shutil.copytree(trained["root"] / "mnist-mlp" / f"s{seed}", copy)
+        summary = json.loads((copy / "summary.json").read_text())
+        for key in ("run_id", "identity", "provenance"):
+            del summary[key]
+        (copy / "summary.json").write_text(json.dumps(summary))
+    results = load_any([tmp_path / "old"])
+    assert results.variants == ["mlp"] and [r.seed for r in results.runs] == [0, 1]
+    ids = [r.run_id for r in results.runs]
+    assert len(set(ids)) == 2 and all(len(i) == 16 for i in ids)
+    assert all(r.provenance is None for r in results.runs)

@@ -16,13 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.config.identity import (
-    IDENTITY_VERSION,
-    RUN_ID_LENGTH,
-    SETTINGS_ADDED_SINCE_V1,
-    canonical_json,
-    identity_hash,
-)
+from cnnlab.config.identity import RUN_ID_LENGTH, canonical_json, identity_hash, run_identity
 from cnnlab.errors import CnnlabError
 from cnnlab.records import ARTIFACTS, EpochRow, RunSummary
 from cnnlab.study.results import RunResult, StudyResults
@@ -47,14 +41,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _fallback_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`config.identity.run_identity` gives, without resolving the model (a
-    builtin's defaults are not filled in): for summaries written before cnnlab 0.6."""
-    settings = {k: v for k, v in config.items() if k not in ("data_dir", "model", "model_args")}
-    for key, default in SETTINGS_ADDED_SINCE_V1.items():
-        if settings.get(key) == default:
-            del settings[key]
-    settings["model"] = {"builtin": config.get("model"), "args": config.get("model_args") or {}}
-    return {"identity": IDENTITY_VERSION, "settings": settings}
+    """:func:`run_identity` without resolving the model (a builtin's defaults are not
+    filled in, a model file counts by its path): for summaries written before cnnlab 0.6."""
+    model = {"name": config.get("model"), "args": config.get("model_args") or {}}
+    return run_identity(config, model)
 
 
 def _history(path: Path) -> list[EpochRow]:
