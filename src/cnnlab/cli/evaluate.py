@@ -22,7 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset to test on (default: the one it was trained on)")
     p.add_argument("--data-dir", type=Path, default=None, help="default $CNNLAB_DATA")
     p.add_argument("--out", type=Path, help="confusion matrix PNG (default: beside the checkpoint)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default=None,
+        help="numeric precision (default: the one the run was trained with, so the figures "
+        "match its summary.json)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -40,7 +47,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.inference.evaluate import evaluate_checkpoint
 
     report = evaluate_checkpoint(
-        args.checkpoint, args.dataset, args.data_dir, args.out, args.device
+        args.checkpoint, args.dataset, args.data_dir, args.out, args.device, args.precision
     )
     title = f"{report.dataset}: accuracy {100 * report.accuracy:.2f}%, loss {report.loss:.4f}"
     console.print(_accuracy_table(title, "class", report.per_class))

@@ -117,8 +117,11 @@ class TrainConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
-            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        index = value.removeprefix("cuda:")
+        if value not in ("auto", "cpu", "cuda") and not (
+            value.startswith("cuda:") and index.isdigit() and index.isascii()
+        ):
+            raise ValueError("must be auto, cpu, cuda or cuda:N with N a GPU number, e.g. cuda:0")
         return value
 
     @field_validator("dataset")

@@ -1,7 +1,7 @@
 """Device and numeric-precision policy: which device, autocast dtype and memory layout.
 
-``auto`` is fast by default: on CUDA, AMP (bf16 where supported, else fp16 with
-a grad scaler) and channels_last; on a CPU with native bf16 (AVX-512 BF16 or
+``auto`` is fast by default: on CUDA, AMP (bf16 on GPUs of compute capability 8.0 and
+up, where it runs natively, else fp16 with a grad scaler) and channels_last; on a CPU with native bf16 (AVX-512 BF16 or
 AMX), bf16 autocast and channels_last; on a CPU without it, fp32 channels_last,
 since emulated bf16 is several times slower than fp32 there while channels_last
 still speeds up convolutions (measured: benchmarks/precision.py).
@@ -56,7 +56,26 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(
             f"device '{name}' requested but no CUDA GPU is available; use --device cpu or auto"
         )
+    if name.startswith("cuda:"):
+        index, count = int(name.removeprefix("cuda:")), torch.cuda.device_count()
+        if index >= count:
+            gpus = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise ConfigError(
+                f"device '{name}' requested but this machine has {count} GPU"
+                f"{'s' if count != 1 else ''} ({gpus}); choose one of them or --device auto"
+            )
     return torch.device(name)
+
+
+# bf16 has tensor cores from compute capability 8.0 (Ampere) on; on a V100 (7.0) or T4
+# (7.5) torch.cuda.is_bf16_supported() still says True (emulated), and bf16 is slower
+# than fp16 there.
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the run's own GPU (not the current one) computes bf16 natively."""
+    return tuple(torch.cuda.get_device_capability(device)) >= NATIVE_BF16_CAPABILITY
 
 
 def resolve_precision(precision: str, device_name: str = "auto") -> Precision:
@@ -71,9 +90,34 @@ def resolve_precision(precision: str, device_name: str = "auto") -> Precision:
     if precision != "auto":
         raise ConfigError(f"precision '{precision}' is not one of auto, fp32, bf16, fp16")
     if cuda:
-        if torch.cuda.is_bf16_supported():
+        if cuda_has_native_bf16(device):
             return Precision(device, torch.bfloat16, True, False)
         return Precision(device, torch.float16, True, True)
     if cpu_has_native_bf16():
         return Precision(device, torch.bfloat16, True, False)
     return Precision(device, None, True, False)
+
+
+def configure_backends(precision: Precision) -> None:
+    """Process-wide CUDA switches for a run of ``precision``.
+
+    fp32 means fp32: on Ampere and later, cuDNN convolutions would otherwise run in TF32
+    (10-bit mantissa) by default; and cuDNN's autotuner stays off, so the algorithm (and
+    the result) does not depend on a timing race. The mixed-precision paths (the fast
+    ones) let cuDNN pick the fastest algorithm for the fixed batch shapes.
+    """
+    if precision.device.type != "cuda":
+        return
+    exact = precision.autocast_dtype is None
+    torch.backends.cuda.matmul.allow_tf32 = not exact
+    torch.backends.cudnn.allow_tf32 = not exact
+    torch.backends.cudnn.benchmark = not exact
+
+
+def run_precision(
+    config: dict[str, object], device: str, precision: str | None = None
+) -> Precision:
+    """The precision to re-score a run with: the one it was trained with (its setting),
+    unless ``precision`` asks otherwise, so that `cnnlab evaluate` agrees with the run's
+    summary.json (an fp32 run is not re-scored in bf16 on a GPU)."""
+    return resolve_precision(precision or str(config.get("precision") or "auto"), device)

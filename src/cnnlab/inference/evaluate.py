@@ -18,7 +18,7 @@ from cnnlab.evaluation.metrics import (
     loss_and_accuracy,
     predict_logits,
 )
-from cnnlab.evaluation.precision import resolve_precision
+from cnnlab.evaluation.precision import run_precision
 from cnnlab.evaluation.saved import confusion_matrix
 from cnnlab.plots import plot_confusion
 from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
@@ -49,6 +49,7 @@ def predict_test_split(
     dataset: str | None = None,
     data_dir: Path | None = None,
     device: str = "auto",
+    precision_name: str | None = None,
 ) -> SplitPredictions:
     """Run ``ckpt`` over the test split of ``dataset`` (default: the one it was trained on)."""
     name = dataset or ckpt.config.get("dataset", "")
@@ -66,14 +67,14 @@ def predict_test_split(
         raise DataError(
             f"{name} has {len(data.classes)} classes but the model was trained on {len(ckpt.classes)}"
         )
-    precision = resolve_precision("auto", device)
+    precision = run_precision(ckpt.config, device, precision_name)
     model = ckpt.build_model().to(precision.device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = DeviceLoader(
         test,
         ckpt.normalization,
-        batch_size=1024,
+        batch_size=int(ckpt.config.get("eval_batch_size") or 1024),
         device=precision.device,
         channels_last=precision.channels_last,
     )
@@ -87,9 +88,10 @@ def evaluate_checkpoint(
     data_dir: Path | None = None,
     out: Path | None = None,
     device: str = "auto",
+    precision: str | None = None,
 ) -> Evaluation:
     ckpt = load_checkpoint(path)
-    result = predict_test_split(ckpt, dataset, data_dir, device)
+    result = predict_test_split(ckpt, dataset, data_dir, device, precision)
     name = result.dataset.name if dataset is None else dataset
     loss, acc = loss_and_accuracy(result.logits, result.labels)
     pred = result.logits.argmax(1).cpu().numpy()

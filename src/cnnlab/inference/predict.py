@@ -14,7 +14,7 @@ import torch
 
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.contract import normalize, tta_logits
-from cnnlab.evaluation.precision import resolve_precision
+from cnnlab.evaluation.precision import run_precision
 from cnnlab.inference.images import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -95,7 +95,7 @@ class Predictor:
 
     def __init__(self, ckpt: Checkpoint, device: str = "auto") -> None:
         self.classes = list(ckpt.classes)
-        self.precision = resolve_precision("auto", device)
+        self.precision = run_precision(ckpt.config, device)  # as the run was evaluated
         device_ = self.precision.device
         model = ckpt.build_model().to(device_)
         if self.precision.channels_last:

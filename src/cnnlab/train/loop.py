@@ -27,7 +27,7 @@ from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import DataCache
 from cnnlab.errors import ConfigError, RunFailed
 from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
-from cnnlab.evaluation.precision import Precision, resolve_precision
+from cnnlab.evaluation.precision import Precision, configure_backends, resolve_precision
 from cnnlab.evaluation.saved import load_predictions, save_predictions
 from cnnlab.models.layers import data_fitted_layers
 from cnnlab.models.registry import (
@@ -105,6 +105,7 @@ def train(
     previous = _previous_checkpoint(cfg, ckpt_path, resume)
 
     precision = resolve_precision(cfg.precision, cfg.device)
+    configure_backends(precision)
     spec = resolve_model(cfg.model, cfg.model_args)
     provenance = provenance or collect_provenance(precision)
     identity = run_identity(config_dict(cfg), spec.model_dump(mode="json"))
