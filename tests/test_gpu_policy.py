@@ -108,3 +108,29 @@ def test_evaluate_uses_the_runs_precision_and_eval_batch_size(data_dir, tmp_path
     report = evaluate_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert sizes == [50]
     assert report.accuracy == pytest.approx(record.summary.final.test_acc, abs=1e-9)
+
+
+def test_the_loss_scale_is_saved_with_the_checkpoint_and_restored_on_resume(
+    data_dir, tmp_path, monkeypatch
+):
+    """fp16 with loss scaling is a CUDA path; the same code runs here with the policy
+    stood in for (fp16 autocast and a GradScaler on the CPU)."""
+    from cnnlab.config.schema import make_config
+    from cnnlab.train import loop
+    from cnnlab.train.checkpoint import load_checkpoint
+
+    scaled = prec.Precision(torch.device("cpu"), torch.float16, False, True)
+    monkeypatch.setattr(loop, "resolve_precision", lambda *args: scaled)
+    cfg = make_config({"model": "mlp", "epochs": 1, "data_dir": str(data_dir)})
+    loop.train(cfg, tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt").scaler_state
+    assert saved is not None and saved["scale"] > 0 and "_growth_tracker" in saved
+
+    restored = []
+    real = torch.amp.GradScaler.load_state_dict
+    monkeypatch.setattr(
+        torch.amp.GradScaler, "load_state_dict",
+        lambda self, state: (restored.append(state), real(self, state))[1],
+    )  # fmt: skip
+    loop.train(cfg, tmp_path / "run", resume=True)
+    assert restored == [saved]

@@ -40,6 +40,9 @@ class Checkpoint:
     optimizer_state: dict[str, Any] | None = None
     trainer_state: dict[str, Any] | None = None  # early stopping, best metrics
     averaged_state_dict: dict[str, torch.Tensor] | None = None  # with ema_decay set
+    # fp16's loss scale and its growth tracker: a resumed run goes on with the scale it had
+    # reached instead of starting again from 2^16 (and skipping steps to find it).
+    scaler_state: dict[str, Any] | None = None
     source: str = ""  # the file it was read from, for messages; not saved
 
     def build_model(self) -> nn.Module:
@@ -78,6 +81,7 @@ def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
         "averaged_state_dict": None
         if ckpt.averaged_state_dict is None
         else {k: v.detach().cpu() for k, v in ckpt.averaged_state_dict.items()},
+        "scaler": ckpt.scaler_state,
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
@@ -109,6 +113,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         optimizer_state=payload.get("optimizer"),
         trainer_state=payload.get("trainer"),
         averaged_state_dict=payload.get("averaged_state_dict"),
+        scaler_state=payload.get("scaler"),
         source=str(path),
     )
 

@@ -165,10 +165,13 @@ def train(
                 "eval_seconds": state.eval_seconds,
             },
             averaged_state_dict=None if average is None else average.state_dict(),
+            scaler_state=None if scaler is None else scaler.state_dict(),
         )
 
     loss_fn = make_loss(cfg.label_smoothing)
     scaler = torch.amp.GradScaler(precision.device.type) if precision.grad_scaling else None
+    if scaler is not None and previous is not None and previous.scaler_state:
+        scaler.load_state_dict(previous.scaler_state)
     steps_per_epoch = len(loaders.train)
     total_steps = steps_per_epoch * cfg.epochs
     test_logits = None
