@@ -17,7 +17,7 @@ from typing import Any
 
 from cnnlab.analysis import settings as settings_diff
 from cnnlab.analysis import stats
-from cnnlab.analysis.numbers import done_runs, json_safe, variant_names
+from cnnlab.analysis.numbers import done_runs, json_safe, settings_of, variant_names
 from cnnlab.config.identity import canonical_json
 from cnnlab.errors import ConfigError
 from cnnlab.study.results import RunResult, StudyResults
@@ -78,13 +78,10 @@ class _Variant:
 
 
 def _variants(results: StudyResults) -> list[_Variant]:
-    out = []
-    for name in variant_names(results):
-        runs = done_runs(results, name)
-        every = [r for r in results.runs if r.variant == name]
-        known = [r.settings for r in every if r.settings is not None]
-        out.append(_Variant(name, known[0] if known else None, runs))
-    return out
+    return [
+        _Variant(name, settings_of(results, name), done_runs(results, name))
+        for name in variant_names(results)
+    ]
 
 
 def _pairs(

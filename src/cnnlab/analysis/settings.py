@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
+from cnnlab.config.identity import flatten
+
+__all__ = ["MISSING", "describe", "differences", "flatten", "show"]
+
 MISSING = "—"
-
-
-def flatten(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Dotted keys ("optimizer.lr"); the model as its name plus one key per argument
-    ("model.batch_norm"), a model file's layers as a short hash."""
-    out: dict[str, Any] = {}
-    for key, value in (settings or {}).items():
-        if key == "model" and isinstance(value, dict):
-            if "builtin" in value:
-                out["model"] = value["builtin"]
-                for arg, v in sorted((value.get("args") or {}).items()):
-                    out[f"model.{arg}"] = v
-            else:
-                text = json.dumps(value, sort_keys=True)
-                out["model"] = f"layers #{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-        elif isinstance(value, dict):
-            out.update({f"{key}.{k}": v for k, v in flatten(value).items()})
-        else:
-            out[key] = value
-    return out
 
 
 def differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -92,11 +92,13 @@ def _reach(v: VariantNumbers) -> str:
     return text
 
 
+def _chance(estimate: float, low: float, high: float) -> str:
+    return f"{100 * estimate:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
 def _improvement(v: VariantNumbers) -> str:
     i = v.improvement
-    if i is None:
-        return "—"
-    return f"{100 * i.estimate:.0f}% [{100 * i.ci_low:.0f}, {100 * i.ci_high:.0f}]"
+    return "—" if i is None else _chance(i.estimate, i.ci_low, i.ci_high)
 
 
 def _detectable(v: VariantNumbers) -> str:
@@ -226,7 +228,7 @@ def _claim_measure(c: ClaimVerdict) -> str:
         )
         if c.improvement is not None:
             i = c.improvement
-            text += f", P(beats) {100 * i['estimate']:.0f}% [{100 * i['ci_low']:.0f}, {100 * i['ci_high']:.0f}]"
+            text += f", P(beats) {_chance(i['estimate'], i['ci_low'], i['ci_high'])}"
         return text
     means = " → ".join("—" if m is None else f"{100 * m:.2f}" for m in c.means.values())
     return f"means {means}%, p (Holm) {p}"

@@ -53,3 +53,23 @@ def slugify(name: str) -> str:
     """A folder-safe form of a variant name: "+dropout lr=0.1" -> "dropout-lr-0.1"."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
     return slug[:60] or "variant"
+
+
+def flatten(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's settings (an identity's ``settings``) with dotted keys ("optimizer.lr"); the model as its name plus one key per argument
+    ("model.batch_norm"), a model file's layers as a short hash."""
+    out: dict[str, Any] = {}
+    for key, value in (settings or {}).items():
+        if key == "model" and isinstance(value, dict):
+            if "builtin" in value:
+                out["model"] = value["builtin"]
+                for arg, v in sorted((value.get("args") or {}).items()):
+                    out[f"model.{arg}"] = v
+            else:
+                text = json.dumps(value, sort_keys=True)
+                out["model"] = f"layers #{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+        elif isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in flatten(value).items()})
+        else:
+            out[key] = value
+    return out

@@ -121,13 +121,16 @@ class InProcessExecutor:
 
     def __init__(self) -> None:
         self.data = DataCache()
+        # (dataset, model identity) pairs whose model was built on the data: a second
+        # check of the same runs (the CLI's, then run_study's) builds nothing again.
+        self.checked: set[tuple[str, str]] = set()
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
         from cnnlab.data.arrays import Split
         from cnnlab.evaluation.contract import shape_for_model
         from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
 
-        checked: set[tuple[str, str]] = set()
+        checked = self.checked
         for run in runs:
             cfg = run.config
             data = self.data.dataset(cfg.dataset, cfg.data_dir)

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.config.identity import RUN_ID_LENGTH, canonical_json, identity_hash, run_identity
+from cnnlab.config.identity import (
+    RUN_ID_LENGTH,
+    canonical_json,
+    flatten,
+    identity_hash,
+    run_identity,
+)
 from cnnlab.errors import CnnlabError
 from cnnlab.records import ARTIFACTS, EpochRow, RunSummary
 from cnnlab.study.results import RunResult, StudyResults
@@ -91,30 +97,26 @@ def read_run_folder(folder: Path) -> RunResult:
     )
 
 
-def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict) and key != "model":
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = canonical_json(value)
-    return out
+def _values(settings: dict[str, Any] | None) -> dict[str, str]:
+    """Dotted settings as text, the model (its name and every argument) as one value."""
+    rest = flatten({k: v for k, v in (settings or {}).items() if k != "model"})
+    return {k: canonical_json(v) for k, v in rest.items()} | {
+        "model": canonical_json((settings or {}).get("model"))
+    }
 
 
 def _variant_names(groups: list[list[RunResult]]) -> list[str]:
     """Each group named by the settings that tell it from the others ("lr=0.01")."""
-    flats = [_flat(g[0].settings or {}) for g in groups]
     if len(groups) == 1:
         return [str(groups[0][0].config.get("model", "run"))]
+    flats = [_values(g[0].settings) for g in groups]
     keys = sorted({k for f in flats for k in f if len({g.get(k) for g in flats}) > 1})
     names = []
     for group, flat in zip(groups, flats, strict=True):
-        parts = []
-        for key in keys:
-            value = flat.get(key, "-")
-            if key == "model":
-                value = str(group[0].config.get("model"))
-            parts.append(f"{key.removeprefix('optimizer.')}={value.strip(chr(34))}")
+        shown = {**flat, "model": str(group[0].config.get("model"))}
+        parts = [
+            f"{key.removeprefix('optimizer.')}={shown.get(key, '-').strip(chr(34))}" for key in keys
+        ]
         names.append(", ".join(parts)[:80] or group[0].run_dir.name)
     for i, name in enumerate(names):  # settings that print alike (very long values)
         if names.count(name) > 1:

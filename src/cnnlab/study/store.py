@@ -277,8 +277,8 @@ class Store:
     def interrupt_runs(self, run_ids: Iterable[str] | None = None) -> list[str]:
         """Mark ``run_ids`` (default: every run) that are 'running' as 'interrupted': stopped
         by Ctrl-C, or left by a killed process (the caller holds the study's lock)."""
-        running = [r for r, status in self.statuses().items() if status == "running"]
-        chosen = running if run_ids is None else [r for r in run_ids if r in set(running)]
+        running = {r for r, status in self.statuses().items() if status == "running"}
+        chosen = sorted(running) if run_ids is None else [r for r in run_ids if r in running]
         with self._transaction():
             self.conn.executemany(
                 "UPDATE runs SET status = 'interrupted', ended_at = ? WHERE run_id = ?",
