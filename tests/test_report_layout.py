@@ -44,6 +44,9 @@ def measure(report: Path, width: int, tmp_path: Path) -> dict:
     done = subprocess.run(
         [
             str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            # nothing but the file: no update checks, sync or first-run traffic
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run",
             f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width + 100},1200",
             "--dump-dom", outer.as_uri(),
         ],
