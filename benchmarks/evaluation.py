@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import Result, best_rate, script_main
-from reference import reference_loader
+from reference import reference_loader, to_device
 
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays, Split
@@ -101,7 +101,7 @@ def plain_eval(model: torch.nn.Module, loader: torch.utils.data.DataLoader) -> t
     outs = []
     with torch.no_grad():
         for x, _ in loader:
-            outs.append(model(x.to(device)))
+            outs.append(model(to_device(x, device)))
     return torch.cat(outs)
 
 
@@ -117,7 +117,7 @@ def bench_case(case: Case, data: DatasetArrays, device: torch.device, quick: boo
         batch = min(REFERENCE_BATCH, count)
         return reference_loader(
             images[:count], data.test.labels[:count], [], norm.mean, norm.std, batch, workers,
-            train=False,
+            train=False, device=device,
         )  # fmt: skip
 
     ours.warm_up(WARM_UP)  # threads, allocator, kernels: a small pass on each side

@@ -23,9 +23,17 @@ from train import CASES, cnnlab_run, sized
 
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import load_dataset
-from cnnlab.evaluation.precision import cpu_has_native_bf16
+from cnnlab.evaluation.precision import cpu_has_native_bf16, cuda_has_native_bf16
 
 TARGETS = {"vgg-128": 0.6, "fast-128": 0.7}  # issue 5: the VGG-style net, the fast recipe
+
+
+def half_dtype(device: torch.device) -> torch.dtype:
+    """The half precision cnnlab's auto trains in on ``device``: bf16 where it is native
+    (and on a CPU), fp16 on GPUs before compute capability 8.0."""
+    if device.type == "cuda" and not cuda_has_native_bf16(device):
+        return torch.float16
+    return torch.bfloat16
 
 
 def matmul_size(dtype: torch.dtype, device: torch.device, quick: bool) -> int:
@@ -56,7 +64,9 @@ def measure(
     quick: bool = False, data_dir: Path | None = None, device: torch.device | None = None
 ) -> list[Result]:
     device = device or torch.device("cpu")
-    dtypes = (torch.bfloat16, torch.float32)
+    half = half_dtype(device)
+    half_name = "bf16" if half is torch.bfloat16 else "fp16"
+    dtypes = (half, torch.float32)
     peaks = {d: matmul_peak(d, device, quick) for d in dtypes}
     runs = []
     datasets: dict[str, DatasetArrays] = {}  # both cases train on CIFAR-10: load it once
@@ -74,7 +84,7 @@ def measure(
             rate = max(rate, summary["images_per_s"])
         runs.append((name, case, summary, rate))
     peaks = {d: max(peaks[d], matmul_peak(d, device, quick)) for d in dtypes}
-    native = device.type == "cuda" or cpu_has_native_bf16()
+    native = device.type == "cuda" or cpu_has_native_bf16()  # fp16 on a GPU is native
     results = []
     for name, case, summary, rate in runs:
         flops = summary["macs_per_image"] * 6 * rate
@@ -84,12 +94,12 @@ def measure(
             f"({summary['precision']}, b{case.batch_size})"
         )
         # The target applies against the peak of the dtype cnnlab trains in here.
-        trains_in = "fp32" if "fp32" in summary["precision"] else "bf16"
-        for dtype, kind in ((torch.bfloat16, "bf16"), (torch.float32, "fp32")):
+        trains_in = str(summary["precision"]).split()[1]  # "cuda fp16 channels_last"
+        for dtype, kind in ((half, half_name), (torch.float32, "fp32")):
             note = work if kind == trains_in else f"training runs {trains_in}, no target"
-            if kind == "bf16":
-                note += "; bf16 " + (
-                    "native" if native else "emulated (no native bf16): a low peak"
+            if kind != "fp32":
+                note += f"; {kind} " + (
+                    "native" if native else f"emulated (no native {kind}): a low peak"
                 )
             results.append(
                 Result(

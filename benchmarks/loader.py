@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from common import Result, add_common_args, run_main, sync
-from reference import reference_loader
+from reference import reference_loader, to_device
 from torchvision import transforms as T
 
 from cnnlab.data.augment import build_augment, parse_augment
@@ -52,7 +52,7 @@ def time_batches(batches: Callable[[], Iterable], limit: int, device: torch.devi
     seen = 0
     start = time.perf_counter()
     for x, _ in it:
-        x = x.to(device)
+        x = to_device(x, device)
         seen += len(x)
         if seen >= limit:
             break
@@ -94,6 +94,7 @@ def bench_case(
             batch,
             workers,
             erase,
+            device=device,
         )
     rates = dict.fromkeys(loaders, 0.0)
     for _ in range(rounds):

@@ -30,7 +30,7 @@ from common import Result, add_common_args, run_main, sync
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import load_dataset
-from cnnlab.evaluation.precision import Precision, resolve_precision
+from cnnlab.evaluation.precision import Precision, cuda_has_native_bf16, resolve_precision
 from cnnlab.models.registry import build_model, resolve_model
 from cnnlab.records import EPOCH_COLUMNS
 from cnnlab.train import loop
@@ -45,7 +45,7 @@ class Setting:
 
 def settings(device: torch.device) -> list[Setting]:
     half = torch.bfloat16
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if device.type == "cuda" and not cuda_has_native_bf16(device):
         half = torch.float16
     name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[half]
     out = []

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import Result, add_common_args, run_main, sync
-from reference import reference_loader
+from reference import reference_loader, to_device
 from torchvision import transforms as T
 
 from cnnlab.config.schema import make_config
@@ -139,6 +139,7 @@ class Reference:
             norm.std,
             case.batch_size,
             workers,
+            device=device,
         )
         torch.manual_seed(0)
         self.model = build_model(spec, images.shape[1:], len(data.classes)).to(device)
@@ -154,7 +155,7 @@ class Reference:
         start = time.perf_counter()
         seen = 0
         for x, y in itertools.islice(self.loader, k):
-            x, y = x.to(self.device), y.to(self.device)
+            x, y = to_device(x, self.device), to_device(y, self.device)
             self.optimizer.zero_grad()
             loss = self.loss_fn(self.model(x), y)
             loss.backward()

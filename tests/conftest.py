@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fakedata import idx_bytes
 
 REAL_DATA = Path(os.environ["CNNLAB_DATA"]) if os.environ.get("CNNLAB_DATA") else None
@@ -58,3 +59,20 @@ def real_data() -> Path:
     if REAL_DATA is None or not (REAL_DATA / "mnist").is_dir():
         pytest.skip("real data not found: set CNNLAB_DATA to a folder holding mnist/")
     return REAL_DATA
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """A machine with GPUs of the given compute capabilities (cuda:0, cuda:1, ...)."""
+
+    def install(*capabilities: tuple[int, int]) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
+        monkeypatch.setattr(
+            torch.cuda, "get_device_capability",
+            lambda device=None: capabilities[torch.device(device).index or 0],
+        )  # fmt: skip
+        # What the old policy asked: True even on a V100, where bf16 is emulated.
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+
+    return install

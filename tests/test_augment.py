@@ -54,8 +54,8 @@ OPS: dict[str, Callable[[], Callable[[torch.Tensor, torch.Generator], torch.Tens
 }
 # Recolouring leaves colour images as they are: these ops get gray images in 3 channels.
 GRAY_INPUT = {"recolor", "recolor_gray_texture", "everything_new"}
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="no CUDA device"))]  # fmt: skip
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device")])]  # fmt: skip
 
 
 def gen(seed: int, device: str = "cpu") -> torch.Generator:

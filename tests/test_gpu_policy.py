@@ -10,23 +10,6 @@ from cnnlab.errors import ConfigError
 from cnnlab.evaluation import precision as prec
 
 
-@pytest.fixture
-def gpus(monkeypatch):
-    """A machine with GPUs of the given compute capabilities (cuda:0, cuda:1, ...)."""
-
-    def install(*capabilities: tuple[int, int]) -> None:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(capabilities))
-        monkeypatch.setattr(
-            torch.cuda, "get_device_capability",
-            lambda device=None: capabilities[torch.device(device).index or 0],
-        )  # fmt: skip
-        # What the old policy asked: True even on a V100, where bf16 is emulated.
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-
-    return install
-
-
 def test_auto_picks_bf16_only_on_gpus_that_compute_it_natively(gpus):
     gpus((7, 0), (8, 0))  # a V100 as cuda:0, an A100 as cuda:1
     v100 = prec.resolve_precision("auto", "cuda:0")

@@ -63,6 +63,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)",
     )
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument(
+        "--allow-device-change",
+        action="store_true",
+        help="resume interrupted runs although this machine resolves device/precision auto "
+        "differently from their start (e.g. begun on a CPU, continued on a GPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     scale = p.add_argument_group(
@@ -115,7 +121,7 @@ def make_executor(args: argparse.Namespace) -> Executor:
             raise CnnlabError(f"{', '.join(given)} need --executor ray")
         from cnnlab.study.executor import InProcessExecutor
 
-        return InProcessExecutor()
+        return InProcessExecutor(args.allow_device_change)
     if not (0 <= args.gpus_per_run <= 64):
         raise CnnlabError(f"--gpus-per-run {args.gpus_per_run}: use 0 to 64, e.g. 0.25 or 1")
     from cnnlab.study.ray_executor import RayExecutor, RaySettings
@@ -126,6 +132,7 @@ def make_executor(args: argparse.Namespace) -> Executor:
             workers=args.workers,
             cpus_per_run=args.cpus_per_run,
             gpus_per_run=args.gpus_per_run,
+            allow_device_change=args.allow_device_change,
         )
     )
 

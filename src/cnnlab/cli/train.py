@@ -62,6 +62,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="continue the run in --out from its checkpoint, with the settings it was "
         "started with (flags given too must agree with them)",
     )
+    p.add_argument(
+        "--allow-device-change",
+        action="store_true",
+        help="with --resume: go on although this machine resolves --device/--precision auto "
+        "differently from the run's start (e.g. CPU then GPU); its numbers will then differ "
+        "from an uninterrupted run's",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -109,7 +116,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             escape(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
         )
     record = train(
-        cfg, out, data=data, resume=args.resume, reporter=make_reporter(args.quiet, console)
+        cfg,
+        out,
+        data=data,
+        resume=args.resume,
+        reporter=make_reporter(args.quiet, console),
+        allow_device_change=args.allow_device_change,
     )
     plot_run_curves(
         record.history, out / ARTIFACTS["curves"], title=f"{cfg.model} on {cfg.dataset}"

@@ -13,7 +13,9 @@ IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
 # Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
 # set to something else, so runs recorded before they existed keep their ids and results.
-SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {"ema_decay": None, "tta": "none", "compile": False}
+SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
+    "ema_decay": None, "tta": "none", "compile": False, "deterministic": False,
+}  # fmt: skip
 
 
 def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:

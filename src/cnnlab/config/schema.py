@@ -106,6 +106,11 @@ class TrainConfig(_Strict):
         "auto", description="numeric precision (auto: fastest measured for the device)"
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    deterministic: bool = Field(
+        False,
+        description="deterministic cuDNN/cuBLAS algorithms: on CUDA a repeated or resumed run "
+        "gives the same numbers, at some speed (CPU runs are deterministic anyway)",
+    )
     seed: int = Field(
         0, ge=0, lt=2**32, description="fixes init, shuffling and augmentation (0 to 2^32 - 1)"
     )

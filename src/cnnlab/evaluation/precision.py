@@ -11,6 +11,7 @@ still speeds up convolutions (measured: benchmarks/precision.py).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -98,26 +99,66 @@ def resolve_precision(precision: str, device_name: str = "auto") -> Precision:
     return Precision(device, None, True, False)
 
 
-def configure_backends(precision: Precision) -> None:
-    """Process-wide CUDA switches for a run of ``precision``.
+# cuBLAS reuses its workspace across streams unless told a fixed layout; deterministic
+# algorithms then raise. Read when cuBLAS initialises, so it is set before the first matmul.
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
+def configure_backends(precision: Precision, deterministic: bool = False) -> None:
+    """Process-wide switches for a run of ``precision``.
 
     fp32 means fp32: on Ampere and later, cuDNN convolutions would otherwise run in TF32
     (10-bit mantissa) by default; and cuDNN's autotuner stays off, so the algorithm (and
     the result) does not depend on a timing race. The mixed-precision paths (the fast
-    ones) let cuDNN pick the fastest algorithm for the fixed batch shapes.
+    ones) let cuDNN pick the fastest algorithm for the fixed batch shapes, unless the run
+    is ``deterministic``: then every algorithm is a deterministic one (torch raises on an
+    operation that has none) and the autotuner stays off.
     """
+    torch.use_deterministic_algorithms(deterministic)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
     if precision.device.type != "cuda":
         return
     exact = precision.autocast_dtype is None
     torch.backends.cuda.matmul.allow_tf32 = not exact
     torch.backends.cudnn.allow_tf32 = not exact
-    torch.backends.cudnn.benchmark = not exact
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not (exact or deterministic)
+
+
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_record(precision: Precision) -> dict[str, object]:
+    """What a run resolved ``auto`` to, as plain values for its checkpoint."""
+    dtype = next(k for k, v in _DTYPES.items() if v == precision.autocast_dtype)
+    return {
+        "device": precision.device.type,
+        "dtype": dtype,
+        "channels_last": precision.channels_last,
+        "grad_scaling": precision.grad_scaling,
+        "label": precision.label,
+    }
 
 
 def run_precision(
-    config: dict[str, object], device: str, precision: str | None = None
+    config: dict[str, object],
+    device: str,
+    precision: str | None = None,
+    trained_on: dict[str, object] | None = None,
 ) -> Precision:
-    """The precision to re-score a run with: the one it was trained with (its setting),
-    unless ``precision`` asks otherwise, so that `cnnlab evaluate` agrees with the run's
-    summary.json (an fp32 run is not re-scored in bf16 on a GPU)."""
+    """The precision to re-score a run with: the one it was trained with, unless
+    ``precision`` asks otherwise, so that `cnnlab evaluate` agrees with the run's
+    summary.json (an fp32 run is not re-scored in bf16 on a GPU). ``trained_on`` (the
+    checkpoint's :func:`precision_record`) is used exactly when the device is of the same
+    kind; else the run's setting is resolved for this device."""
+    if precision is None and trained_on and trained_on.get("dtype") in _DTYPES:
+        here = resolve_device(device)
+        if here.type == trained_on.get("device"):
+            return Precision(
+                here,
+                _DTYPES[str(trained_on["dtype"])],
+                bool(trained_on.get("channels_last")),
+                bool(trained_on.get("grad_scaling")) and here.type == "cuda",
+            )
     return resolve_precision(precision or str(config.get("precision") or "auto"), device)

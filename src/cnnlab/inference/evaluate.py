@@ -67,7 +67,7 @@ def predict_test_split(
         raise DataError(
             f"{name} has {len(data.classes)} classes but the model was trained on {len(ckpt.classes)}"
         )
-    precision = run_precision(ckpt.config, device, precision_name)
+    precision = run_precision(ckpt.config, device, precision_name, ckpt.trained_on)
     model = ckpt.build_model().to(precision.device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)

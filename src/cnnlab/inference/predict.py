@@ -95,7 +95,7 @@ class Predictor:
 
     def __init__(self, ckpt: Checkpoint, device: str = "auto") -> None:
         self.classes = list(ckpt.classes)
-        self.precision = run_precision(ckpt.config, device)  # as the run was evaluated
+        self.precision = run_precision(ckpt.config, device, trained_on=ckpt.trained_on)
         device_ = self.precision.device
         model = ckpt.build_model().to(device_)
         if self.precision.channels_last:
@@ -109,7 +109,9 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> torch.Tensor:
         """Softmax probabilities (N, classes) on the CPU for float (N, C, H, W) in [0, 1]."""
-        x = torch.from_numpy(images).to(self.precision.device)
+        x = torch.from_numpy(images)
+        if self.precision.device.type == "cuda":  # page-locked, so the copy runs asynchronously
+            x = x.pin_memory().to(self.precision.device, non_blocking=True)
         x = normalize(x, self.normalization)
         if self.precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

@@ -119,8 +119,10 @@ class InProcessExecutor:
     Its runs share one :class:`DataCache`: every run of a study trains on the same arrays.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, allow_device_change: bool = False) -> None:
         self.data = DataCache()
+        # Resume runs begun on another kind of device or precision (train.resume).
+        self.allow_device_change = allow_device_change
         # (dataset, model identity) pairs whose model was built on the data: a second
         # check of the same runs (the CLI's, then run_study's) builds nothing again.
         self.checked: set[tuple[str, str]] = set()
@@ -191,6 +193,7 @@ class InProcessExecutor:
                     reporter=reporter,
                     cache=self.data,
                     provenance=provenance,
+                    allow_device_change=self.allow_device_change,
                 )
                 plots.plot_run_curves(
                     record.history,

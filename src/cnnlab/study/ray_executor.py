@@ -61,6 +61,7 @@ class RaySettings:
     workers: int | None = None  # runs at once (default: what the resources allow)
     cpus_per_run: int = 1  # torch threads of each run
     gpus_per_run: float = 0.0  # 0.25 packs four runs on one GPU
+    allow_device_change: bool = False  # resume runs begun on another kind of device
 
 
 class _EventStore:
@@ -124,12 +125,12 @@ class _EventReporter:
 class RunWorker:
     """A Ray actor: keeps torch imported and the datasets loaded across its runs."""
 
-    def __init__(self, threads: int, events: Any) -> None:
+    def __init__(self, threads: int, events: Any, allow_device_change: bool = False) -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.events = events
-        self.inner = InProcessExecutor()
+        self.inner = InProcessExecutor(allow_device_change)
 
     def sees(self, path: str) -> str | None:
         """None when ``path`` exists here, else this node's address (for the error)."""
@@ -266,7 +267,10 @@ class _Driver:
         """Start ``count`` workers at once (each imports torch: seconds) and check that
         every one sees the study folder."""
         workers = [
-            self.actor_class.remote(self.settings.cpus_per_run, self.events) for _ in range(count)
+            self.actor_class.remote(
+                self.settings.cpus_per_run, self.events, self.settings.allow_device_change
+            )
+            for _ in range(count)
         ]
         db = str(Path(self.store.root) / DB_NAME)
         answers = self.ray.get(

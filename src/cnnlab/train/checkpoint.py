@@ -43,6 +43,9 @@ class Checkpoint:
     # fp16's loss scale and its growth tracker: a resumed run goes on with the scale it had
     # reached instead of starting again from 2^16 (and skipping steps to find it).
     scaler_state: dict[str, Any] | None = None
+    # What "auto" resolved to (evaluation.precision.precision_record): a resume on another
+    # kind of machine is refused, and evaluate re-scores in exactly this precision.
+    trained_on: dict[str, Any] | None = None
     source: str = ""  # the file it was read from, for messages; not saved
 
     def build_model(self) -> nn.Module:
@@ -82,6 +85,7 @@ def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
         if ckpt.averaged_state_dict is None
         else {k: v.detach().cpu() for k, v in ckpt.averaged_state_dict.items()},
         "scaler": ckpt.scaler_state,
+        "trained_on": ckpt.trained_on,
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
@@ -114,6 +118,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
         trainer_state=payload.get("trainer"),
         averaged_state_dict=payload.get("averaged_state_dict"),
         scaler_state=payload.get("scaler"),
+        trained_on=payload.get("trained_on")
+        if isinstance(payload.get("trained_on"), dict)
+        else None,
         source=str(path),
     )
 

@@ -22,12 +22,17 @@ from torch import nn
 from cnnlab import faults, heartbeat
 from cnnlab.atomic import atomic_write_text
 from cnnlab.config.identity import RUN_ID_LENGTH, identity_hash, run_identity
-from cnnlab.config.schema import TrainConfig, config_dict, make_config
+from cnnlab.config.schema import TrainConfig, config_dict
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.registry import DataCache
-from cnnlab.errors import ConfigError, RunFailed
+from cnnlab.errors import RunFailed
 from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
-from cnnlab.evaluation.precision import Precision, configure_backends, resolve_precision
+from cnnlab.evaluation.precision import (
+    Precision,
+    configure_backends,
+    precision_record,
+    resolve_precision,
+)
 from cnnlab.evaluation.saved import load_predictions, save_predictions
 from cnnlab.models.layers import data_fitted_layers
 from cnnlab.models.registry import (
@@ -48,11 +53,12 @@ from cnnlab.records import (
     write_run_files,
 )
 from cnnlab.train.averaging import WeightAverage
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnlab.train.checkpoint import Checkpoint, save_checkpoint
 from cnnlab.train.prepare import Loaders, make_loaders
 from cnnlab.train.progress import QuietReporter, Reporter
 from cnnlab.train.provenance import collect_provenance
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
+from cnnlab.train.resume import previous_checkpoint
 
 # Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
 # patches, plenty for a 12 x 12 covariance, in well under a second.
@@ -95,17 +101,18 @@ def train(
     reporter: Reporter | None = None,
     cache: DataCache | None = None,
     provenance: Provenance | None = None,
+    allow_device_change: bool = False,
 ) -> RunRecord:
     """Train per ``cfg`` into ``out_dir``; return its epoch rows and summary (also written
     to metrics.csv and summary.json). ``provenance``: as the caller recorded it when the
-    run started (taken here otherwise)."""
+    run started (taken here otherwise). ``allow_device_change``: resume a run begun on
+    another kind of device or precision (see :mod:`cnnlab.train.resume`)."""
     reporter = reporter or QuietReporter()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / ARTIFACTS["checkpoint"]
-    previous = _previous_checkpoint(cfg, ckpt_path, resume)
-
     precision = resolve_precision(cfg.precision, cfg.device)
-    configure_backends(precision)
+    previous = previous_checkpoint(cfg, ckpt_path, resume, precision, allow_device_change)
+    configure_backends(precision, cfg.deterministic)
     spec = resolve_model(cfg.model, cfg.model_args)
     provenance = provenance or collect_provenance(precision)
     identity = run_identity(config_dict(cfg), spec.model_dump(mode="json"))
@@ -166,6 +173,7 @@ def train(
             },
             averaged_state_dict=None if average is None else average.state_dict(),
             scaler_state=None if scaler is None else scaler.state_dict(),
+            trained_on=precision_record(precision),
         )
 
     loss_fn = make_loss(cfg.label_smoothing)
@@ -248,29 +256,6 @@ def _predictions_stale(out_dir: Path, epoch: int) -> bool:
     return saved is None or saved.epoch != epoch
 
 
-def _previous_checkpoint(cfg: TrainConfig, ckpt_path: Path, resume: bool) -> Checkpoint | None:
-    if not ckpt_path.exists():
-        return None
-    if not resume:
-        raise ConfigError(
-            f"{ckpt_path.parent} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    previous = load_checkpoint(ckpt_path)
-    # Both sides through validation: settings added since the checkpoint was written take
-    # their defaults, and values compare in canonical form.
-    before = config_dict(make_config(previous.config))
-    # Defaults are not validated (augment's "" stays "" until a round trip makes it
-    # "none"), so the current settings take the same round trip as the stored ones.
-    now = config_dict(make_config(config_dict(cfg)))
-    if before != now:
-        changed = sorted(k for k in before if before[k] != now.get(k))
-        raise ConfigError(
-            f"{ckpt_path.parent} holds a run with different settings ({', '.join(changed)}); "
-            "resume with the same settings or choose another --out"
-        )
-    return previous
-
-
 def _train_epoch(
     model: nn.Module,
     loaders: Loaders,
@@ -300,6 +285,9 @@ def _train_epoch(
             lr_factor(cfg.schedule, state.step, steps_per_epoch, total_steps),
         )
         step_started = time.perf_counter()
+        if forward is not model and not cfg.drop_last:
+            # The short last batch would otherwise compile the model a second time.
+            torch._dynamo.maybe_mark_dynamic(x, 0)
         with precision.autocast():
             logits = forward(x)
             loss = loss_fn(logits.float(), y)
