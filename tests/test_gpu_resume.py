@@ -140,3 +140,22 @@ def test_compiling_with_a_short_last_batch_compiles_once(data_dir, tmp_path, mon
     loop.train(cfg, tmp_path / "run")
     torch._dynamo.reset()
     assert counter.frame_count == 1
+
+
+def test_an_operation_without_a_deterministic_kernel_is_one_line(
+    data_dir, tmp_path, monkeypatch, saved_backends
+):
+    from cnnlab.errors import RunFailed
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(
+            "adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, "
+            "but you set 'torch.use_deterministic_algorithms(True)'. You can turn off ..."
+        )
+
+    monkeypatch.setattr(loop, "_train_epoch", refuse)
+    with pytest.raises(RunFailed) as failed:
+        loop.train(tiny(data_dir, deterministic=True), tmp_path / "run")
+    assert "uses adaptive_avg_pool2d_backward_cuda, which has no deterministic" in str(failed.value)
+    with pytest.raises(RuntimeError, match="adaptive_avg_pool2d"):  # not deterministic: as is
+        loop.train(tiny(data_dir), tmp_path / "other")

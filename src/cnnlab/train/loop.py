@@ -58,7 +58,7 @@ from cnnlab.train.prepare import Loaders, make_loaders
 from cnnlab.train.progress import QuietReporter, Reporter
 from cnnlab.train.provenance import collect_provenance
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
-from cnnlab.train.resume import previous_checkpoint
+from cnnlab.train.resume import no_deterministic_kernel, previous_checkpoint
 
 # Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
 # patches, plenty for a 12 x 12 covariance, in well under a second.
@@ -229,6 +229,10 @@ def train(
             faults.reached("metrics")
             reporter.end_epoch(row)
             faults.reached("store-epoch")
+    except RuntimeError as exc:
+        if cfg.deterministic and "deterministic implementation" in str(exc):
+            raise RunFailed(no_deterministic_kernel(str(exc))) from None
+        raise
     finally:
         reporter.close()
 

@@ -78,3 +78,13 @@ def _check_same_machine_kind(
         now,
         ALLOW_FLAG,
     )
+
+
+def no_deterministic_kernel(torch_message: str) -> str:
+    """One line for torch's refusal of an operation without a deterministic kernel."""
+    op = torch_message.split(" does not have", 1)[0].strip().split()[-1]
+    return (
+        f"--deterministic: the model uses {op}, which has no deterministic implementation on "
+        "this device; train without --deterministic (then repeated runs agree statistically, "
+        "not bit for bit) or replace that layer (e.g. adaptive pooling by a mean)"
+    )
