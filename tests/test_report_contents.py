@@ -98,6 +98,29 @@ def test_csv_has_one_row_per_run_with_settings_metrics_times_and_provenance(stud
     assert len({r["run_id"] for r in rows}) == 4
 
 
+def test_epochs_csv_has_one_row_per_epoch_and_pandas_reads_it(study_out, capsys):
+    assert main(["report", str(study_out), "--format", "epochs-csv"]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = next(csv.reader(io.StringIO(text)))
+    assert header[:6] == ["study", "variant", "seed", "run_id", "status", "epoch"]
+    assert {"test_acc", "train_loss", "lr", "images_per_s"} <= set(header)
+    runs = {r["run_id"] for r in rows}
+    assert len(runs) == 4 and len(rows) == 4  # 1 epoch each
+    assert {r["epoch"] for r in rows} == {"1"} and rows[0]["study"] == "what-is-what"
+    pandas = pytest.importorskip("pandas")
+    table = pandas.read_csv(io.StringIO(text))
+    assert table.shape == (4, len(header)) and table["test_acc"].between(0, 1).all()
+    assert table.groupby("variant")["run_id"].nunique().to_dict() == {"faster": 2, "plain": 2}
+    runs_table = pandas.read_csv(io.StringIO(_csv_of(study_out, capsys)))
+    assert len(runs_table) == 4 and runs_table["final_test_acc"].between(0, 1).all()
+
+
+def _csv_of(study_out, capsys) -> str:
+    assert main(["report", str(study_out), "--format", "csv"]) == 0
+    return capsys.readouterr().out
+
+
 def test_the_best_variant_is_chosen_on_validation_when_there_is_one(tmp_path):
     import dataclasses
 

@@ -1,5 +1,6 @@
-"""A tidy per-run table: one row per run, one column per setting, metric, time and
-provenance field, for pandas, R or a spreadsheet (``cnnlab report DIR --format csv``)."""
+"""Tidy tables for pandas, R or a spreadsheet: one row per run, one column per setting,
+metric, time and provenance field (``cnnlab report DIR --format csv``); and one row per
+epoch of every run, long format (``--format epochs-csv``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 from typing import Any
 
 from cnnlab.analysis.settings import flatten
-from cnnlab.records import Provenance, RunSummary
+from cnnlab.records import EPOCH_COLUMNS, Provenance, RunSummary
 from cnnlab.study.results import RunResult, StudyResults
 
 RUN_COLUMNS = ["variant", "seed", "run_id", "status", "attempts", "error", "run_dir"]
@@ -91,4 +92,30 @@ def runs_csv(results: StudyResults) -> str:
     writer.writeheader()
     for row in rows:
         writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return buf.getvalue()
+
+
+EPOCH_KEYS = ["study", "variant", "seed", "run_id", "status"]
+
+
+def epochs_csv(results: StudyResults) -> str:
+    """Every finished epoch of every run: the run's keys, then each EpochRow column and
+    one ``test_acc.<domain>`` column per test domain (composite datasets)."""
+    domains = list(
+        dict.fromkeys(
+            d for r in results.runs for e in r.history for d in e.test_acc_by_domain or {}
+        )
+    )
+    columns = EPOCH_KEYS + list(EPOCH_COLUMNS) + [f"test_acc.{d}" for d in domains]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for r in results.runs:
+        keys = [results.name, r.variant, r.seed, r.run_id, r.status]
+        for row in r.history:
+            values = dict(zip(EPOCH_KEYS, keys, strict=True)) | {
+                c: row.get(c) for c in EPOCH_COLUMNS
+            }
+            values |= {f"test_acc.{d}": a for d, a in (row.test_acc_by_domain or {}).items()}
+            writer.writerow({c: _cell(values.get(c)) for c in columns})
     return buf.getvalue()

@@ -18,6 +18,7 @@ examples:
   cnnlab report studies/out/bn-vs-plain             writes report.html, report.md, report.json
   cnnlab report studies/out/bn-vs-plain --format json > numbers.json   numbers only, no files
   cnnlab report studies/out/bn-vs-plain --format csv > runs.csv   one row per run, for pandas
+  cnnlab report studies/out/bn-vs-plain --format epochs-csv > epochs.csv   one row per epoch
   cnnlab report runs/lenet5-s0 runs/lenet5-s1 runs/mlp-s0 --out runs/report
                                                     `cnnlab train` run folders as one study
   cnnlab compare studies/out/cpu studies/out/gpu    the matching variants of two studies
@@ -52,12 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["html", "md", "json", "csv"],
+        choices=["html", "md", "json", "csv", "epochs-csv"],
         default=None,
         help="print this form to stdout: json prints the numbers, csv one row per run "
-        "(variant, seed, every setting, final metrics, times, provenance), and both write "
-        "nothing; html/md write the report and print that file (default: write it, print "
-        "a table)",
+        "(variant, seed, every setting, final metrics, times, provenance), epochs-csv one "
+        "row per epoch of every run (study, variant, seed, run id, epoch, every metric); "
+        "these write nothing; html/md write the report and print that file (default: "
+        "write it, print a table)",
     )
     p.add_argument(
         "--no-predictions",
@@ -115,10 +117,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.study.folders import load_any
 
     results = load_any(args.study_dir)
-    if args.format == "csv":
-        from cnnlab.analysis.tidy import runs_csv
+    if args.format in ("csv", "epochs-csv"):
+        from cnnlab.analysis.tidy import epochs_csv, runs_csv
 
-        sys.stdout.write(runs_csv(results))
+        sys.stdout.write((runs_csv if args.format == "csv" else epochs_csv)(results))
         return 0
     if args.format == "json":  # the numbers alone: no figures, so no matplotlib
         sys.stdout.write(to_json(analyze(results)))
