@@ -69,6 +69,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="resume interrupted runs although this machine resolves device/precision auto "
         "differently from their start (e.g. begun on a CPU, continued on a GPU)",
     )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write TensorBoard event files into every run folder (as tensorboard = true in "
+        "[defaults]); then: tensorboard --logdir <out>",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     scale = p.add_argument_group(
@@ -168,6 +174,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.variants is not None
         else None,
     )
+    if args.tensorboard:  # not part of a run's identity: the same runs, also logged
+        study.configs = {
+            key: cfg.model_copy(update={"tensorboard": True}) for key, cfg in study.configs.items()
+        }
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
     executor = make_executor(args)

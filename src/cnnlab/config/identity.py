@@ -18,6 +18,12 @@ SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
 }  # fmt: skip
 
 
+# Where a run reads its data and what it logs besides its results: not what the run is, so
+# not in its identity (moving the data or turning TensorBoard on keeps the run id).
+LOGGING_ONLY = ("tensorboard",)
+NOT_IDENTITY = ("data_dir", *LOGGING_ONLY)
+
+
 def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     """What of a resolved ModelSpec (``model_dump(mode="json")``) decides the model.
 
@@ -31,9 +37,9 @@ def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_identity(config: Mapping[str, Any], model_spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The location-free settings of a run: ``config`` (a config dict) minus ``data_dir``,
+    """The location-free settings of a run: ``config`` (a config dict) minus ``NOT_IDENTITY``,
     with ``model``/``model_args`` replaced by :func:`model_identity` of ``model_spec``."""
-    settings = {k: v for k, v in config.items() if k not in ("data_dir", "model", "model_args")}
+    settings = {k: v for k, v in config.items() if k not in (*NOT_IDENTITY, "model", "model_args")}
     for key, default in SETTINGS_ADDED_SINCE_V1.items():
         if settings.get(key) == default:
             del settings[key]

@@ -118,6 +118,11 @@ class TrainConfig(_Strict):
     data_dir: str | None = Field(
         None, description="folder holding <name>/<canonical files> (default $CNNLAB_DATA)"
     )
+    tensorboard: bool = Field(
+        False,
+        description="also write TensorBoard event files into the run folder (pip install "
+        "'cnnlab[tensorboard]'); not part of the run's identity",
+    )
 
     @field_validator("device")
     @classmethod

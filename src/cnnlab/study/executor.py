@@ -133,6 +133,10 @@ class InProcessExecutor:
         from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
 
         checked = self.checked
+        if any(run.config.tensorboard for run in runs):
+            from cnnlab.train.tensorboard import require_tensorboard
+
+            require_tensorboard()
         for run in runs:
             cfg = run.config
             data = self.data.dataset(cfg.dataset, cfg.data_dir)

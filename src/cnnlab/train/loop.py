@@ -59,6 +59,7 @@ from cnnlab.train.progress import QuietReporter, Reporter
 from cnnlab.train.provenance import collect_provenance
 from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
 from cnnlab.train.resume import no_deterministic_kernel, previous_checkpoint
+from cnnlab.train.tensorboard import TensorBoardReporter, require_tensorboard
 
 # Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
 # patches, plenty for a 12 x 12 covariance, in well under a second.
@@ -113,6 +114,8 @@ def train(
     precision = resolve_precision(cfg.precision, cfg.device)
     previous = previous_checkpoint(cfg, ckpt_path, resume, precision, allow_device_change)
     configure_backends(precision, cfg.deterministic)
+    if cfg.tensorboard:
+        require_tensorboard()
     spec = resolve_model(cfg.model, cfg.model_args)
     provenance = provenance or collect_provenance(precision)
     identity = run_identity(config_dict(cfg), spec.model_dump(mode="json"))
@@ -176,6 +179,8 @@ def train(
             trained_on=precision_record(precision),
         )
 
+    board = TensorBoardReporter(reporter, out_dir, state.step) if cfg.tensorboard else None
+    reporter = board or reporter
     loss_fn = make_loss(cfg.label_smoothing)
     scaler = torch.amp.GradScaler(precision.device.type) if precision.grad_scaling else None
     if scaler is not None and previous is not None and previous.scaler_state:
@@ -249,6 +254,8 @@ def train(
     summary = _summary(cfg, state, summary_info, precision, loaders)
     summary.identity, summary.provenance = identity, provenance
     summary.run_id = identity_hash(identity)[:RUN_ID_LENGTH]
+    if board is not None and test_logits is not None:  # epochs were trained just now
+        board.finish(summary, identity)
     record = RunRecord(summary, state.history)
     write_run_files(out_dir, record)
     faults.reached("summary")

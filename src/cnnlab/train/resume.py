@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from cnnlab.config.identity import LOGGING_ONLY
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.precision import Precision, precision_record
@@ -42,6 +43,9 @@ def previous_checkpoint(
     # Defaults are not validated (augment's "" stays "" until a round trip makes it
     # "none"), so the current settings take the same round trip as the stored ones.
     now = config_dict(make_config(config_dict(cfg)))
+    for key in LOGGING_ONLY:  # logging may be turned on or off for the rest of a run
+        before.pop(key, None)
+        now.pop(key, None)
     if before != now:
         changed = sorted(k for k in before if before[k] != now.get(k))
         raise ConfigError(
