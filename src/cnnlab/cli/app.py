@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from cnnlab import __version__, heartbeat
-from cnnlab.cli import data, evaluate, export, models, predict, report, run, train
+from cnnlab.cli import data, evaluate, export, models, predict, report, run, tracking, train
 from cnnlab.cli.common import console, err_console, print_error
 from cnnlab.errors import CnnlabError
 
 # In the order `cnnlab --help` lists them.
-COMMANDS = (data, models, train, evaluate, report, run, predict, export)
+COMMANDS = (data, models, train, evaluate, report, run, predict, export, tracking)
 
 EPILOG = """\
 examples:
@@ -33,6 +33,7 @@ examples:
   cnnlab run studies/quick-fashion.toml    a study: variants x seeds, resumable, then a report
   cnnlab predict runs/x/checkpoint.pt photos/   top-3 labels for every image in a folder
   cnnlab export runs/x/checkpoint.pt model.onnx  ONNX (or --format torchscript), checked
+  cnnlab mlflow runs/quick-fashion --tracking-uri sqlite:///mlflow.db   runs into MLflow
 
 Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be read),
 2 bad input (nothing was started or changed), 130 interrupted.
