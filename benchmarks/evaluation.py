@@ -31,7 +31,7 @@ from cnnlab.data.registry import load_dataset
 from cnnlab.evaluation.metrics import predict_logits
 from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
-from cnnlab.train.prepare import make_loaders
+from cnnlab.training.prepare import make_loaders
 
 REFERENCE_BATCH = 1000
 WARM_UP = 16  # images

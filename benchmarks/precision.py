@@ -3,7 +3,7 @@
 This is the evidence behind `--precision auto` and the `compile` default: fp32 NCHW (the
 exact path, the reference), fp32 channels_last, bf16 autocast NCHW and bf16 channels_last
 (AMP on CUDA), then torch.compile on top of the fastest. Each is a short real run of
-LeNet-5 on MNIST through ``cnnlab.train.loop.train``: images/s of its second epoch (the
+LeNet-5 on MNIST through ``cnnlab.training.loop.train``: images/s of its second epoch (the
 first holds the warm-up, and compilation) and its final test accuracy. A setting that no
 TrainConfig value selects on this device is forced into ``train()`` (its precision
 resolver patched) and marked so. Without --quick a step loop on synthetic batches adds
@@ -33,7 +33,7 @@ from cnnlab.data.registry import load_dataset
 from cnnlab.evaluation.precision import Precision, cuda_has_native_bf16, resolve_precision
 from cnnlab.models.registry import build_model, resolve_model
 from cnnlab.records import EPOCH_COLUMNS
-from cnnlab.train import loop
+from cnnlab.training import loop
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.loader import channel_stats, pad_to
 from cnnlab.data.registry import load_dataset
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
-from cnnlab.train.loop import train
+from cnnlab.training.loop import train
 
 CIFAR_AUG = ("flip,pad=4", (T.RandomHorizontalFlip(), T.RandomCrop(32, padding=4)))
 

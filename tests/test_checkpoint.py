@@ -10,7 +10,7 @@ import torch
 from test_predict import random_checkpoint
 
 from cnnlab.errors import DataError
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.training.checkpoint import load_checkpoint
 
 
 def edited(tmp_path: Path, change) -> Path:

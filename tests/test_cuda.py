@@ -15,9 +15,9 @@ from cnnlab.config.schema import make_config
 from cnnlab.evaluation import precision as prec
 from cnnlab.inference.evaluate import evaluate_checkpoint
 from cnnlab.inference.predict import Predictor
-from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.loop import train
-from cnnlab.train.progress import QuietReporter
+from cnnlab.training.checkpoint import load_checkpoint
+from cnnlab.training.loop import train
+from cnnlab.training.progress import QuietReporter
 
 pytestmark = [
     pytest.mark.cuda,

@@ -22,7 +22,7 @@ from cnnlab.inference.export import (
 )
 from cnnlab.models.layers import data_fitted_layers
 from cnnlab.models.registry import build_model, resolve_model
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnlab.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 pytest.importorskip("onnxruntime", reason="ONNX export needs pip install -e '.[export]'")
 

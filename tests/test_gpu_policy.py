@@ -73,7 +73,7 @@ def test_evaluate_uses_the_runs_precision_and_eval_batch_size(data_dir, tmp_path
     from cnnlab.config.schema import make_config
     from cnnlab.data.loader import DeviceLoader
     from cnnlab.inference.evaluate import evaluate_checkpoint
-    from cnnlab.train.loop import train
+    from cnnlab.training.loop import train
 
     cfg = make_config(
         {"model": "mlp", "epochs": 1, "data_dir": str(data_dir), "precision": "fp32",
@@ -99,8 +99,8 @@ def test_the_loss_scale_is_saved_with_the_checkpoint_and_restored_on_resume(
     """fp16 with loss scaling is a CUDA path; the same code runs here with the policy
     stood in for (fp16 autocast and a GradScaler on the CPU)."""
     from cnnlab.config.schema import make_config
-    from cnnlab.train import loop
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.training import loop
+    from cnnlab.training.checkpoint import load_checkpoint
 
     scaled = prec.Precision(torch.device("cpu"), torch.float16, False, True)
     monkeypatch.setattr(loop, "resolve_precision", lambda *args: scaled)

@@ -14,8 +14,8 @@ from cnnlab.config.identity import run_identity
 from cnnlab.config.schema import config_dict, make_config
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation import precision as prec
-from cnnlab.train import loop
-from cnnlab.train.checkpoint import load_checkpoint
+from cnnlab.training import loop
+from cnnlab.training.checkpoint import load_checkpoint
 
 
 def tiny(data_dir, **overrides):

@@ -33,8 +33,8 @@ from cnnlab.inference.images import (
 )
 from cnnlab.inference.predict import find_images, predict_files
 from cnnlab.models.registry import build_model, resolve_model
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from cnnlab.train.loop import train
+from cnnlab.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cnnlab.training.loop import train
 
 DIGITS = Path(__file__).parent / "data" / "digits"
 GRAY = InputSpec(channels=1, size=(32, 32), content=(28, 28), invert="no")

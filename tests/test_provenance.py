@@ -10,7 +10,7 @@ import torch
 
 from cnnlab.evaluation.precision import resolve_precision
 from cnnlab.records import Provenance, RunSummary
-from cnnlab.train import provenance as prov
+from cnnlab.training import provenance as prov
 
 
 def test_provenance_names_versions_device_host_and_the_git_commit_of_the_working_dir(
@@ -67,7 +67,7 @@ def test_provenance_survives_json_and_old_summaries_read_without_it():
 
 def test_a_plain_train_run_records_provenance_and_its_run_id(data_dir, tmp_path):
     from cnnlab.config.schema import make_config
-    from cnnlab.train.loop import train
+    from cnnlab.training.loop import train
 
     cfg = make_config({"dataset": "mnist", "model": "mlp", "epochs": 1, "data_dir": str(data_dir)})
     record = train(cfg, tmp_path / "run")

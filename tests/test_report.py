@@ -374,7 +374,7 @@ def test_report_of_an_empty_study(tmp_path):
 
 def train_run(data_dir: Path, data, root: Path, name: str, lr: float, seed: int) -> RunResult:
     from cnnlab.config.schema import config_dict, make_config
-    from cnnlab.train.loop import train
+    from cnnlab.training.loop import train
 
     cfg = make_config(
         {

@@ -28,7 +28,7 @@ from cnnlab.study.progress import QuietStudyProgress
 from cnnlab.study.runner import run_study, study_lock
 from cnnlab.study.spec import load_study
 from cnnlab.study.store import Store, load_results
-from cnnlab.train.progress import QuietReporter
+from cnnlab.training.progress import QuietReporter
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 TINY_DEFAULTS = """
@@ -627,7 +627,7 @@ def test_failed_run_is_recorded_the_study_goes_on_and_retry_reruns_it(data_dir, 
 
 
 def test_crash_is_recorded_and_interrupt_stops_the_study_resumably(data_dir, tmp_path, monkeypatch):
-    from cnnlab.train import loop
+    from cnnlab.training import loop
 
     study = load_study(mlp_study(tmp_path, data_dir, seeds="[0, 1, 2]"))
     out = tmp_path / "out"

@@ -9,8 +9,8 @@ import pytest
 from cnnlab.cli.app import main
 from cnnlab.config.schema import make_config
 from cnnlab.errors import ConfigError
-from cnnlab.train.loop import train
-from cnnlab.train.progress import QuietReporter
+from cnnlab.training.loop import train
+from cnnlab.training.progress import QuietReporter
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 

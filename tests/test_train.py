@@ -19,12 +19,12 @@ from cnnlab.evaluation.metrics import accuracy_by_domain, domain_counts, predict
 from cnnlab.evaluation.precision import resolve_precision
 from cnnlab.inference.evaluate import evaluate_checkpoint
 from cnnlab.models.layers import PatchWhitening
-from cnnlab.train.averaging import WeightAverage
-from cnnlab.train.checkpoint import load_checkpoint
-from cnnlab.train.loop import train
-from cnnlab.train.prepare import make_loaders
-from cnnlab.train.progress import QuietReporter
-from cnnlab.train.recipe import lr_factor
+from cnnlab.training.averaging import WeightAverage
+from cnnlab.training.checkpoint import load_checkpoint
+from cnnlab.training.loop import train
+from cnnlab.training.prepare import make_loaders
+from cnnlab.training.progress import QuietReporter
+from cnnlab.training.recipe import lr_factor
 
 
 def small_config(data_dir: Path, **overrides):
@@ -152,7 +152,7 @@ def test_early_stopping_without_validation_is_a_clear_error(data_dir, tmp_path):
 
 
 def test_diverging_loss_is_reported(data_dir, tmp_path):
-    from cnnlab.train.loop import TrainingDiverged
+    from cnnlab.training.loop import TrainingDiverged
 
     cfg = small_config(data_dir, epochs=1, optimizer={"name": "sgd", "lr": 1e6, "momentum": 0.9})
     with pytest.raises(TrainingDiverged, match="diverged"):

@@ -76,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from cnnlab.inference.predict import Prediction, find_images, predict_files
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.training.checkpoint import load_checkpoint
 
     # Pillow warns about blemishes it reads past (corrupt EXIF, palette transparency):
     # thousands of files would bury the one line per unreadable file that matters.

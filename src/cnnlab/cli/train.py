@@ -82,8 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.models.registry import resolve_model
     from cnnlab.plots import plot_run_curves
     from cnnlab.records import ARTIFACTS
-    from cnnlab.train.loop import train
-    from cnnlab.train.progress import make_reporter
+    from cnnlab.training.loop import train
+    from cnnlab.training.progress import make_reporter
 
     overrides = setting_overrides(args)
     config = args.config

@@ -31,6 +31,8 @@ def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     layers (every default written out, init included) and input size; not its path,
     name or description.
     """
+    if spec.get("factory"):  # your own model: its import path, not the name it was given
+        return {"factory": spec["factory"], "args": dict(spec.get("args") or {})}
     if spec.get("layers") is None:
         return {"builtin": spec["name"], "args": dict(spec.get("args") or {})}
     return {"layers": spec["layers"], "input_size": spec.get("input_size")}
@@ -69,8 +71,8 @@ def flatten(settings: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (settings or {}).items():
         if key == "model" and isinstance(value, dict):
-            if "builtin" in value:
-                out["model"] = value["builtin"]
+            if "builtin" in value or "factory" in value:
+                out["model"] = value.get("builtin") or value["factory"]
                 for arg, v in sorted((value.get("args") or {}).items()):
                     out[f"model.{arg}"] = v
             else:

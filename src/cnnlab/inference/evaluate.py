@@ -21,7 +21,7 @@ from cnnlab.evaluation.metrics import (
 from cnnlab.evaluation.precision import run_precision
 from cnnlab.evaluation.saved import confusion_matrix
 from cnnlab.plots import plot_confusion
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
+from cnnlab.training.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass

@@ -33,7 +33,7 @@ from cnnlab.atomic import atomic_path
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.evaluation.contract import NormalizedModel, normalize
 from cnnlab.inference.images import content_size
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
+from cnnlab.training.checkpoint import Checkpoint, load_checkpoint
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = ("onnx", "torchscript")

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from cnnlab.errors import CnnlabError
 
 if TYPE_CHECKING:
-    from cnnlab.train.checkpoint import Checkpoint
+    from cnnlab.training.checkpoint import Checkpoint
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 

@@ -23,7 +23,7 @@ from cnnlab.inference.images import (
     Prepared,
     prepare_image,
 )
-from cnnlab.train.checkpoint import Checkpoint
+from cnnlab.training.checkpoint import Checkpoint
 
 
 @dataclass(frozen=True)

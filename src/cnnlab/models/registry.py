@@ -23,6 +23,12 @@ from cnnlab.config.suggest import did_you_mean
 from cnnlab.errors import ConfigError
 from cnnlab.models.build import build_sequential
 from cnnlab.models.catalogue import BUILTIN_MODELS, BuiltinModel, list_models
+from cnnlab.models.factories import (
+    build_from_factory,
+    check_factory_args,
+    is_factory_path,
+    registered_path,
+)
 from cnnlab.models.spec import layer_dicts, parse_layers, read_model_file
 from cnnlab.models.summary import LayerRow, Summary, render_summary, summarize
 
@@ -73,6 +79,7 @@ class ModelSpec(BaseModel):
     input_size: tuple[int, int] | None = None
     description: str = ""
     source: str | None = None  # the model file, for messages only
+    factory: str | None = None  # "module:qualname" of your own model's factory (factories.py)
 
 
 def _is_path(name_or_path: str) -> bool:
@@ -99,15 +106,22 @@ def resolve_model(name_or_path: str, args: Mapping[str, Any] | None = None) -> M
             description=model_file.description,
             source=name_or_path,
         )
+    if is_factory_path(name_or_path):
+        return ModelSpec(
+            name=name_or_path, factory=name_or_path, args=check_factory_args(name_or_path, args)
+        )
     name = name_or_path.strip().lower().replace("_", "-")
     builtin = _BUILTINS.get(name)
+    registered = registered_path(name) if builtin is None else None
+    if registered is not None:
+        return ModelSpec(name=name, factory=registered, args=check_factory_args(registered, args))
     if builtin is None:
         shipped = Path("models", f"{name_or_path}.toml")
         hint = f" (did you mean {shipped}?)" if shipped.is_file() else ""
         hint = hint or did_you_mean(name, _BUILTINS)
         raise ConfigError(
             f"unknown model '{name_or_path}'{hint}; builtin models: {', '.join(_BUILTINS)}; "
-            "or give the path of a .toml model file"
+            "or give the path of a .toml model file, or a factory as package.module:function"
         )
     options = _check_args(name, builtin, args)
     stored = {
@@ -174,6 +188,14 @@ def build_model(spec: ModelSpec, in_shape: tuple[int, int, int], num_classes: in
         model: nn.Module = build_sequential(
             parse_layers(spec.layers, label), in_shape, num_classes, label
         )
+    elif spec.factory is not None:
+        try:
+            model = build_from_factory(spec.factory, in_shape, num_classes, spec.args)
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise ConfigError(
+                f"model factory '{spec.factory}' failed for {_shape_text(in_shape)} inputs and "
+                f"{num_classes} classes: {_first_line(e)}"
+            ) from e
     else:
         builtin = _BUILTINS.get(spec.name)
         if builtin is None:

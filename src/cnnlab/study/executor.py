@@ -29,7 +29,7 @@ from cnnlab.records import ARTIFACTS, EpochRow, Provenance, RunRecord
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun, identity_hash, run_identity
 from cnnlab.study.store import Store
-from cnnlab.train.progress import Reporter
+from cnnlab.training.progress import Reporter
 
 
 class Executor(Protocol):
@@ -71,7 +71,7 @@ def run_provenance(run: PlannedRun) -> Provenance:
     """Where and with what a run is about to train (its ``device`` e.g. "cuda bf16
     channels_last (NVIDIA H100 80GB HBM3)")."""
     from cnnlab.evaluation.precision import resolve_precision
-    from cnnlab.train.provenance import collect_provenance
+    from cnnlab.training.provenance import collect_provenance
 
     return collect_provenance(resolve_precision(run.config.precision, run.config.device))
 
@@ -94,7 +94,7 @@ def sync_checkpoint(run: PlannedRun, store: Store) -> int:
     or data moved) gets the current paths, so the run resumes instead of failing.
     """
     from cnnlab.config.schema import config_dict
-    from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+    from cnnlab.training.checkpoint import load_checkpoint, save_checkpoint
 
     path = run.run_dir / "checkpoint.pt"
     if not path.exists():
@@ -134,7 +134,7 @@ class InProcessExecutor:
 
         checked = self.checked
         if any(run.config.tensorboard for run in runs):
-            from cnnlab.train.tensorboard import require_tensorboard
+            from cnnlab.training.tensorboard import require_tensorboard
 
             require_tensorboard()
         for run in runs:
@@ -171,7 +171,7 @@ class InProcessExecutor:
     def run_one(self, run: PlannedRun, store: Store, progress: StudyProgress) -> bool:
         """Train one run into its folder and the store; True when it finished."""
         from cnnlab import plots
-        from cnnlab.train.loop import train
+        from cnnlab.training.loop import train
 
         started = time.perf_counter()
         record: RunRecord | None = None

@@ -84,7 +84,7 @@ def predict_run(run: RunResult, device: str = "cpu") -> Predictions:
     if saved is not None:
         return saved
     from cnnlab.inference.evaluate import predict_test_split
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(Path(run.run_dir) / ARTIFACTS["checkpoint"])
     if not ckpt.config.get("dataset") and run.config.get("dataset"):

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cnnlab.records import EpochRow, RunSummary
-from cnnlab.train.progress import QuietReporter, Reporter, format_epoch
+from cnnlab.training.progress import QuietReporter, Reporter, format_epoch
 
 if TYPE_CHECKING:
     from cnnlab.study.spec import PlannedRun

@@ -36,7 +36,7 @@ from cnnlab.study.executor import InProcessExecutor
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun
 from cnnlab.study.store import DB_NAME, Store
-from cnnlab.train.progress import Reporter
+from cnnlab.training.progress import Reporter
 
 MAX_WORKER_DEATHS = 3
 WORKER_LOCK = ".worker.lock"

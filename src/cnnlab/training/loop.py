@@ -52,14 +52,14 @@ from cnnlab.records import (
     summarize_history,
     write_run_files,
 )
-from cnnlab.train.averaging import WeightAverage
-from cnnlab.train.checkpoint import Checkpoint, save_checkpoint
-from cnnlab.train.prepare import Loaders, make_loaders
-from cnnlab.train.progress import QuietReporter, Reporter
-from cnnlab.train.provenance import collect_provenance
-from cnnlab.train.recipe import lr_factor, make_loss, make_optimizer, set_lr
-from cnnlab.train.resume import no_deterministic_kernel, previous_checkpoint
-from cnnlab.train.tensorboard import TensorBoardReporter, require_tensorboard
+from cnnlab.training.averaging import WeightAverage
+from cnnlab.training.checkpoint import Checkpoint, save_checkpoint
+from cnnlab.training.prepare import Loaders, make_loaders
+from cnnlab.training.progress import QuietReporter, Reporter
+from cnnlab.training.provenance import collect_provenance
+from cnnlab.training.recipe import lr_factor, make_loss, make_optimizer, set_lr
+from cnnlab.training.resume import no_deterministic_kernel, previous_checkpoint
+from cnnlab.training.tensorboard import TensorBoardReporter, require_tensorboard
 
 # Training images a patch-whitening layer is fitted to: 5,000 CIFAR images give 4.8 M
 # patches, plenty for a 12 x 12 covariance, in well under a second.
@@ -107,7 +107,7 @@ def train(
     """Train per ``cfg`` into ``out_dir``; return its epoch rows and summary (also written
     to metrics.csv and summary.json). ``provenance``: as the caller recorded it when the
     run started (taken here otherwise). ``allow_device_change``: resume a run begun on
-    another kind of device or precision (see :mod:`cnnlab.train.resume`)."""
+    another kind of device or precision (see :mod:`cnnlab.training.resume`)."""
     reporter = reporter or QuietReporter()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / ARTIFACTS["checkpoint"]

@@ -16,7 +16,7 @@ from cnnlab.config.identity import LOGGING_ONLY
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.precision import Precision, precision_record
-from cnnlab.train.checkpoint import Checkpoint, load_checkpoint
+from cnnlab.training.checkpoint import Checkpoint, load_checkpoint
 
 log = logging.getLogger(__name__)
 ALLOW_FLAG = "--allow-device-change"

@@ -51,9 +51,13 @@ class Checkpoint:
     def build_model(self) -> nn.Module:
         """The model for inference: the averaged weights when the run averaged them (those
         are what training evaluated and reported), else the trained ones."""
+        from cnnlab.models.factories import import_factory
         from cnnlab.models.registry import ModelSpec, build_model
 
         label = self.source or "the checkpoint"
+        factory = self.model_spec.get("factory") if isinstance(self.model_spec, dict) else None
+        if isinstance(factory, str):
+            import_factory(factory)  # one line of its own when your model's code is not here
         try:
             spec = ModelSpec.model_validate(self.model_spec)
             model = build_model(spec, self.input_shape, len(self.classes))
