@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.atomic import atomic_write_text
+from cnnlab.errors import CnnlabError
 
 # The per-epoch columns of metrics.csv and of the store's epochs table, in order.
 EPOCH_COLUMNS = (
@@ -186,6 +187,22 @@ class RunRecord:
 
     summary: RunSummary
     history: list[EpochRow] = field(default_factory=list)
+    run_dir: Path | None = None  # the run folder, when the caller sets it (the Python API)
+
+    def to_dataframe(self) -> Any:
+        """The epoch rows as a pandas DataFrame (one row per epoch). Needs pandas."""
+        try:
+            import pandas
+        except ImportError:
+            raise CnnlabError(
+                "to_dataframe() needs pandas: pip install 'cnnlab[pandas]' (or pip install pandas)"
+            ) from None
+        rows = []
+        for row in self.history:
+            values = {c: row.get(c) for c in EPOCH_COLUMNS}
+            values |= {f"test_acc.{d}": a for d, a in (row.test_acc_by_domain or {}).items()}
+            rows.append(values)
+        return pandas.DataFrame(rows)
 
 
 def summarize_history(history: list[EpochRow], **info: Any) -> RunSummary:

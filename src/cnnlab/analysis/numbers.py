@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab import __version__
 from cnnlab.analysis import settings as settings_diff
 from cnnlab.analysis import stats
 from cnnlab.analysis.claims import ClaimVerdict, judge_claims
@@ -29,6 +28,7 @@ from cnnlab.analysis.selection import best_variant, peeking_figures
 from cnnlab.records import EpochRow
 from cnnlab.study.claims import claims_of_text
 from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.version import __version__
 
 SCHEMA = "cnnlab-report/1"
 CURVE_KEYS = ("train_loss", "test_loss", "train_acc", "test_acc")

@@ -15,10 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from cnnlab import __version__, heartbeat
+from cnnlab import heartbeat
 from cnnlab.cli import data, evaluate, export, models, predict, report, run, tracking, train
 from cnnlab.cli.common import console, err_console, print_error
 from cnnlab.errors import CnnlabError
+from cnnlab.version import __version__
 
 # In the order `cnnlab --help` lists them.
 COMMANDS = (data, models, train, evaluate, report, run, predict, export, tracking)

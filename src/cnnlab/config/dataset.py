@@ -15,6 +15,9 @@ from pathlib import Path
 from cnnlab.errors import ConfigError
 
 FOLDER_PREFIX = "folder:"
+# Arrays handed over in Python (cnnlab.Dataset.from_arrays): "arrays:<name>#<content hash>",
+# so that two different sets of arrays never share a run id.
+ARRAYS_PREFIX = "arrays:"
 DIGITS_WILD = "digits-wild"
 # The datasets read from canonical files (cnnlab.data.sources holds their readers).
 BUILTIN_FILES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
@@ -41,7 +44,7 @@ class DatasetRef:
     """A parsed dataset reference; ``text`` is exactly what was written (it is hashed)."""
 
     text: str
-    kind: str  # "files" (a built-in read from canonical files), "digits-wild" or "folder"
+    kind: str  # "files" (a built-in read from canonical files), "digits-wild", "folder", "arrays"
     name: str  # the built-in name, "digits-wild", or the folder path as written
     options: DigitsWildOptions = field(default_factory=DigitsWildOptions)
 
@@ -69,6 +72,8 @@ def parse_dataset(text: str) -> DatasetRef:
         if not path.strip():
             raise ConfigError(f"dataset {text!r}: write folder:PATH, e.g. folder:photos/")
         return DatasetRef(text, "folder", path)
+    if text.startswith(ARRAYS_PREFIX) and text[len(ARRAYS_PREFIX) :].strip():
+        return DatasetRef(text, "arrays", text[len(ARRAYS_PREFIX) :])
     if text == DIGITS_WILD or text.startswith(DIGITS_WILD + ":"):
         return DatasetRef(text, DIGITS_WILD, DIGITS_WILD, _digits_wild_options(text))
     if text in BUILTIN_FILES:

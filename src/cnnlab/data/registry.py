@@ -93,6 +93,12 @@ def load_dataset(
     """Read a dataset (``mnist``, ``cifar10``, ``digits-wild:size=28``, ``folder:PATH``)."""
     ref = parse_dataset(dataset) if isinstance(dataset, str) else dataset
     heartbeat.doing(f"loading {ref.text} (the first time decodes and caches it)")
+    if ref.kind == "arrays":
+        raise DataError(
+            f"dataset '{ref.text}' was made from arrays in Python and is not stored anywhere; "
+            "pass it again (cnnlab.train(..., data=...), cnnlab.run_study(..., data=...)) or "
+            "save the images as an image folder"
+        )
     if ref.kind == "folder":
         data = read_image_folder(ref.path)
     else:
@@ -116,6 +122,10 @@ class DataCache:
         if key not in self._datasets:
             self._datasets[key] = load_dataset(dataset, Path(data_dir) if data_dir else None)
         return self._datasets[key]
+
+    def hold(self, data: DatasetArrays, data_dir: str | Path | None = None) -> None:
+        """Serve ``data`` (e.g. arrays from Python) for its own name, as if loaded."""
+        self._datasets[(data.name, None if data_dir is None else str(data_dir))] = data
 
     def derived(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """``make()``, remembered for the last ``key`` only (the splits it holds are big)."""

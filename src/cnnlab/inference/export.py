@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab import __version__
 from cnnlab.atomic import atomic_path
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.evaluation.contract import NormalizedModel, normalize
 from cnnlab.inference.images import content_size
 from cnnlab.training.checkpoint import Checkpoint, load_checkpoint
+from cnnlab.version import __version__
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[Format, ...] = ("onnx", "torchscript")

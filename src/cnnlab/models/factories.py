@@ -39,12 +39,18 @@ def register_model(name: str) -> Callable[[F], F]:
         raise ConfigError(f"register_model({name!r}): use a plain name such as 'tiny-net'")
 
     def register(factory: F) -> F:
-        path = f"{factory.__module__}:{factory.__qualname__}"
-        _REGISTERED[key] = path
-        _CALLABLES[path] = factory
+        _REGISTERED[key] = remember_factory(factory)
         return factory
 
     return register
+
+
+def remember_factory(factory: Factory) -> str:
+    """The import path of ``factory``, which this process then builds without importing
+    (a function defined in a notebook or in ``__main__``)."""
+    path = f"{factory.__module__}:{factory.__qualname__}"
+    _CALLABLES[path] = factory
+    return path
 
 
 def registered_path(name: str) -> str | None:

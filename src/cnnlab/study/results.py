@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, Provenance, RunSummary
 
 RUN_STATUSES = ("pending", "running", "done", "failed", "interrupted")
@@ -66,3 +67,23 @@ class StudyResults:
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]
+
+    def to_dataframe(self, kind: str = "runs") -> Any:
+        """A pandas DataFrame: one row per run (``"runs"``: settings, final metrics, times,
+        provenance) or per epoch of every run (``"epochs"``). Needs pandas."""
+        from cnnlab.study.tables import epoch_rows, run_rows
+
+        if kind not in ("runs", "epochs"):
+            raise ValueError(f"kind must be 'runs' or 'epochs', not {kind!r}")
+        columns, rows = (run_rows if kind == "runs" else epoch_rows)(self)
+        return require_pandas().DataFrame(rows, columns=columns)
+
+
+def require_pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise CnnlabError(
+            "to_dataframe() needs pandas: pip install 'cnnlab[pandas]' (or pip install pandas)"
+        ) from None
+    return pandas

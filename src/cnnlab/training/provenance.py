@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 import torch
 
-from cnnlab import __version__
 from cnnlab.evaluation.precision import Precision
 from cnnlab.records import Provenance
+from cnnlab.version import __version__
 
 GIT_SECONDS = 5.0
 

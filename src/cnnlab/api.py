@@ -1,0 +1,230 @@
+"""The Python API: what the command line does, for notebooks and scripts.
+
+    import cnnlab
+    record = cnnlab.train(model="lenet5", dataset="mnist", epochs=2, lr=1e-3, out="runs/a")
+    results = cnnlab.run_study("studies/quick-fashion.toml", epochs_scale=0.2)
+    results.to_dataframe()                     # one row per run (pandas)
+    cnnlab.predict("runs/a/checkpoint.pt", ["digit.png"])
+
+Settings are the CLI's: every TrainConfig key (nested tables as dicts, e.g.
+``optimizer={"name": "sgd", "lr": 0.1}``) or the flag's name for a nested one (``lr``,
+``momentum``, ``warmup_epochs``); a misspelt one is a one-line ConfigError. Errors are
+the CLI's CnnlabErrors (ConfigError, DataError, RunFailed), each one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab.config.schema import NESTED, TrainConfig, config_dict, make_config, setting_keys
+from cnnlab.config.suggest import did_you_mean
+from cnnlab.data.arrays import DatasetArrays
+from cnnlab.data.from_arrays import from_arrays
+from cnnlab.errors import ConfigError
+from cnnlab.inference.predict import Prediction
+from cnnlab.models.factories import register_model, remember_factory
+from cnnlab.records import RunRecord
+from cnnlab.study.results import StudyResults
+
+__all__ = ["Dataset", "load_results", "predict", "register_model", "run_study", "train"]
+
+
+class Dataset:
+    """Datasets handed over in Python: ``Dataset.from_arrays(x_train, y_train, x_test,
+    y_test, classes=[...])`` -> the DatasetArrays that ``train``/``run_study`` take."""
+
+    from_arrays = staticmethod(from_arrays)
+
+
+def _short_names() -> dict[str, str]:
+    """Flag-style names of nested settings: "lr" -> "optimizer.lr"."""
+    out = {}
+    for key in setting_keys():
+        sub = key.partition(".")[2]
+        if sub and sub != "name":
+            out.setdefault(sub, key)
+    return out
+
+
+def settings_of(config: Any = None, **settings: Any) -> TrainConfig:
+    """A validated TrainConfig from a config file / run folder / dict / TrainConfig, with
+    ``settings`` on top (what the CLI's flags do)."""
+    from cnnlab.config.files import load_config_file
+
+    nested: dict[str, Any] = {}
+    short = _short_names()
+    for key, value in settings.items():
+        if key == "model" and callable(value):
+            value = remember_factory(value)
+        if key in TrainConfig.model_fields:
+            if key in NESTED and isinstance(value, str):  # optimizer="sgd": its name
+                nested.setdefault(key, {})["name"] = value
+            elif key in NESTED and isinstance(value, Mapping):
+                nested.setdefault(key, {}).update(value)
+            else:
+                nested[key] = value
+        elif key in short:
+            top, _, sub = short[key].partition(".")
+            nested.setdefault(top, {})[sub] = value
+        else:
+            known = [*TrainConfig.model_fields, *short]
+            raise ConfigError(f"unknown setting '{key}'{did_you_mean(key, known)}")
+    if isinstance(config, TrainConfig):
+        return make_config(_merged(config_dict(config), nested), "arguments")
+    if isinstance(config, Mapping):
+        return make_config(_merged(config, nested), "arguments")
+    if config is not None:
+        return load_config_file(Path(config), nested)
+    return make_config(nested, "arguments")
+
+
+def _merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``; nested tables (optimizer, schedule) key by key."""
+    out = dict(base)
+    for key, value in top.items():
+        inner = out.get(key)
+        if key in NESTED and isinstance(value, Mapping) and isinstance(inner, Mapping):
+            out[key] = {**inner, **value}
+        else:
+            out[key] = value
+    return out
+
+
+def train(
+    config: Any = None,
+    *,
+    out: str | Path | None = None,
+    data: DatasetArrays | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    allow_device_change: bool = False,
+    **settings: Any,
+) -> RunRecord:
+    """Train one run into ``out`` (default runs/<model>-<dataset>-s<seed>, as the CLI) and
+    return its typed record (``.summary``, ``.history``, ``.run_dir``; ``.to_dataframe()``).
+    ``data``: a :class:`Dataset` from arrays instead of the ``dataset`` setting."""
+    from cnnlab.config.identity import slugify
+    from cnnlab.data.registry import DataCache
+    from cnnlab.models.registry import resolve_model
+    from cnnlab.plots import plot_run_curves
+    from cnnlab.records import ARTIFACTS
+    from cnnlab.training.loop import train as train_run
+    from cnnlab.training.progress import make_reporter
+
+    if data is not None:
+        settings["dataset"] = data.name
+    cfg = settings_of(config, **settings)
+    resolve_model(cfg.model, cfg.model_args)  # refused before any data is read
+    if out is None:
+        out = Path("runs") / slugify(f"{Path(cfg.model).stem}-{cfg.dataset}-s{cfg.seed}")
+    out = Path(out)
+    arrays = data if data is not None else DataCache().dataset(cfg.dataset_ref, cfg.data_dir)
+    record = train_run(
+        cfg,
+        out,
+        data=arrays,
+        resume=resume,
+        reporter=make_reporter(not progress),
+        allow_device_change=allow_device_change,
+    )
+    plot_run_curves(
+        record.history, out / ARTIFACTS["curves"], title=f"{cfg.model} on {cfg.dataset}"
+    )
+    record.run_dir = out
+    return record
+
+
+def run_study(
+    study: str | Path,
+    *,
+    out: str | Path | None = None,
+    seeds: Sequence[int] | None = None,
+    epochs_scale: float | None = None,
+    variants: Sequence[str] | None = None,
+    dataset: str | None = None,
+    data_dir: str | Path | None = None,
+    data: DatasetArrays | None = None,
+    executor: str = "inprocess",
+    workers: int | None = None,
+    cpus_per_run: int = 1,
+    gpus_per_run: float = 0.0,
+    address: str | None = None,
+    retry_failed: bool = False,
+    report: bool = True,
+    progress: bool = False,
+) -> StudyResults:
+    """Run a study file as `cnnlab run` does (resumable; done runs are skipped) and return
+    its results (``.runs``, ``.to_dataframe()``); writes the report unless ``report=False``.
+    ``data``: arrays from :class:`Dataset` for every run (in-process executor only)."""
+    from cnnlab.study.executor import InProcessExecutor
+    from cnnlab.study.progress import make_study_progress
+    from cnnlab.study.runner import default_out_dir
+    from cnnlab.study.runner import run_study as run_planned
+    from cnnlab.study.spec import load_study
+
+    if data is not None:
+        if executor != "inprocess":
+            raise ConfigError(
+                "data= arrays live in this process: use executor='inprocess', or save them as "
+                "an image folder for Ray workers"
+            )
+        dataset = data.name
+    loaded = load_study(
+        Path(study),
+        dataset=dataset,
+        seeds=seeds,
+        epochs_scale=epochs_scale,
+        data_dir=Path(data_dir) if data_dir is not None else None,
+        variants=variants,
+    )
+    out_dir = Path(out) if out is not None else default_out_dir(loaded)
+    if executor == "ray":
+        from cnnlab.study.ray_executor import RayExecutor, RaySettings
+
+        chosen: Any = RayExecutor(RaySettings(address, workers, cpus_per_run, gpus_per_run))
+    elif executor == "inprocess":
+        chosen = InProcessExecutor()
+        if data is not None:
+            for cfg in loaded.configs.values():
+                chosen.data.hold(data, cfg.data_dir)
+    else:
+        raise ConfigError(f"executor '{executor}': use 'inprocess' or 'ray'")
+    outcome = run_planned(
+        loaded, out_dir, retry_failed=retry_failed, executor=chosen,
+        progress=make_study_progress(not progress),
+    )  # fmt: skip
+    if report:
+        from cnnlab.analysis.render import write_report
+
+        write_report(outcome.results, out_dir, predictions=data is None)
+    return outcome.results
+
+
+def load_results(*folders: str | Path) -> StudyResults:
+    """A study folder's results, or `cnnlab train` run folders read as one study."""
+    from cnnlab.study.folders import load_any
+
+    if not folders:
+        raise ConfigError("load_results() needs a study folder or run folders")
+    return load_any([Path(f) for f in folders])
+
+
+def predict(
+    checkpoint: str | Path,
+    images: str | Path | Iterable[str | Path],
+    *,
+    top_k: int = 3,
+    device: str = "auto",
+    invert: str = "auto",
+) -> list[Prediction]:
+    """Top-k labels for image files (folders are walked), in their order; a file that
+    cannot be read carries its ``error`` instead of labels."""
+    from cnnlab.inference.predict import find_images, predict_files
+    from cnnlab.training.checkpoint import load_checkpoint
+
+    paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
+    ckpt = load_checkpoint(Path(checkpoint))
+    files = find_images(paths)
+    return list(predict_files(ckpt, files, top_k=top_k, invert=invert, device=device))  # type: ignore[arg-type]
