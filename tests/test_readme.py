@@ -1,6 +1,7 @@
 """Every command in the README's ```bash blocks runs as written, in order, from a fresh
-folder with small generated datasets (the blocks marked "not run by
-tests/test_readme.py" need a cluster, are the set-up itself, or take an hour)."""
+folder with small generated datasets, and then every ```python block (the blocks marked
+"not run by tests/test_readme.py" need a cluster or a GPU, are the set-up itself, or take
+an hour)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ def readme_commands(text: str) -> list[str]:
             if code:
                 commands.append(code)
     return commands
+
+
+def readme_python(text: str) -> list[str]:
+    """The runnable ```python blocks, whole."""
+    blocks = []
+    for match in re.finditer(r"(?m)^```python\n(.*?)^```", text, re.S):
+        before = text[: match.start()].rstrip().splitlines()
+        if not (before and before[-1].startswith(SKIP_MARK)):
+            blocks.append(match.group(1))
+    return blocks
 
 
 def test_the_readme_blocks_parse_into_commands():
@@ -96,6 +107,11 @@ def test_every_readme_example_runs_as_written(workdir, monkeypatch):
         assert code == 0, f"{command}\n{printed[-3000:]}"
         if command.startswith("cnnlab compare"):
             assert "counted once, in A" in " ".join(printed.split()), printed
+    for block in readme_python((ROOT / "README.md").read_text()):
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+        assert "%" in printed.getvalue()
     with open(workdir / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and all(r["status"] == "done" for r in rows)  # 3 variants x 2 seeds
