@@ -13,13 +13,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # The tests also need the optional extras (the Ray executor, TensorBoard, MLflow,
-# pandas); the main job does not (a set-up for the tests serves the main job too).
+# pandas, Optuna); the main job does not (a set-up for the tests serves the main job too).
 extras=test
-[ "${CNNLAB_SETUP_TESTS:-0}" = 1 ] && extras=test,ray,interop
+[ "${CNNLAB_SETUP_TESTS:-0}" = 1 ] && extras=test,ray,interop,search
 stamp=.venv/.cnnlab-setup-stamp
 hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
 want="$hash $extras"
-[ "$(cat "$stamp" 2>/dev/null)" = "$hash test,ray,interop" ] && want="$hash test,ray,interop"
+[ "$(cat "$stamp" 2>/dev/null)" = "$hash test,ray,interop,search" ] && want="$hash test,ray,interop,search"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing cnnlab and its dependencies into .venv (first time: a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip

@@ -167,4 +167,4 @@ def test_claims_reach_the_report_through_the_cli(data_dir, tmp_path, capsys):
     assert c["claim"]["form"] == "better" and c["verdict"] in (SUPPORTED, NOT_SUPPORTED)
     assert c["seeds"] == {"mlp": 2, "tiny lr": 2}
     html = (out / "report.html").read_text()
-    assert 'id="claims"' in html and "Adam beats SGD" in html and "2 seeds, 1 epochs" in html
+    assert 'id="claims"' in html and "Adam beats SGD" in html and "2 seeds, 1 epoch" in html

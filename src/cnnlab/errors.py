@@ -25,3 +25,10 @@ class RunFailed(CnnlabError):
     """The input was fine but the work failed (e.g. training diverged)."""
 
     exit_code = 1
+
+
+class RunPruned(CnnlabError):
+    """A search's pruner stopped a trial: finished by decision, not failed. Its message
+    starts with "pruned"."""
+
+    exit_code = 0

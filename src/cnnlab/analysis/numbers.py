@@ -24,6 +24,7 @@ from cnnlab.analysis.improvement import Improvement, improvement
 from cnnlab.analysis.power import Power, powers_against
 from cnnlab.analysis.prose import summarize
 from cnnlab.analysis.run_rows import RunRow
+from cnnlab.analysis.search_numbers import SearchNumbers, search_numbers
 from cnnlab.analysis.selection import best_variant, peeking_figures
 from cnnlab.records import EpochRow
 from cnnlab.study.claims import claims_of_text
@@ -183,6 +184,7 @@ class StudyNumbers:
     baseline_settings: dict[str, Any] = field(default_factory=dict)  # flattened
     claims: list[ClaimVerdict] = field(default_factory=list)  # the study file's [[claim]]s
     figures: list[str] = field(default_factory=list)
+    search: SearchNumbers | None = None  # a study with a [search]: its trials and winners
 
     @property
     def failed_runs(self) -> list[RunRow]:
@@ -202,6 +204,7 @@ class StudyNumbers:
             "baseline": self.baseline,
             "baseline_settings": self.baseline_settings,
             "claims": [c.to_dict() for c in self.claims],
+            "search": None if self.search is None else self.search.to_dict(),
             "best_variant": self.best_variant,
             "best_variant_by": self.best_variant_by,
             "peeks_at_test_set": peeking_figures(self.best_variant_by),
@@ -379,6 +382,7 @@ def analyze(
         # first-seen order: the dataset's own domain order
         domains=list(dict.fromkeys(d for v in variants for d in v.final_test_acc_by_domain)),
         runs=[RunRow.of(r) for r in results.runs],
+        search=search_numbers(results, comparisons, baseline),
     )
     numbers.summary, numbers.warnings = summarize(numbers)
     return numbers

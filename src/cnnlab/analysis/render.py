@@ -16,6 +16,7 @@ from cnnlab.analysis import stats
 from cnnlab.analysis.figures import Figure, make_figures, prediction_numbers
 from cnnlab.analysis.formatting import fmt_p, fmt_pct, fmt_pts, fmt_seconds
 from cnnlab.analysis.numbers import StudyNumbers, analyze, json_safe, to_json
+from cnnlab.analysis.search_numbers import SearchNumbers
 from cnnlab.analysis.selection import peeking_figures
 from cnnlab.analysis.tables import (
     COLUMNS,
@@ -109,6 +110,8 @@ def render_markdown(
             ],
         )
         out.append("")
+    if numbers.search:
+        out += _search_md(numbers.search)
     out += ["## Variants", ""]
     rows = display_rows(numbers)
     out += _md_table([c[1] for c in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in rows])
@@ -177,6 +180,31 @@ def render_markdown(
     return "\n".join(out) + "\n"
 
 
+def _search_md(search: SearchNumbers) -> list[str]:
+    out = ["## Search", "", search_note(search), ""]
+    out += [f"- {w['verdict']}" for w in search.winners] or ["- No trial finished."]
+    out += ["", f"Best trials by {search.objective} (the validation split):", ""]
+    out += _md_table(
+        ["trial", "values", search.objective, "state"],
+        [
+            [t["number"], t["values"], f"{t['objective']:.4f}", t["state"]]
+            for t in search.best_trials
+        ],
+    )
+    return [*out, ""]
+
+
+def search_note(search: SearchNumbers) -> str:
+    c = search.counts
+    return (
+        f"Optuna's {search.sampler} sampler ({search.pruner} pruner) proposed "
+        f"{sum(c.values())} of {search.trials_asked} trials: {c['complete']} complete, "
+        f"{c['pruned']} pruned, {c['failed']} failed; each trial is one run on one seed, chosen "
+        f"on {search.objective}. The best were then trained over the study's seeds and tested "
+        "once, below, against the baseline."
+    )
+
+
 def _jinja_env() -> Any:
     import jinja2
 
@@ -208,6 +236,8 @@ def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated
         domain_note=DOMAIN_NOTE,
         settings_rows=settings_rows(numbers),
         claim_rows=claim_rows(numbers),
+        search=numbers.search,
+        search_note=search_note(numbers.search) if numbers.search else "",
         claim_tests=sorted({c.test for c in numbers.claims if c.test != "—"}),
         claim_class={
             "supported": "better",

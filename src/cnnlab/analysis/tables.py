@@ -244,7 +244,10 @@ def claim_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
         seeds = min(c.seeds.values(), default=0)
         spans = sorted({e for v in c.claim.variants if (e := epochs.get(v)) is not None})
         span = "—" if not spans else str(spans[0]) if len(spans) == 1 else f"{spans[0]}–{spans[-1]}"
-        where = f"{seeds} seeds, {span} epochs" + (f" (×{scale:g} of the file's)" if scale else "")
+        unit = "epoch" if span == "1" else "epochs"
+        where = f"{seeds} seed{'s' if seeds != 1 else ''}, {span} {unit}" + (
+            f" (×{scale:g} of the file's)" if scale else ""
+        )
         rows.append(
             {
                 "says": c.claim.says,

@@ -1,5 +1,18 @@
 """Run identity: the location-free settings of a run, hashed; the first 16 hex digits are
-the run id (see :mod:`cnnlab.study.spec` for what is and is not covered)."""
+the run id.
+
+Every run's fully resolved settings, with the model replaced by its resolved
+description (a builtin's name and every argument, defaults filled in; a model file's
+validated layers and input size; a factory's import path and arguments) and without
+``data_dir`` or what only logs (``tensorboard``), are written as canonical JSON (sorted keys, no spaces) and hashed with SHA-256; the first 16
+hex digits are the run id. So the id does not depend on where the study file, the
+model files, the output folder or the data live: moving or copying a study keeps
+its results, while editing a model file or any setting makes new runs (old results
+stay in the store). The TrainConfig handed to ``train()`` carries the model file's
+absolute path (``train()`` resolves it from any working directory); only the hash
+ignores that path. ``dataset`` stays in the hash as written, so a ``folder:PATH``
+dataset that moves gets new ids.
+"""
 
 from __future__ import annotations
 

@@ -68,7 +68,9 @@ class TrainConfig(_Strict):
         "digits-wild[:size=28,mnist=W,printed=W,svhn=W] or folder:PATH",
     )
     model: str = Field(
-        "lenet5", description="built-in name (see `cnnlab models list`) or a model .toml file"
+        "lenet5",
+        description="built-in name (see `cnnlab models list`), a model .toml file, or your "
+        "own factory as package.module:function",
     )
     model_args: dict[str, Any] = Field(
         default_factory=dict, description="builder arguments, e.g. batch_norm = true"

@@ -18,7 +18,7 @@ from cnnlab.study.expand import format_value
 
 # Settings a study sets in one place only: the dataset in [study], the seed from seeds.
 STUDY_OWNED = ("dataset", "seed")
-TABLES = "[study], [defaults], [[variant]], [grid], [[claim]]"
+TABLES = "[study], [defaults], [[variant]], [grid], [[claim]], [search]"
 
 
 @dataclass
@@ -74,7 +74,7 @@ def describe_file_error(err: Mapping[str, Any], models: Mapping[str, type[BaseMo
     kind = err["type"]
     if kind == "extra_forbidden":
         if len(loc) == 1:
-            return f"unknown table [{loc[0]}]{did_you_mean(loc[0], ['study', 'defaults', 'variant', 'grid'])}; allowed: {TABLES}"
+            return f"unknown table [{loc[0]}]{did_you_mean(loc[0], ['study', 'defaults', 'variant', 'grid', 'claim', 'search'])}; allowed: {TABLES}"
         allowed = list(models[loc[0]].model_fields) if loc[0] in models else []
         return f"[{loc[0]}]: unknown key '{loc[-1]}'{did_you_mean(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
     if kind == "missing":
@@ -138,36 +138,41 @@ def check_settings(
     return {k: v for k, v in settings.items() if k in allowed}
 
 
-def check_grid(grid: Mapping[str, list[Any]], problems: Problems) -> None:
+def setting_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a dotted setting a study may vary ([grid], [search.space]), or None."""
     keys = [k for k in setting_keys() if k.split(".")[0] not in STUDY_OWNED]
+    parts = key.split(".")
+    top = parts[0]
+    if top in STUDY_OWNED:
+        what = "[study] dataset" if top == "dataset" else "[study] seeds"
+        return f"'{key}' cannot be varied; use {what}"
+    if top not in TrainConfig.model_fields:
+        return (
+            f"unknown setting '{key}'{did_you_mean(key, keys)}; allowed: "
+            f'{", ".join(allowed_settings())} (dotted for nested ones, e.g. "optimizer.lr")'
+        )
+    if len(parts) > 1 and not (top == "model_args" and len(parts) == 2):
+        sub = NESTED.get(top)
+        if sub is None or len(parts) != 2:
+            return f"'{key}': '{top}' has no setting '{'.'.join(parts[1:])}'"
+        if parts[1] not in sub.model_fields:
+            nested = [f"{top}.{k}" for k in sub.model_fields]
+            return (
+                f"unknown setting '{key}'{did_you_mean(key, nested)}; allowed: {', '.join(nested)}"
+            )
+    return None
+
+
+def check_grid(grid: Mapping[str, list[Any]], problems: Problems) -> None:
     for key, values in grid.items():
-        parts = key.split(".")
-        top = parts[0]
 
         def add(message: str, key: str = key) -> None:
             problems.add(f"[grid]: {message}", "[grid]", 0, key)
 
-        if top in STUDY_OWNED:
-            what = "[study] dataset" if top == "dataset" else "[study] seeds"
-            add(f"'{key}' cannot be a grid key; use {what}")
+        problem = setting_key_problem(key)
+        if problem is not None:
+            add(problem.replace("cannot be varied", "cannot be a grid key"))
             continue
-        if top not in TrainConfig.model_fields:
-            add(
-                f"unknown setting '{key}'{did_you_mean(key, keys)}; allowed: "
-                f'{", ".join(allowed_settings())} (dotted for nested ones, e.g. "optimizer.lr")'
-            )
-            continue
-        if len(parts) > 1 and not (top == "model_args" and len(parts) == 2):
-            sub = NESTED.get(top)
-            if sub is None or len(parts) != 2:
-                add(f"'{key}': '{top}' has no setting '{'.'.join(parts[1:])}'")
-                continue
-            if parts[1] not in sub.model_fields:
-                nested = [f"{top}.{k}" for k in sub.model_fields]
-                add(
-                    f"unknown setting '{key}'{did_you_mean(key, nested)}; allowed: {', '.join(nested)}"
-                )
-                continue
         if not values:
             add(f"'{key}' has no values; give at least one")
         elif len({format_value(v) for v in values}) != len(values):

@@ -24,7 +24,7 @@ import numpy as np
 from cnnlab import faults
 from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
 from cnnlab.data.registry import DataCache
-from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.errors import CnnlabError, ConfigError, RunPruned
 from cnnlab.records import ARTIFACTS, EpochRow, Provenance, RunRecord
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun, identity_hash, run_identity
@@ -176,6 +176,7 @@ class InProcessExecutor:
         started = time.perf_counter()
         record: RunRecord | None = None
         error: str | None = None
+        pruned: str | None = None  # why a search's pruner stopped it
         provenance: Provenance | None = None
         try:
             provenance = run_provenance(run)
@@ -205,6 +206,8 @@ class InProcessExecutor:
                     title=f"{run.config.model} on {run.config.dataset}",
                 )
                 faults.reached("curves")
+            except RunPruned as exc:
+                pruned = error = str(exc)
             except Exception as exc:  # a failed run must not stop the study
                 error = error_message(exc)
                 if not isinstance(exc, CnnlabError):
@@ -219,6 +222,8 @@ class InProcessExecutor:
             assert record is not None
             store.finish_run(run.run_id, record.summary, record.history, artifacts)
             faults.reached("finish")
+        elif pruned is not None:
+            store.prune_run(run.run_id, pruned)
         else:
             store.fail_run(run.run_id, error, artifacts)
         progress.run_ended(

@@ -39,6 +39,8 @@ def format_duration(seconds: float) -> str:
 
 def run_outcome(run: PlannedRun, summary: RunSummary | None, error: str | None) -> str:
     who = f"{run.variant} seed {run.seed}"
+    if error is not None and error.startswith("pruned"):
+        return f"{who}: {error}"
     if error is not None:
         return f"{who}: FAILED: {error}"
     assert summary is not None

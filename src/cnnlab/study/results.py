@@ -13,7 +13,7 @@ from typing import Any
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, Provenance, RunSummary
 
-RUN_STATUSES = ("pending", "running", "done", "failed", "interrupted")
+RUN_STATUSES = ("pending", "running", "done", "failed", "interrupted", "pruned")
 
 
 @dataclass
@@ -63,7 +63,8 @@ class StudyResults:
     file_text: str = ""
     options: dict[str, Any] = field(
         default_factory=dict
-    )  # `cnnlab run` overrides (epochs_scale, ...)
+    )  # `cnnlab run` overrides (epochs_scale, ...) and a search's outcome ("search")
+    trials: list[dict[str, Any]] = field(default_factory=list)  # a [search]'s, from the store
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.table import Table
 
 from cnnlab.atomic import remove_stale_temporaries
+from cnnlab.errors import ConfigError
 from cnnlab.study.executor import Executor, InProcessExecutor
 from cnnlab.study.lock import check_unlocked, study_lock
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
@@ -61,6 +62,8 @@ def run_study(
     with study_lock(out_dir), Store(out_dir) as store:
         remove_stale_temporaries(out_dir)  # a report killed while being written
         store.interrupt_runs()  # 'running' with the lock free: the process that ran it died
+        if study.search is not None:
+            planned = search_then_plan(study, out_dir, store, executor, progress)
         statuses = store.statuses()
         outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
         todo: list[PlannedRun] = []
@@ -96,6 +99,35 @@ def run_study(
             progress.close()
         outcome.results = store.results()
     return outcome
+
+
+def search_then_plan(
+    study: Study, out_dir: Path, store: Store, executor: Executor, progress: StudyProgress
+) -> list[PlannedRun]:
+    """Run the [search]'s trials not done yet; add its winners to the study's variants."""
+    from cnnlab.study.search import add_winners, run_search
+
+    if not hasattr(executor, "run_one"):
+        raise ConfigError(
+            "a [search] trains its trials in this process for now: run it without --executor ray"
+        )
+
+    def record(trial_runs: list[PlannedRun]) -> None:
+        store.record_study(
+            name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
+            baseline=study.baseline, description=study.description,
+            variants=study.variant_names, options=study.options, runs=study.plan(out_dir),
+            extra_runs=trial_runs,
+        )  # fmt: skip
+
+    trials = run_search(study, out_dir, store, executor, progress, record)
+    spec = study.search
+    assert spec is not None
+    study.options["search"] = {
+        "objective": spec.objective, "sampler": spec.sampler, "pruner": spec.pruner,
+        "trials": spec.trials, "winners": add_winners(study, trials),
+    }  # fmt: skip
+    return study.plan(out_dir)
 
 
 def summary_table(results: StudyResults) -> Table:

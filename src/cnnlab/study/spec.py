@@ -11,17 +11,7 @@ Everything is checked before anything runs, against the settings schema
 (:class:`~cnnlab.config.schema.TrainConfig`): one ConfigError lists every problem, one
 line each, starting with the study file and the line, naming the variant and the key.
 
-Run identity. Every run's fully resolved settings, with the model replaced by its
-resolved description (a builtin's name and every argument, defaults filled in; a
-model file's validated layers and input size) and without ``data_dir``, are written
-as canonical JSON (sorted keys, no spaces) and hashed with SHA-256; the first 16
-hex digits are the run id. So the id does not depend on where the study file, the
-model files, the output folder or the data live: moving or copying a study keeps
-its results, while editing a model file or any setting makes new runs (old results
-stay in the store). The TrainConfig handed to ``train()`` carries the model file's
-absolute path (``train()`` resolves it from any working directory); only the hash
-ignores that path. ``dataset`` stays in the hash as written, so a ``folder:PATH``
-dataset that moves gets new ids.
+Run identity: see :mod:`cnnlab.config.identity`.
 """
 
 from __future__ import annotations
@@ -66,6 +56,7 @@ from cnnlab.study.expand import (
     scaled_config,
     set_dotted,
 )
+from cnnlab.study.search_spec import SearchSpec, parse_search
 
 __all__ = [
     "SETTINGS_ADDED_SINCE_V1",
@@ -95,6 +86,7 @@ class StudyFile(_Strict):
     variant: list[dict[str, Any]] = Field(min_length=1)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     claim: list[Any] = Field(default_factory=list)  # checked by cnnlab.study.claims
+    search: dict[str, Any] | None = None  # checked by cnnlab.study.search_spec
 
 
 @dataclass(frozen=True)
@@ -135,6 +127,7 @@ class Study:
     variants: list[Variant]
     claims: list[Claim]
     options: dict[str, Any]  # the overrides, as recorded in the store
+    search: SearchSpec | None = None
     configs: dict[tuple[str, int], TrainConfig] = field(default_factory=dict, repr=False)
     identities: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -256,6 +249,10 @@ def load_study(
             all_variants = chosen
     except ConfigError as exc:
         problems.add(str(exc).removeprefix(f"{where}: "), "[study]", 0, "baseline")
+    base_settings = next((v.settings for v in all_variants if v.name == baseline), {})
+    search = parse_search(parsed.search, base_settings, problems)
+    if search is not None and search.confirm_seeds and seeds is None:
+        seed_list = list(search.confirm_seeds)
     study = Study(
         path=path,
         text=text,
@@ -266,6 +263,7 @@ def load_study(
         baseline=baseline,
         variants=all_variants,
         claims=claims,
+        search=search,
         options={
             "dataset": study_dataset if dataset is not None else None,
             "seeds": list(seeds) if seeds is not None else None,
@@ -276,7 +274,7 @@ def load_study(
             else None,
         },
     )
-    _resolve_runs(study, epochs_scale, data_dir, problems)
+    resolve_runs(study, epochs_scale, data_dir, problems)
     return study
 
 
@@ -326,7 +324,7 @@ def _expand(
     return out
 
 
-def _resolve_runs(
+def resolve_runs(
     study: Study, epochs_scale: float | None, data_dir: Path | None, problems: Problems
 ) -> None:
     """Validate each variant once (every problem of every variant at once), resolve its

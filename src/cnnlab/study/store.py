@@ -31,12 +31,13 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, Provenance, RunSummary
 from cnnlab.study.lock import is_locked
 from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.study.store_rows import run_result
 from cnnlab.study.store_schema import (
     DB_NAME,
     SCHEMA,
     SCHEMA_VERSION,
-    UPGRADE_FROM_V1,
     VALUE_COLUMNS,
+    upgrade_from,
 )
 
 
@@ -76,10 +77,10 @@ class Store:
                 self.conn.executescript(
                     f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
                 )
-            elif version == 1:  # foreign keys off: the runs table is dropped and rebuilt
+            elif version < SCHEMA_VERSION:  # foreign keys off: runs is dropped and rebuilt
                 self.conn.executescript(
-                    f"BEGIN IMMEDIATE; {UPGRADE_FROM_V1} PRAGMA user_version={SCHEMA_VERSION};"
-                    " COMMIT;"
+                    f"BEGIN IMMEDIATE; {upgrade_from(version)}"
+                    f" PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
                 )
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
@@ -124,12 +125,15 @@ class Store:
         variants: Sequence[str],
         options: Mapping[str, Any],
         runs: Sequence[Any],
+        extra_runs: Sequence[Any] = (),
     ) -> int:
         """Record this invocation of the study and its expansion (``runs``: PlannedRun-like,
         with run_id, variant, seed, config, config_hash, identity, run_dir); register new runs
         as pending and bring the stored config/dir/variant name of runs not yet done up to date.
 
         Returns the studies row id; an invocation identical to the latest one reuses its row.
+        ``extra_runs`` (a search's trials) are registered like ``runs`` but not planned: the
+        report shows them in its search section, not as variants.
         """
         plan = [(r.run_id, r.variant, r.seed) for r in runs]
         with self._transaction():
@@ -169,7 +173,7 @@ class Store:
                     "INSERT INTO plan (study_id, position, run_id, variant, seed) VALUES (?, ?, ?, ?, ?)",
                     [(study_id, i, *row) for i, row in enumerate(plan)],
                 )
-            for r in runs:
+            for r in [*runs, *extra_runs]:
                 config_json = json.dumps(r.config.model_dump(mode="json"), sort_keys=True)
                 self.conn.execute(
                     "INSERT INTO runs (run_id, variant, seed, config_json, config_hash, identity_json,"
@@ -274,6 +278,37 @@ class Store:
                 (time.time(), error, run_id),
             )
 
+    def prune_run(self, run_id: str, why: str) -> None:
+        """A search trial its pruner stopped: finished by decision, not failed."""
+        with self._transaction():
+            self.conn.execute(
+                "UPDATE runs SET status = 'pruned', ended_at = ?, error = ? WHERE run_id = ?",
+                (time.time(), why, run_id),
+            )
+
+    def record_trial(
+        self,
+        number: int,
+        run_id: str,
+        params: Mapping[str, Any],
+        state: str,
+        objective: float | None,
+    ) -> None:
+        with self._transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO trials (number, run_id, params_json, state, objective)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (number, run_id, json.dumps(dict(params), sort_keys=True), state, objective),
+            )
+
+    def trials(self) -> list[dict[str, Any]]:
+        """The search's trials in order: number, run_id, params, state, objective."""
+        try:
+            rows = self.conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
+        except sqlite3.OperationalError:  # a folder of schema 1 or 2, opened read-only
+            return []
+        return [dict(r) | {"params": json.loads(r["params_json"])} for r in rows]
+
     def interrupt_runs(self, run_ids: Iterable[str] | None = None) -> list[str]:
         """Mark ``run_ids`` (default: every run) that are 'running' as 'interrupted': stopped
         by Ctrl-C, or left by a killed process (the caller holds the study's lock)."""
@@ -330,43 +365,11 @@ class Store:
             file_path=latest["file_path"],
             file_text=latest["file_text"],
             options=json.loads(latest["options_json"]),
+            trials=self.trials(),
         )
 
     def _run_result(self, run_id: str, variant: str | None) -> RunResult:
-        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise CnnlabError(f"{self.path}: run {run_id} is in the plan but not in runs")
-        history = [
-            EpochRow.from_dict(dict(e))
-            for e in self.conn.execute(
-                "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)
-            )
-        ]
-        final = self.conn.execute(
-            "SELECT summary_json FROM finals WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        # sqlite3.Row: `in` tests values, not column names
-        provenance = row["provenance_json"] if "provenance_json" in row.keys() else None  # noqa: SIM118
-        identity = json.loads(row["identity_json"])
-        return RunResult(
-            run_id=run_id,
-            identity=identity,
-            provenance=None if provenance is None else Provenance.from_dict(json.loads(provenance)),
-            variant=variant or row["variant"],
-            seed=int(row["seed"]),
-            status=row["status"],
-            config=json.loads(row["config_json"]),
-            run_dir=self._abs(row["run_dir"]),
-            history=history,
-            summary=RunSummary.from_dict(json.loads(final["summary_json"]))
-            if final is not None
-            else None,
-            error=row["error"],
-            device=row["device"],
-            started_at=row["started_at"],
-            ended_at=row["ended_at"],
-            attempts=int(row["attempts"]),
-        )
+        return run_result(self.conn, run_id, variant, self._abs, self.path)
 
 
 def load_results(

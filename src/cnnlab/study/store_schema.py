@@ -6,13 +6,15 @@ from cnnlab.records import EPOCH_COLUMNS
 from cnnlab.study.results import RUN_STATUSES
 
 DB_NAME = "study.sqlite"
-SCHEMA_VERSION = 2
-# Version 2: the 'interrupted' status and each run's provenance. Upgrading a version-1
-# database rebuilds its runs table (SQLite cannot change a CHECK constraint in place).
+SCHEMA_VERSION = 3
+# Version 2: the 'interrupted' status and each run's provenance. Version 3: the 'pruned'
+# status (a search trial stopped early by its pruner) and the search's trials table.
+# Upgrading rebuilds the runs table (SQLite cannot change a CHECK constraint in place).
 RUNS_V1_COLUMNS = (
     "run_id, variant, seed, config_json, config_hash, identity_json, status, started_at,"
     " ended_at, device, error, run_dir, attempts"
 )
+RUNS_V2_COLUMNS = RUNS_V1_COLUMNS + ", provenance_json"
 VALUE_COLUMNS = EPOCH_COLUMNS[1:]
 
 
@@ -39,6 +41,15 @@ CREATE TABLE IF NOT EXISTS {name} (
 );
 """
 RUNS = runs_table("runs")
+TRIALS = """
+CREATE TABLE IF NOT EXISTS trials (
+    number      INTEGER PRIMARY KEY,  -- Optuna's trial number
+    run_id      TEXT NOT NULL REFERENCES runs(run_id),
+    params_json TEXT NOT NULL,        -- {"optimizer.lr": 0.0021, ...}
+    state       TEXT NOT NULL,        -- running, complete, pruned, failed
+    objective   REAL                  -- its final objective (val_acc or val_loss)
+);
+"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS studies (
@@ -77,11 +88,15 @@ CREATE TABLE IF NOT EXISTS artifacts (
     path   TEXT NOT NULL,
     PRIMARY KEY (run_id, kind)
 );
-"""
+{TRIALS}"""
 
-UPGRADE_FROM_V1 = f"""
-{runs_table("runs_v2")}
-INSERT INTO runs_v2 ({RUNS_V1_COLUMNS}) SELECT {RUNS_V1_COLUMNS} FROM runs;
+
+def upgrade_from(version: int) -> str:
+    """The script that brings a version-1 or -2 database to this version."""
+    columns = RUNS_V1_COLUMNS if version == 1 else RUNS_V2_COLUMNS
+    return f"""
+{runs_table("runs_new")}
+INSERT INTO runs_new ({columns}) SELECT {columns} FROM runs;
 DROP TABLE runs;
-ALTER TABLE runs_v2 RENAME TO runs;
-"""
+ALTER TABLE runs_new RENAME TO runs;
+{TRIALS}"""

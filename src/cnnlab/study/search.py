@@ -1,0 +1,277 @@
+"""A study's search phase: Optuna proposes, cnnlab trains, the best are confirmed.
+
+Each trial is an ordinary run (its own run folder, rows in the study's store, the run
+id of its settings) of the baseline variant's settings with the trial's values, on a
+seed of its own (10000 + the sampler's seed) that no confirmation run uses. Optuna only proposes and prunes: its RDB storage lives in the study
+folder (``search.sqlite3``), so ``cnnlab run`` again after a kill continues where the
+search stopped: finished trials are kept, a trial the kill cut short is asked again with
+the same values (so its run resumes from its checkpoint), and the search ends at the
+number of trials the file asks for. Each epoch's objective goes to the pruner, which may
+stop a hopeless trial (status ``pruned``).
+
+The winners (the ``top`` best trials by their final objective) become variants named
+``search #1`` ... and are trained over the confirmation seeds beside the study's own
+variants, like any study: the test set is looked at once, there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab.config.schema import TrainConfig
+from cnnlab.errors import CnnlabError, RunPruned
+from cnnlab.records import EpochRow
+from cnnlab.study.expand import format_value, scaled_config, set_dotted
+from cnnlab.study.progress import StudyProgress
+from cnnlab.study.search_spec import Dimension, SearchSpec
+from cnnlab.study.spec import PlannedRun, Study, Variant, identity_hash, run_identity
+from cnnlab.study.store import Store
+
+STORAGE = "search.sqlite3"
+INSTALL_HINT = "pip install 'cnnlab[search]' (or pip install optuna)"
+ZERO = " is 0"
+TRIAL_SEED_BASE = 10_000  # the switch of a log_uniform dimension that may be exactly 0
+
+
+def import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise CnnlabError(f"a [search] needs the optuna package: {INSTALL_HINT}") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # cnnlab prints the progress
+    return optuna
+
+
+def distributions(space: tuple[Dimension, ...]) -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    out: dict[str, Any] = {}
+    for d in space:
+        if d.form == "choices":
+            out[d.key] = CategoricalDistribution(list(d.choices))
+        elif d.form == "int":
+            out[d.key] = IntDistribution(int(d.low), int(d.high))
+        else:
+            out[d.key] = FloatDistribution(d.low, d.high, log=d.form == "log_uniform")
+            if d.zero:
+                out[d.key + ZERO] = CategoricalDistribution([False, True])
+    return out
+
+
+def setting_values(params: dict[str, Any]) -> dict[str, Any]:
+    """Optuna's params -> the settings they stand for (a zero switch turned into 0)."""
+    out = {k: v for k, v in params.items() if not k.endswith(ZERO)}
+    for key, is_zero in params.items():
+        if key.endswith(ZERO) and is_zero:
+            out[key.removesuffix(ZERO)] = 0.0
+    return out
+
+
+def make_sampler(optuna: Any, spec: SearchSpec) -> Any:
+    if spec.sampler == "grid":
+        grid = {d.key: list(d.choices) for d in spec.space}
+        return optuna.samplers.GridSampler(grid, seed=spec.seed)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    if spec.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=spec.seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=spec.seed)
+
+
+def make_pruner(optuna: Any, spec: SearchSpec, epochs: int) -> Any:
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
+    return optuna.pruners.NopPruner()
+
+
+class PruningStore:
+    """The study's store, with each epoch's objective sent to the trial's pruner."""
+
+    def __init__(self, store: Store, trial: Any, objective: str) -> None:
+        self.store, self.trial, self.objective = store, trial, objective
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def add_epoch(self, run_id: str, row: EpochRow) -> None:
+        self.store.add_epoch(run_id, row)
+        value = row.get(self.objective)
+        if value is None:
+            return
+        self.trial.report(float(value), row.epoch)
+        if self.trial.should_prune():
+            raise RunPruned(f"pruned after epoch {row.epoch}: {self.objective} {value:.4f}")
+
+
+@dataclass
+class Trials:
+    """What the search found: the finished trials (number, params, objective, state)."""
+
+    finished: list[dict[str, Any]]
+
+    def best(self, spec: SearchSpec, top: int) -> list[dict[str, Any]]:
+        done = [t for t in self.finished if t["state"] == "complete" and t["objective"] is not None]
+        done.sort(key=lambda t: t["objective"], reverse=spec.maximize)
+        chosen: list[dict[str, Any]] = []
+        for t in done:
+            if all(t["params"] != c["params"] for c in chosen):
+                chosen.append(t)
+        return chosen[:top]
+
+
+def trial_seed(study: Study) -> int:
+    """The seed every trial trains with: one that no confirmation run uses, so that the
+    winners are confirmed on fresh draws (the lucky draw that made a trial win does not
+    count again in its favour)."""
+    assert study.search is not None
+    seed = TRIAL_SEED_BASE + study.search.seed
+    if seed in study.seeds:
+        raise CnnlabError(
+            f"{study.path}: seed {seed} is the search trials' own (10000 + [search] seed); "
+            "confirm on other seeds"
+        )
+    return seed
+
+
+def trial_run(
+    study: Study, base: dict[str, Any], params: dict[str, Any], number: int, out_dir: Path
+) -> PlannedRun:
+    from cnnlab.config.identity import slugify
+    from cnnlab.models.registry import resolve_model
+
+    settings = base
+    for key, value in setting_values(params).items():
+        settings = set_dotted(settings, key, value)
+    seed = trial_seed(study)
+    cfg = TrainConfig.model_validate(dict(settings, dataset=study.dataset, seed=seed))
+    scale = study.options.get("epochs_scale")
+    if scale is not None:
+        cfg = scaled_config(cfg, scale)
+    identity = run_identity(
+        cfg.model_dump(mode="json"),
+        resolve_model(cfg.model, cfg.model_args).model_dump(mode="json"),
+    )
+    digest = identity_hash(identity)
+    name = f"trial {number}"
+    return PlannedRun(
+        run_id=digest[:16], config_hash=digest, variant=name, seed=seed, config=cfg,
+        run_dir=out_dir / "runs" / f"{slugify(name)}-s{seed}-{digest[:8]}", identity=identity,
+    )  # fmt: skip
+
+
+def run_search(
+    study: Study,
+    out_dir: Path,
+    store: Store,
+    executor: Any,
+    progress: StudyProgress,
+    record: Any,
+) -> Trials:
+    """Train the trials not done yet (``record(extra_runs)`` registers a trial's run with
+    the store); return every finished trial."""
+    spec = study.search
+    assert spec is not None
+    optuna = import_optuna()
+    base = next(v.settings for v in study.variants if v.name == study.baseline)
+    epochs = int(base.get("epochs") or TrainConfig.model_fields["epochs"].default)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{Path(out_dir).absolute() / STORAGE}")
+    search = optuna.create_study(
+        storage=storage, study_name=study.name, load_if_exists=True,
+        sampler=make_sampler(optuna, spec), pruner=make_pruner(optuna, spec, epochs),
+        direction="maximize" if spec.maximize else "minimize",
+    )  # fmt: skip
+    states = optuna.trial.TrialState
+    for cut in search.get_trials(deepcopy=False, states=(states.RUNNING,)):
+        storage.set_trial_state_values(cut._trial_id, states.FAIL)  # killed mid-trial
+        search.enqueue_trial(cut.params, skip_if_exists=False)  # asked again: it resumes
+    space = distributions(spec.space)
+    ended = (states.COMPLETE, states.PRUNED)
+    limit = spec.trials
+    if spec.sampler == "grid":
+        limit = min(limit, _grid_size(spec))
+    progress.begin(limit, len(search.get_trials(deepcopy=False, states=ended)), 0)
+    while len(search.get_trials(deepcopy=False, states=ended)) < limit:
+        trial = search.ask(space)
+        run = trial_run(study, base, trial.params, trial.number, out_dir)
+        record([run])
+        store.record_trial(trial.number, run.run_id, setting_values(trial.params), "running", None)
+        executor.run_one(run, PruningStore(store, trial, spec.objective), progress)
+        status = store.statuses().get(run.run_id)
+        if status == "done":
+            value = _final_objective(store, run.run_id, spec.objective)
+            if value is None:
+                search.tell(trial, state=states.FAIL)
+                store.record_trial(
+                    trial.number, run.run_id, setting_values(trial.params), "failed", None
+                )
+            else:
+                search.tell(trial, value)
+                store.record_trial(
+                    trial.number, run.run_id, setting_values(trial.params), "complete", value
+                )
+        elif status == "pruned":
+            search.tell(trial, state=states.PRUNED)
+            last = _final_objective(store, run.run_id, spec.objective)
+            store.record_trial(
+                trial.number, run.run_id, setting_values(trial.params), "pruned", last
+            )
+        else:
+            search.tell(trial, state=states.FAIL)
+            store.record_trial(
+                trial.number, run.run_id, setting_values(trial.params), "failed", None
+            )
+    return Trials([t for t in store.trials() if t["state"] != "running"])
+
+
+def _grid_size(spec: SearchSpec) -> int:
+    size = 1
+    for d in spec.space:
+        size *= len(d.choices)
+    return size
+
+
+def _final_objective(store: Store, run_id: str, objective: str) -> float | None:
+    row = store.conn.execute(
+        f"SELECT {objective} FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1", (run_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def add_winners(study: Study, trials: Trials) -> dict[str, str]:
+    """The best trials as variants "search #1" ... of ``study`` (configs and identities
+    for every seed, as the file's own variants have), skipping any whose settings are a
+    variant's already (the baseline found again). Returns each one's description."""
+    from cnnlab.study.checks import Problems
+    from cnnlab.study.spec import resolve_runs
+
+    spec = study.search
+    assert spec is not None
+    base = next(v.settings for v in study.variants if v.name == study.baseline)
+    described: dict[str, str] = {}
+    for t in trials.best(spec, spec.confirm_top):
+        settings = base
+        for key, value in t["params"].items():
+            settings = set_dotted(settings, key, value)
+        if any(v.settings == settings for v in study.variants):
+            continue
+        name = f"search #{len(described) + 1}"
+        own = frozenset(k.split(".")[0] for k in t["params"])
+        study.variants.append(Variant(name=name, base=study.baseline, settings=settings, own=own))
+        values = ", ".join(f"{k}={format_value(v)}" for k, v in t["params"].items())
+        described[name] = f"trial {t['number']}: {values}"
+    if described:
+        data_dir = study.options.get("data_dir")
+        problems = Problems(str(study.path), study.text)
+        resolve_runs(
+            study, study.options.get("epochs_scale"), Path(data_dir) if data_dir else None, problems
+        )
+        problems.raise_if_any()
+    return described

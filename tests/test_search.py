@@ -1,0 +1,173 @@
+"""[search]: Optuna proposes, every trial is a run, the winners are confirmed over seeds."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from cnnlab.cli.app import main
+from cnnlab.errors import ConfigError
+from cnnlab.study.spec import load_study
+from cnnlab.study.store import Store, load_results
+
+pytest.importorskip("optuna")
+
+STUDY = """\
+[study]
+name = "search-demo"
+dataset = "mnist"
+seeds = [0]
+baseline = "default"
+[defaults]
+data_dir = "{data_dir}"
+model = "mlp"
+epochs = 1
+val_fraction = 0.2
+optimizer = {{ name = "adam", lr = 1e-3 }}
+[[variant]]
+name = "default"
+[search]
+trials = {trials}
+sampler = "random"
+seed = 0
+pruner = "none"
+[search.space]
+"optimizer.lr" = {{ log_uniform = [1e-4, 3e-2] }}
+batch_size = {{ choices = [32, 64] }}
+[search.confirm]
+top = 1
+seeds = [0, 1]
+"""
+
+
+def write(tmp_path, data_dir, trials=3, extra=""):
+    path = tmp_path / "search.toml"
+    path.write_text(STUDY.format(data_dir=data_dir, trials=trials) + extra)
+    return path
+
+
+def problems_of(tmp_path, data_dir, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(text.format(data_dir=data_dir))
+    with pytest.raises(ConfigError) as err:
+        load_study(path)
+    return str(err.value)
+
+
+def test_a_search_table_is_checked_key_by_key(tmp_path, data_dir):
+    base = STUDY.split("[search]")[0].replace("val_fraction = 0.2\n", "")
+    text = base.replace("{trials}", "3") + (
+        '[search]\ntrials = 3\nobjective = "test_acc"\nsampler = "grid"\n'
+        '[search.space]\n"optimizer.lrr" = {{ uniform = [0.1, 0.2] }}\n'
+        '"optimizer.momentum" = {{ log_uniform = [0, 0.9] }}\n'
+        "batch_size = {{ uniform = [32, 64], choices = [1] }}\n"
+        "epochs = {{ int = [0, 3] }}\n"
+        '"optimizer.weight_decay" = {{ uniform = [0, 0.01] }}\n'
+    )
+    message = problems_of(tmp_path, data_dir, text)
+    assert "objective 'test_acc' would choose on the test set" in message
+    assert "set val_fraction (e.g. 0.1)" in message
+    assert "unknown setting 'optimizer.lrr' (did you mean 'optimizer.lr'?)" in message
+    assert "'optimizer.momentum': log_uniform needs low > 0" in message
+    assert "'batch_size' needs exactly one of log_uniform, uniform, int, choices" in message
+    assert "'epochs' = 0: Input should be greater than or equal to 1" in message
+    assert "sampler 'grid' needs choices" in message
+    assert all(line.strip().startswith(str(tmp_path)) for line in message.splitlines()[1:])
+
+
+def test_trials_are_runs_and_the_winner_is_confirmed_over_seeds(tmp_path, data_dir, capsys):
+    study = write(tmp_path, data_dir)
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0
+    with Store(out) as store:
+        trials = store.trials()
+    assert [t["state"] for t in trials] == ["complete"] * 3
+    assert {t["params"]["batch_size"] for t in trials} <= {32, 64}
+    assert all(0 <= t["objective"] <= 1 for t in trials)
+    results = load_results(out)
+    assert results.variants == ["default", "search #1"]
+    assert sorted((r.variant, r.seed) for r in results.runs) == [
+        ("default", 0), ("default", 1), ("search #1", 0), ("search #1", 1)
+    ]  # fmt: skip
+    best = max(trials, key=lambda t: t["objective"])
+    winner = next(r for r in results.runs if r.variant == "search #1")
+    assert winner.config["optimizer"]["lr"] == pytest.approx(best["params"]["optimizer.lr"])
+    md = (out / "report.md").read_text()
+    assert "## Search" in md and "over 2 seeds" in md
+    assert "search found " in md and "optimizer.lr=" in md
+    assert "3 of 3 trials: 3 complete, 0 pruned, 0 failed" in md
+    html = (out / "report.html").read_text()
+    assert 'id="search"' in html
+    capsys.readouterr()
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0  # all done: nothing new
+    with sqlite3.connect(out / "search.sqlite3") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 3
+
+
+def test_a_killed_search_continues_to_the_number_of_trials_asked(tmp_path, data_dir, monkeypatch):
+    from cnnlab.study.executor import InProcessExecutor
+
+    study = write(tmp_path, data_dir, trials=3)
+    out = tmp_path / "out"
+    real = InProcessExecutor.run_one
+    calls = []
+
+    def killed_on_the_second(self, run, store, progress):
+        calls.append(run.run_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill mid-trial leaves it: running in Optuna
+        return real(self, run, store, progress)
+
+    monkeypatch.setattr(InProcessExecutor, "run_one", killed_on_the_second)
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 130
+    monkeypatch.setattr(InProcessExecutor, "run_one", real)
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0
+    with Store(out) as store:
+        done = [t for t in store.trials() if t["state"] == "complete"]
+    assert len(done) == 3
+    assert calls[1] in {t["run_id"] for t in done}  # the cut trial was asked again
+
+
+def test_a_pruned_trial_is_recorded_as_pruned(tmp_path, data_dir):
+    from cnnlab.study.progress import QuietStudyProgress
+    from cnnlab.study.search import PruningStore, trial_run
+
+    study = load_study(write(tmp_path, data_dir))
+
+    class Hopeless:
+        def report(self, value, step):
+            self.seen = (value, step)
+
+        def should_prune(self):
+            return True
+
+    out = tmp_path / "out"
+    base = study.variants[0].settings
+    run = trial_run(study, base, {"optimizer.lr": 1e-3, "batch_size": 32}, 0, out)
+    from cnnlab.study.executor import InProcessExecutor
+
+    with Store(out) as store:
+        store.record_study(
+            name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
+            baseline=study.baseline, description="", variants=study.variant_names,
+            options={}, runs=study.plan(out), extra_runs=[run],
+        )  # fmt: skip
+        InProcessExecutor().run_one(
+            run, PruningStore(store, Hopeless(), "val_acc"), QuietStudyProgress()
+        )
+        status = store.statuses()[run.run_id]
+        error = store.conn.execute(
+            "SELECT error FROM runs WHERE run_id = ?", (run.run_id,)
+        ).fetchone()[0]
+    assert status == "pruned" and error.startswith("pruned after epoch 1: val_acc")
+
+
+def test_without_optuna_a_search_is_one_line(tmp_path, data_dir, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    study = write(tmp_path, data_dir)
+    assert main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "needs the optuna package: pip install 'cnnlab[search]'" in err
