@@ -84,6 +84,20 @@ def test_your_own_model_by_name_by_import_path_and_as_a_function(data_dir, tmp_p
     assert as_function.summary.params > by_name.summary.params  # width 16, the default
     with pytest.raises(ConfigError, match=r"unknown argument 'depth'; allowed: width"):
         cnnlab.train(model="tiny-api-net", model_args={"depth": 3})
+    exported = tmp_path / "tiny.pt"
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "a" / "checkpoint.pt"),
+                str(exported),
+                "--format",
+                "torchscript",
+            ]
+        )
+        == 0
+    )
+    assert exported.is_file()  # rebuilt from the recorded factory, checked against PyTorch
     img = tmp_path / "digit.png"
     Image.fromarray(learnable_digits(1, 5)[0][0]).save(img)
     [prediction] = cnnlab.predict(tmp_path / "a" / "checkpoint.pt", img)
