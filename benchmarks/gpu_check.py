@@ -9,8 +9,9 @@ and, when Ray is installed, 8 LeNet-5 runs packed on the GPU (``--gpus-per-run 0
 against the same runs one at a time. Each part runs as its own process with what is
 left of the budget, so one that fails or overruns becomes a row saying so.
 
-``--dry-run`` does the same on this CPU at small sizes (1 epoch, 2 packed runs, one
-benchmark), so the script is exercised by the test suite and cannot rot:
+``--dry-run`` does the same on this CPU at small sizes (one recipe variant for 1 epoch,
+2 packed runs, one benchmark), so the script is exercised by the test suite and cannot
+rot:
 
     python benchmarks/gpu_check.py                       # on the GPU machine
     python benchmarks/gpu_check.py --dry-run --device cpu --data-dir DIR
@@ -105,7 +106,10 @@ def device_row(plan: Plan) -> Row:
 
 
 def tests_row(plan: Plan) -> Row:
-    argv = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"]
+    # The dry run collects only the files that hold CUDA tests (collecting every test
+    # module imports everything: half a minute on a small CPU).
+    where = ["tests/test_cuda.py", "tests/test_augment.py"] if plan.dry else ["tests"]
+    argv = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", *where]
     code, out, seconds = plan.call(argv, 150)
     counts = re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", out)
     summary = ", ".join(f"{n} {kind}" for n, kind in counts if kind != "deselected")
@@ -122,8 +126,8 @@ def recipe_rows(plan: Plan) -> list[Row]:
         "run", "studies/cifar10-fast.toml", "--seeds", "0", "--out", str(out_dir),
         "--quiet", "--no-report",
     )  # fmt: skip
-    if plan.dry:
-        argv += ["--epochs-scale", "0.01"]
+    if plan.dry:  # one variant, one epoch: the same code as both at full length
+        argv += ["--epochs-scale", "0.01", "--variants", "fast"]
     code, out, seconds = plan.call(argv, 240)
     rows = []
     for summary_file in sorted(out_dir.glob("runs/*/summary.json")):

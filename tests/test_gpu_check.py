@@ -32,7 +32,7 @@ def test_the_gpu_check_runs_every_part_in_its_dry_mode(tmp_path):
     assert done.returncode == 0 and not failed, done.stdout[-3000:] + done.stderr[-3000:]
     assert checks[0] == "device" and rows[0]["result"].startswith("cpu (dry run)")
     assert "skipped" in rows[1]["result"]  # the CUDA-only tests, on a machine without CUDA
-    assert {"CIFAR-10 fast recipe: fast", "CIFAR-10 fast recipe: fast-long"} <= set(checks)
+    assert "CIFAR-10 fast recipe: fast" in checks  # the dry run trains one variant
     assert any(c.startswith("bench loader:") for c in checks)
     assert any(c.startswith("Ray packing") for c in checks)
     assert "| check | result | seconds |" in done.stdout  # one table, ready for the README
