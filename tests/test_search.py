@@ -171,3 +171,13 @@ def test_without_optuna_a_search_is_one_line(tmp_path, data_dir, monkeypatch, ca
     assert main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "needs the optuna package: pip install 'cnnlab[search]'" in err
+
+
+def test_a_search_whose_trials_all_fail_stops_at_the_number_asked(tmp_path, data_dir):
+    study = write(tmp_path, data_dir, trials=2)
+    # Batches larger than the 480 training images: every trial fails when it starts.
+    study.write_text(study.read_text().replace("choices = [32, 64]", "choices = [5000, 6000]"))
+    main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet", "--no-report"])
+    with Store(tmp_path / "out") as store:
+        states = [t["state"] for t in store.trials()]
+    assert states == ["failed", "failed"]  # without counting failures it would never end

@@ -32,7 +32,8 @@ from cnnlab.study.store import Store
 STORAGE = "search.sqlite3"
 INSTALL_HINT = "pip install 'cnnlab[search]' (or pip install optuna)"
 ZERO = " is 0"
-TRIAL_SEED_BASE = 10_000  # the switch of a log_uniform dimension that may be exactly 0
+TRIAL_SEED_BASE = 10_000
+CUT = "cnnlab_cut_by_a_kill"  # user attribute of a trial a killed process left running  # the switch of a log_uniform dimension that may be exactly 0
 
 
 def import_optuna() -> Any:
@@ -190,15 +191,23 @@ def run_search(
     )  # fmt: skip
     states = optuna.trial.TrialState
     for cut in search.get_trials(deepcopy=False, states=(states.RUNNING,)):
-        storage.set_trial_state_values(cut._trial_id, states.FAIL)  # killed mid-trial
+        storage.set_trial_user_attr(cut._trial_id, CUT, True)  # killed mid-trial: not counted
+        storage.set_trial_state_values(cut._trial_id, states.FAIL)
         search.enqueue_trial(cut.params, skip_if_exists=False)  # asked again: it resumes
     space = distributions(spec.space)
-    ended = (states.COMPLETE, states.PRUNED)
     limit = spec.trials
     if spec.sampler == "grid":
         limit = min(limit, _grid_size(spec))
-    progress.begin(limit, len(search.get_trials(deepcopy=False, states=ended)), 0)
-    while len(search.get_trials(deepcopy=False, states=ended)) < limit:
+
+    def ended() -> int:
+        """Trials that count towards the number asked: a failed one counts (or a search
+        whose every trial fails would never stop), one cut by a kill does not."""
+        done = (states.COMPLETE, states.PRUNED, states.FAIL)
+        trials = search.get_trials(deepcopy=False, states=done)
+        return sum(not t.user_attrs.get(CUT) for t in trials)
+
+    progress.begin(limit, ended(), 0)
+    while ended() < limit:
         trial = search.ask(space)
         run = trial_run(study, base, trial.params, trial.number, out_dir)
         record([run])
