@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_train import StopBeforeEpoch
 
 from cnnlab.config.schema import make_config
 from cnnlab.evaluation import precision as prec
@@ -17,7 +18,6 @@ from cnnlab.inference.evaluate import evaluate_checkpoint
 from cnnlab.inference.predict import Predictor
 from cnnlab.training.checkpoint import load_checkpoint
 from cnnlab.training.loop import train
-from cnnlab.training.progress import QuietReporter
 
 pytestmark = [
     pytest.mark.cuda,
@@ -31,15 +31,6 @@ def gpu_config(data_dir, **overrides):
         "device": "cuda", "precision": "auto", "model_args": {"batch_norm": True},
     }  # fmt: skip
     return make_config({**values, **overrides})
-
-
-class StopBeforeEpoch(QuietReporter):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def test_auto_chooses_the_half_precision_this_gpu_computes_natively():

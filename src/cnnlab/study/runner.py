@@ -8,6 +8,7 @@ checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,17 +77,7 @@ def run_study(
             else:
                 todo.append(run)
         executor.check(todo)  # before anything is written or run
-        store.record_study(
-            name=study.name,
-            file_path=study.path,
-            file_text=study.text,
-            dataset=study.dataset,
-            baseline=study.baseline,
-            description=study.description,
-            variants=study.variant_names,
-            options=study.options,
-            runs=planned,
-        )
+        record_study(store, study, planned)
         epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
         try:
             progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
@@ -101,6 +92,17 @@ def run_study(
     return outcome
 
 
+def record_study(
+    store: Store, study: Study, planned: list[PlannedRun], extra: Sequence[PlannedRun] = ()
+) -> None:
+    """This invocation of ``study`` and its runs in the store (``extra``: search trials)."""
+    store.record_study(
+        name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
+        baseline=study.baseline, description=study.description, variants=study.variant_names,
+        options=study.options, runs=planned, extra_runs=extra,
+    )  # fmt: skip
+
+
 def search_then_plan(
     study: Study, out_dir: Path, store: Store, executor: Executor, progress: StudyProgress
 ) -> list[PlannedRun]:
@@ -113,12 +115,7 @@ def search_then_plan(
         )
 
     def record(trial_runs: list[PlannedRun]) -> None:
-        store.record_study(
-            name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
-            baseline=study.baseline, description=study.description,
-            variants=study.variant_names, options=study.options, runs=study.plan(out_dir),
-            extra_runs=trial_runs,
-        )  # fmt: skip
+        record_study(store, study, study.plan(out_dir), trial_runs)
 
     trials = run_search(study, out_dir, store, executor, progress, record)
     spec = study.search

@@ -211,32 +211,20 @@ def run_search(
         trial = search.ask(space)
         run = trial_run(study, base, trial.params, trial.number, out_dir)
         record([run])
-        store.record_trial(trial.number, run.run_id, setting_values(trial.params), "running", None)
+        values = setting_values(trial.params)
+        store.record_trial(trial.number, run.run_id, values, "running", None)
         executor.run_one(run, PruningStore(store, trial, spec.objective), progress)
         status = store.statuses().get(run.run_id)
-        if status == "done":
-            value = _final_objective(store, run.run_id, spec.objective)
-            if value is None:
-                search.tell(trial, state=states.FAIL)
-                store.record_trial(
-                    trial.number, run.run_id, setting_values(trial.params), "failed", None
-                )
-            else:
-                search.tell(trial, value)
-                store.record_trial(
-                    trial.number, run.run_id, setting_values(trial.params), "complete", value
-                )
+        value = _final_objective(store, run.run_id, spec.objective)
+        if status == "done" and value is not None:
+            search.tell(trial, value)
+            store.record_trial(trial.number, run.run_id, values, "complete", value)
         elif status == "pruned":
             search.tell(trial, state=states.PRUNED)
-            last = _final_objective(store, run.run_id, spec.objective)
-            store.record_trial(
-                trial.number, run.run_id, setting_values(trial.params), "pruned", last
-            )
-        else:
+            store.record_trial(trial.number, run.run_id, values, "pruned", value)
+        else:  # failed, or done without the objective
             search.tell(trial, state=states.FAIL)
-            store.record_trial(
-                trial.number, run.run_id, setting_values(trial.params), "failed", None
-            )
+            store.record_trial(trial.number, run.run_id, values, "failed", None)
     return Trials([t for t in store.trials() if t["state"] != "running"])
 
 
