@@ -169,3 +169,16 @@ def test_a_cuda_run_without_gpus_per_run_is_refused_before_anything_starts(study
 def test_ray_flags_without_the_ray_executor_are_refused(study_file, tmp_path, capsys):
     assert main(["run", str(study_file), "--out", str(tmp_path / "o"), "--workers", "2"]) == 2
     assert "--workers need --executor ray" in capsys.readouterr().err
+
+
+def test_without_an_address_a_new_local_instance_starts_even_beside_a_running_one(monkeypatch):
+    # ray.init() with no address joins the last `ray start` instance of this machine, at
+    # that instance's size; --workers would then be ignored or refused.
+    executor = RayExecutor(RaySettings(workers=2, cpus_per_run=1))
+    asked: dict[str, object] = {}
+    monkeypatch.setattr(executor.ray, "init", lambda **kwargs: asked.update(kwargs))
+    executor._start()
+    assert asked["address"] == "local" and asked["num_cpus"] == 2
+    executor = RayExecutor(RaySettings(address="127.0.0.1:6379"))
+    executor._start()
+    assert asked["address"] == "127.0.0.1:6379"

@@ -220,6 +220,9 @@ class RayExecutor:
         if s.address:
             kwargs["address"] = s.address
         else:
+            # "local": a new instance even when `ray start` left one running on this machine
+            # (without it ray.init joins that one, whatever its size).
+            kwargs["address"] = "local"
             workers = s.workers or max(1, (os.cpu_count() or 1) // s.cpus_per_run)
             kwargs["num_cpus"] = workers * s.cpus_per_run
             kwargs["num_gpus"] = None if s.gpus_per_run else 0
