@@ -76,3 +76,10 @@ def gpus(monkeypatch):
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
 
     return install
+
+
+@pytest.fixture(autouse=True)
+def _bundled_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Printed digits from matplotlib's fonts only: checking every font of the machine
+    takes half a minute per fresh cache (tests/test_fonts.py covers the discovery)."""
+    monkeypatch.setenv("CNNLAB_FONTS", "matplotlib")

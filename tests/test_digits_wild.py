@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from fakedata import raises_one_line, write_mnist_like, write_svhn_mat
 
 from cnnlab.data import digits_wild, printed
-from cnnlab.data.augment import luminance
 from cnnlab.data.loader import pad_to
 from cnnlab.data.registry import dataset_names, load_dataset, locate
 from cnnlab.errors import ConfigError, DataError
@@ -48,50 +47,6 @@ def gray(images: np.ndarray) -> np.ndarray:
 # --- printed digits ---------------------------------------------------------------------------
 
 
-def test_printed_digits_are_deterministic_balanced_and_coloured() -> None:
-    a = printed.render_printed_digits(50, seed=5, size=32)
-    b = printed.render_printed_digits(50, seed=5, size=32)
-    assert a.images.shape == (50, 3, 32, 32) and a.images.dtype == np.uint8
-    assert a.images.tobytes() == b.images.tobytes()
-    np.testing.assert_array_equal(a.labels, b.labels)
-    assert np.bincount(a.labels).tolist() == [5] * 10
-    assert not np.array_equal(printed.render_printed_digits(50, seed=6).images, a.images)
-    assert not gray(a.images).any()
-    assert printed.render_printed_digits(10, seed=5, size=28).images.shape == (10, 3, 28, 28)
-
-
-def test_printed_colours_keep_their_contrast() -> None:
-    rng = np.random.default_rng(0)
-    draws = printed._draw_params(2000, rng, 32, printed._atlas())
-    fg, bg, bg2 = (torch.from_numpy(c) for c in (draws.fg, draws.bg, draws.bg2))
-    assert ((luminance(fg) - luminance(bg)).abs() >= printed.MIN_CONTRAST - 1e-6).all()
-    # A gradient changes the hue, not the luma, so the contrast holds across it.
-    torch.testing.assert_close(luminance(bg2), luminance(bg))
-    assert 0.2 < (draws.bg2 != draws.bg).any(1).mean() < 0.5
-
-
-def test_printed_fonts_are_the_bundled_ones_that_render_digits() -> None:
-    fonts = printed.usable_fonts()
-    assert {"DejaVuSans.ttf", "DejaVuSerif-Bold.ttf", "cmr10.ttf", "STIXGeneral.ttf"} <= set(fonts)
-    assert set(fonts) <= set(printed.FONT_FILES)
-    fallback = printed.font_dir() / "LastResortHE-Regular.ttf"  # one box for every character
-    if fallback.is_file():
-        assert printed._render_font(fallback) is None
-
-
-def test_printed_train_and_test_are_different_draws_cached_once(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    train = printed.load_printed_digits("train", 30, 32, tmp_path)
-    test = printed.load_printed_digits("test", 30, 32, tmp_path)
-    assert not np.array_equal(train.images, test.images)
-    monkeypatch.setattr(printed, "render_printed_digits", lambda *a: pytest.fail("rendered again"))
-    again = printed.load_printed_digits("train", 30, 32, tmp_path)
-    assert again.images.tobytes() == train.images.tobytes()
-    with pytest.raises(ConfigError, match="size 30 is not supported; use 28 or 32"):
-        printed.load_printed_digits("train", 30, 30, tmp_path)
-
-
 # --- the composite ----------------------------------------------------------------------------
 
 
@@ -100,7 +55,7 @@ def test_shapes_domains_and_counts(mnist_dir: Path, size: int) -> None:
     name = f"digits-wild:size={size}"
     data = load_dataset(name, mnist_dir)
     assert data.name == name and data.classes == [str(d) for d in range(10)]
-    assert data.domain_names == ["mnist", "mnist-recolored", "printed"]
+    assert data.domain_names == ["mnist", "mnist-recolored", "printed", "printed-unseen"]
     for split in (data.train, data.test):
         assert split.images.dtype == np.uint8 and split.images.shape[1:] == (3, size, size)
         assert split.labels.dtype == np.int64 and split.domains is not None
@@ -109,9 +64,10 @@ def test_shapes_domains_and_counts(mnist_dir: Path, size: int) -> None:
         "mnist": 20,
         "mnist-recolored": 20,
         "printed": 20,
+        "printed-unseen": 20,
     }
     # Test domains come in order; mnist is the gray digits, padded; recoloured ones keep labels.
-    np.testing.assert_array_equal(data.test.domains, np.repeat([0, 1, 2], 20))
+    np.testing.assert_array_equal(data.test.domains, np.repeat([0, 1, 2, 3], 20))
     mnist = load_dataset("mnist", mnist_dir)
     expected = np.repeat(pad_to(mnist.test.images, (size, size)), 3, axis=1)
     np.testing.assert_array_equal(data.test.images[:20], expected)
@@ -173,10 +129,10 @@ def test_svhn_joins_when_present(mnist_dir: Path, caplog: pytest.LogCaptureFixtu
         data = load_dataset("digits-wild", mnist_dir)
     assert not caplog.records
     names = data.domain_names
-    assert names == ["mnist", "mnist-recolored", "printed", "svhn"]
+    assert names == ["mnist", "mnist-recolored", "printed", "printed-unseen", "svhn"]
     assert counts(data.train.domains, names) == {"mnist": 60, "printed": 40, "svhn": 12}
     assert counts(data.test.domains, names)["svhn"] == 6
-    np.testing.assert_array_equal(data.train.images[data.train.domains == 3], svhn_train)
+    np.testing.assert_array_equal(data.train.images[data.train.domains == 4], svhn_train)
     np.testing.assert_array_equal(data.test.images[-6:], svhn_test)
     np.testing.assert_array_equal(data.test.labels[-6:], svhn_test_labels)
     assert f"svhn: {mnist_dir / 'svhn'}" in data.source
@@ -212,6 +168,7 @@ def test_asking_for_no_svhn_says_nothing(mnist_dir: Path, caplog: pytest.LogCapt
         ("digits-wild:mnist=-1", ["mnist=-1 is invalid", "a weight is a number >= 0"]),
         ("digits-wild:printed=lots", ["printed=lots is invalid"]),
         ("digits-wild:svhn=inf", ["svhn=inf is invalid"]),
+        ("digits-wild:styles=fancy", ["styles=fancy is invalid", "styles takes full or basic"]),
         ("digits-wild:mnist", ["mnist needs a value", "valid options"]),
         ("digits-wild:mnist=1,mnist=2", ["mnist given twice"]),
         ("digits-wild:mnist=0,printed=0,svhn=0", ["every weight is 0"]),
@@ -232,7 +189,7 @@ def test_the_registry_lists_and_locates_it(mnist_dir: Path, tmp_path: Path) -> N
     assert "digits-wild" in dataset_names()
     found, _ = locate("digits-wild", mnist_dir)
     assert found is not None and found.location == mnist_dir / "mnist"
-    assert found.read().domain_names == ["mnist", "mnist-recolored", "printed"]
+    assert found.read().domain_names == ["mnist", "mnist-recolored", "printed", "printed-unseen"]
     assert locate("digits-wild", tmp_path / "empty")[0] is None
 
 

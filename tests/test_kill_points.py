@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -113,33 +113,40 @@ def reference(study_file, tmp_path_factory) -> dict:
     return outcome(out)
 
 
-def killed_at(point: str, args: list[str], timeout: float = 300) -> int:
-    """Run ``cnnlab ARGS`` in a forked copy of this process with $CNNLAB_KILL_AT = point;
-    its exit status (negative: the signal that ended it). A fork is a process of its own,
-    killed as a subprocess would be, without paying torch's import again (4 s a point).
-    One thread: an OpenMP pool does not survive a fork, and the reference used one too."""
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 70
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            sys.stdout = sys.stderr = open(devnull, "w")  # noqa: SIM115 (ends with the child)
-            os.environ["CNNLAB_KILL_AT"] = point
-            torch.set_num_threads(1)
-            code = main(args)
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    raise AssertionError(f"cnnlab {' '.join(args)} did not reach {point} in {timeout} s")
+# Each killed `cnnlab run` is forked from a server process that imported torch and cnnlab
+# once: a process of its own, killed as a subprocess would be, without paying the import
+# again (4 s a point). Not forked from pytest itself: autograd refuses to run in a fork
+# of a process that has trained.
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(
+    ["torch", "sympy", "matplotlib.pyplot", "cnnlab.cli", "cnnlab.study.runner", "cnnlab.plots"]
+)
+
+
+def _run_until_killed(point: str, args: list[str], env: dict[str, str], log: str) -> None:
+    output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    sys.stdout = sys.stderr = open(output, "w")  # noqa: SIM115 (ends with the process)
+    os.environ.clear()
+    os.environ.update({**env, "CNNLAB_KILL_AT": point})
+    torch.set_num_threads(1)  # as the reference
+    os._exit(main(args))
+
+
+def killed_at(point: str, args: list[str], log: Path, timeout: float = 300) -> int:
+    """Run ``cnnlab ARGS`` with $CNNLAB_KILL_AT = point; its exit status (negative: the
+    signal that ended it)."""
+    process = _FORKS.Process(
+        target=_run_until_killed, args=(point, args, dict(os.environ), str(log))
+    )
+    process.start()
+    process.join(timeout)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        raise AssertionError(f"cnnlab {' '.join(args)} did not reach {point} in {timeout} s")
+    return process.exitcode
 
 
 @pytest.mark.slow
@@ -149,8 +156,9 @@ def test_a_kill_at_each_point_resumes_to_the_uninterrupted_result(
 ):
     out = tmp_path / "killed"
     args = ["run", str(study_file), "--out", str(out), "--no-report", "--quiet"]
-    status = killed_at(point, args)
-    assert status == -signal.SIGKILL, (point, status)  # it died at the point, by SIGKILL
+    status = killed_at(point, args, tmp_path / "killed.log")
+    # It died at the point, by SIGKILL.
+    assert status == -signal.SIGKILL, (point, status, (tmp_path / "killed.log").read_text())
     assert main(args) == 0
     got = outcome(out)
     for key in reference:

@@ -60,7 +60,47 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{safe}-samples.png")
     save_sample_grid(data, out, per_class=args.per_class)
     console.print(f"sample grid: {out}")
+    if args.name.split(":")[0] == "digits-wild":
+        _show_fonts(out.with_name(f"{safe}-fonts.csv"), args.fonts)
     return 0
+
+
+def _show_fonts(listing: Path, print_all: bool) -> None:
+    """Which fonts the printed digits use, on which side of the split, and which were left
+    out and why: a CSV beside the grid, a summary (or with --fonts every face) here."""
+    import csv
+    import io
+
+    from cnnlab.atomic import atomic_write_text
+    from cnnlab.data.printed import font_rows, load_pool
+
+    rows = font_rows(load_pool())
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(listing, buffer.getvalue())
+    kept = [r for r in rows if not r["side"].startswith("left out")]
+    sides = {
+        side: (
+            sum(r["side"] == side for r in kept),
+            len({r["group"] for r in kept if r["side"] == side}),
+        )
+        for side in ("seen", "unseen")
+    }
+    console.print(
+        f"fonts: {len(kept)} of {len(rows)} faces draw digits; seen (train, printed): "
+        f"{sides['seen'][0]} faces in {sides['seen'][1]} family groups; unseen "
+        f"(printed-unseen): {sides['unseen'][0]} faces in {sides['unseen'][1]} groups; "
+        f"{len(rows) - len(kept)} left out. Every face and why: {listing}"
+    )
+    if print_all:
+        table = Table(title="fonts of the printed digits")
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row.values())
+        console.print(table)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -81,5 +121,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=None, help="PNG to write (default: <name>-samples.png)"
     )
     ds.add_argument("--per-class", type=int, default=8, help="sample images per class (default 8)")
+    ds.add_argument(
+        "--fonts",
+        action="store_true",
+        help="digits-wild: print every font face, its family group and side (seen or "
+        "unseen), and each face left out with the reason (always written to a CSV)",
+    )
     add_data_dir(ds)
     ds.set_defaults(func=cmd_data_show)

@@ -23,9 +23,13 @@ DIGITS_WILD = "digits-wild"
 BUILTIN_FILES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
 DATASET_NAMES = (*BUILTIN_FILES, DIGITS_WILD)
 DIGITS_WILD_SIZES = (32, 28)
+# How varied the printed training digits are (cnnlab.data.printed_style); the test
+# domains are always drawn in the first.
+PRINTED_STYLES = ("full", "basic")
 _OPTIONS_HELP = (
     "valid options: size=32|28, mnist=W, printed=W, svhn=W with weights W >= 0 for the "
-    "train split (0 = off, 0.5 = half, 2 = twice), e.g. digits-wild:size=28,svhn=0"
+    "train split (0 = off, 0.5 = half, 2 = twice), styles=full|basic (how varied the "
+    "printed training digits are), e.g. digits-wild:size=28,svhn=0"
 )
 
 
@@ -37,6 +41,7 @@ class DigitsWildOptions:
     mnist: float = 1.0
     printed: float = 1.0
     svhn: float = 1.0
+    styles: str = "full"
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ def parse_dataset(text: str) -> DatasetRef:
 
 def _digits_wild_options(name: str) -> DigitsWildOptions:
     text = name[len(DIGITS_WILD) + 1 :].strip()
-    values: dict[str, float | int] = {}
+    values: dict[str, float | int | str] = {}
     known = {f.name for f in fields(DigitsWildOptions)}
     for item in text.split(",") if text else []:
         key, has_value, raw = (part.strip() for part in item.partition("="))
@@ -105,7 +110,14 @@ def _digits_wild_options(name: str) -> DigitsWildOptions:
     return DigitsWildOptions(**values)  # type: ignore[arg-type]
 
 
-def _option_value(key: str, raw: str, name: str) -> float | int:
+def _option_value(key: str, raw: str, name: str) -> float | int | str:
+    if key == "styles":
+        if raw not in PRINTED_STYLES:
+            raise ConfigError(
+                f"{DIGITS_WILD}: styles={raw} is invalid in {name!r}; styles takes "
+                + " or ".join(PRINTED_STYLES)
+            )
+        return raw
     try:
         number = float(raw)
     except ValueError:

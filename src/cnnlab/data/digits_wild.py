@@ -8,13 +8,18 @@ held-out set per domain, in this order, with ``Split.domains`` naming each image
 - ``mnist``: the 10k MNIST test digits, gray in 3 channels;
 - ``mnist-recolored``: the same digits recoloured once, with a fixed seed, through the
   ``recolor``, ``texture`` and ``blur`` augmentations (:data:`TEST_RECOLOR`);
-- ``printed``: rendered digits (:mod:`cnnlab.data.printed`), a draw disjoint from training;
+- ``printed``: rendered digits (:mod:`cnnlab.data.printed`) in the fonts training uses, a
+  draw disjoint from training;
+- ``printed-unseen``: rendered digits in font families training never sees (a fixed,
+  seeded split of this machine's fonts): the domain that says whether a model reads;
 - ``svhn``: the SVHN test digits, when SVHN is found.
 
-The name takes options: ``digits-wild:size=28,mnist=1,printed=0.5,svhn=2``. ``size`` is 32
-(MNIST zero-padded, as LeNet-5 wants) or 28 (SVHN resized); each part's weight scales how
-much of it the TRAIN split holds: 0 leaves it out, 0.5 keeps a fixed class-balanced half,
-2 repeats it twice. MNIST must be present; SVHN is optional.
+The name takes options: ``digits-wild:size=28,mnist=1,printed=0.5,svhn=2,styles=basic``.
+``size`` is 32 (MNIST zero-padded, as LeNet-5 wants) or 28 (SVHN resized); each part's
+weight scales how much of it the TRAIN split holds: 0 leaves it out, 0.5 keeps a fixed
+class-balanced half, 2 repeats it twice. ``styles`` is how varied the printed training
+digits are (``full``, the default, or ``basic``: :mod:`cnnlab.data.printed_style`); the
+test domains are always ``full``. MNIST must be present; SVHN is optional.
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ from cnnlab.data.augment import build_augment
 from cnnlab.data.cache import entry_folder, load_split, save_split
 from cnnlab.data.formats import read_svhn_split
 from cnnlab.data.loader import pad_to, stratified_split
+from cnnlab.data.printed_style import STYLES
 from cnnlab.errors import ConfigError
 
 NAME = DIGITS_WILD
 CLASSES = [str(d) for d in range(10)]
-DOMAINS = ("mnist", "mnist-recolored", "printed", "svhn")
+DOMAINS = ("mnist", "mnist-recolored", "printed", "printed-unseen", "svhn")
 SIZES = DIGITS_WILD_SIZES
 
 # How many printed digits each split holds; tests lower these to stay fast.
@@ -103,9 +109,14 @@ def load_digits_wild(
         _Part(domain["mnist"], mnist_test),
         _Part(domain["mnist-recolored"], _recolored(mnist_test, cache_dir)),
         _Part(domain["printed"], printed.load_printed_digits("test", n_test, size, cache_dir)),
+        _Part(
+            domain["printed-unseen"],
+            printed.load_printed_digits("unseen", n_test, size, cache_dir),
+        ),
     ]
     if options.printed > 0:
-        part = printed.load_printed_digits("train", n_train, size, cache_dir)
+        style = STYLES[options.styles]
+        part = printed.load_printed_digits("train", n_train, size, cache_dir, style)
         train_parts.append(_Part(domain["printed"], part, _weighted(part, options.printed)))
     if svhn_dir is not None:
         if options.svhn > 0:
@@ -129,8 +140,8 @@ def load_digits_wild(
         source="; ".join(
             [
                 f"mnist: {mnist.source}",
-                "printed: rendered from the fonts bundled with matplotlib "
-                f"(generator v{printed.GENERATOR_VERSION})",
+                f"printed: rendered from {printed.pool_summary()} "
+                f"(generator v{printed.GENERATOR_VERSION}, training styles {options.styles})",
                 f"svhn: {svhn_dir}" if svhn_dir is not None else "svhn: not found",
             ]
         ),

@@ -1,0 +1,221 @@
+"""The rendering effects of printed digits, on whole chunks of images at once.
+
+Every random number an effect needs is drawn up front by :func:`draw_effects` (numpy, one
+generator), so the chunk size cannot change an image; the functions after it only apply
+what was drawn. Ink is coverage in [0, 1] at the 2x render size; images are float RGB in
+[0, 1] at the target size.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from cnnlab.data.printed_style import Style
+
+_KERNEL = 7  # motion and defocus blur kernels, in target pixels
+
+
+@dataclass(frozen=True)
+class Effects:
+    """Per-image parameters of the effects; 0 (or -1) where an image does not get one."""
+
+    weight: np.ndarray  # (n,) int: dilation steps at the render size, negative = thinner
+    tilt: np.ndarray  # (n, 2) perspective terms, per half render width
+    outline: np.ndarray  # (n,) bool
+    shadow: np.ndarray  # (n, 2) offset in render pixels, (0, 0) for none
+    clutter: np.ndarray  # (n, 3, 5) up to 3 segments: x0, y0, x1, y1 in [0, 1], width px
+    clutter_mix: np.ndarray  # (n,) how far the lines go from background to digit colour
+    light: np.ndarray  # (n, 3): gain slope, its direction, vignetting strength
+    low_res: np.ndarray  # (n,) the size drawn at, 0 for none
+    motion: np.ndarray  # (n, 2): length in px, direction; length 0 for none
+    defocus: np.ndarray  # (n,) disk radius in px, 0 for none
+    jpeg: np.ndarray  # (n,) quality 20-70 in steps of 10, 0 for none
+
+    def take(self, part: slice) -> Effects:
+        return Effects(*(getattr(self, f)[part] for f in Effects.__dataclass_fields__))
+
+
+def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> Effects:
+    def share(p: float) -> np.ndarray:
+        return rng.random(n) < p
+
+    heavier = rng.choice([1, 1, 2], n)
+    weight = np.where(share(style.weight), np.where(share(style.lighter), -1, heavier), 0)
+    tilt = np.where(share(style.perspective)[:, None], rng.uniform(-0.25, 0.25, (n, 2)), 0.0)
+    offset = rng.uniform(1.5, 3.5, (n, 2)) * rng.choice([-1.0, 1.0], (n, 2))
+    shadow = np.where(share(style.shadow)[:, None], offset, 0.0)
+    lines = rng.integers(1, 4, n)
+    segments = np.concatenate([rng.random((n, 3, 4)), rng.uniform(0.6, 1.4, (n, 3, 1))], 2)
+    has_clutter = share(style.clutter)
+    segments[~has_clutter] = 0
+    segments[np.arange(3)[None, :] >= lines[:, None]] = 0  # width 0: no line
+    light = np.stack(
+        [rng.uniform(-0.4, 0.4, n), rng.uniform(0, 2 * np.pi, n), rng.uniform(0, 0.6, n)], 1
+    )
+    light[~share(style.lighting)] = 0
+    low_res = np.where(share(style.low_res), np.round(size / rng.uniform(1.6, 3.0, n)), 0)
+    motion = np.stack([rng.uniform(2.0, 5.0, n), rng.uniform(0, np.pi, n)], 1)
+    motion[~share(style.motion_blur)] = 0
+    defocus = np.where(share(style.defocus), rng.uniform(0.8, 1.8, n), 0.0)
+    jpeg = np.where(share(style.jpeg), 10 * rng.integers(2, 8, n), 0)  # 20, 30, ... 70
+    return Effects(
+        weight=weight.astype(np.int64),
+        tilt=tilt,
+        outline=share(style.outline),
+        shadow=shadow,
+        clutter=segments,
+        clutter_mix=rng.uniform(0.2, 0.5, n),
+        light=light,
+        low_res=low_res.astype(np.int64),
+        motion=motion,
+        defocus=defocus,
+        jpeg=jpeg.astype(np.int64),
+    )
+
+
+# --- ink, at the render size ------------------------------------------------------------
+
+
+def _dilate(ink: torch.Tensor) -> torch.Tensor:
+    return F.max_pool2d(ink, 3, stride=1, padding=1)
+
+
+def _erode(ink: torch.Tensor) -> torch.Tensor:
+    return -F.max_pool2d(-ink, 3, stride=1, padding=1)
+
+
+def change_weight(ink: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
+    """Heavier (dilated) or lighter (eroded) strokes; a stroke never erodes away."""
+    out = ink.clone()
+    for k in np.unique(steps[steps != 0]):
+        index = torch.from_numpy(np.flatnonzero(steps == k))
+        part = ink[index]
+        for _ in range(abs(int(k))):
+            part = _dilate(part) if k > 0 else _erode(part)
+        if k < 0:  # keep the original where erosion left too little ink
+            kept = part.flatten(1).amax(1) >= 0.5
+            part = torch.where(kept[:, None, None, None], part, ink[index])
+        out[index] = part
+    return out
+
+
+def outline(ink: torch.Tensor, which: np.ndarray) -> torch.Tensor:
+    """Hollow digits: only a band along the edge of the stroke keeps its ink."""
+    if not which.any():
+        return ink
+    index = torch.from_numpy(np.flatnonzero(which))
+    part = _dilate(ink[index])
+    out = ink.clone()
+    out[index] = (part - _erode(_erode(part))).clamp_(0, 1)
+    return out
+
+
+def shifted(ink: torch.Tensor, offset: np.ndarray) -> torch.Tensor:
+    """The ink moved by whole render pixels (rounded), zero where it moved in from outside."""
+    out = torch.zeros_like(ink)
+    size = ink.shape[-1]
+    for i in np.flatnonzero(np.abs(offset).sum(1) > 0):
+        dx, dy = (round(float(v)) for v in offset[i])
+        src = ink[i, :, max(0, -dy) : size - max(0, dy), max(0, -dx) : size - max(0, dx)]
+        out[
+            i, :, max(0, dy) : max(0, dy) + src.shape[1], max(0, dx) : max(0, dx) + src.shape[2]
+        ] = src
+    return out
+
+
+# --- images, at the target size ------------------------------------------------------------
+
+
+def clutter_ink(segments: np.ndarray, size: int) -> torch.Tensor:
+    """(B, 1, size, size) coverage of up to three thin line segments per image."""
+    out = torch.zeros(len(segments), 1, size, size)
+    which = np.flatnonzero(segments[:, :, 4].any(1))
+    if len(which):
+        out[torch.from_numpy(which)] = _segments(segments[which], size)
+    return out
+
+
+def _segments(segments: np.ndarray, size: int) -> torch.Tensor:
+    seg = torch.from_numpy(segments).float()  # (B, 3, 5)
+    centres = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    px = centres[None, None, None, :]
+    py = centres[None, None, :, None]
+    x0, y0, x1, y1, width = (seg[..., k, None, None] for k in range(5))
+    dx, dy = x1 - x0, y1 - y0
+    t = (((px - x0) * dx + (py - y0) * dy) / (dx * dx + dy * dy).clamp(min=1e-6)).clamp(0, 1)
+    distance = torch.hypot(px - x0 - t * dx, py - y0 - t * dy) * size  # in pixels
+    cover = (width / 2 + 0.5 - distance).clamp(0, 1) * (width > 0)
+    return cover.amax(1, keepdim=True)
+
+
+def light(image: torch.Tensor, params: np.ndarray) -> torch.Tensor:
+    """Multiply by a linear light ramp and a vignette (darker corners)."""
+    if not params.any():
+        return image
+    size = image.shape[-1]
+    c = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) / size
+    p = torch.from_numpy(params).float()
+    slope, angle, vignette = (p[:, k, None, None] for k in range(3))
+    along = angle.cos() * c[None, None, :] + angle.sin() * c[None, :, None]
+    radius2 = c[None, None, :] ** 2 + c[None, :, None] ** 2  # 0.5 in the corners
+    gain = (1 + slope * along) * (1 - vignette * radius2)
+    return image * gain[:, None]
+
+
+def _kernels(motion: np.ndarray, defocus: np.ndarray) -> torch.Tensor:
+    """(B, K, K) normalised kernels: a line (motion), a disk (defocus), or both."""
+    k = _KERNEL
+    taps = torch.arange(k, dtype=torch.float32) - k // 2
+    x, y = taps[None, None, :], taps[None, :, None]
+    length, angle = (torch.from_numpy(motion[:, i]).float()[:, None, None] for i in range(2))
+    across = (-angle.sin() * x + angle.cos() * y).abs()
+    along = (angle.cos() * x + angle.sin() * y).abs()
+    line = (1 - across).clamp(0, 1) * (length / 2 + 0.5 - along).clamp(0, 1)
+    radius = torch.from_numpy(defocus).float()[:, None, None]
+    disk = (radius + 0.5 - torch.hypot(x, y)).clamp(0, 1)
+    point = ((x == 0) & (y == 0)).float()
+    line = torch.where(length > 0, line, point)
+    disk = torch.where(radius > 0, disk, point)
+    both = F.conv2d(line[None], disk.flip(-1, -2)[:, None], padding=k // 2, groups=len(line))[0]
+    return both / both.sum((1, 2), keepdim=True)
+
+
+def kernel_blur(image: torch.Tensor, motion: np.ndarray, defocus: np.ndarray) -> torch.Tensor:
+    which = np.flatnonzero((motion[:, 0] > 0) | (defocus > 0))
+    if len(which) == 0:
+        return image
+    index = torch.from_numpy(which)
+    part = image[index]
+    b, c, h, w = part.shape
+    kernels = _kernels(motion[which], defocus[which]).repeat_interleave(c, 0)[:, None]
+    padded = F.pad(part.reshape(1, b * c, h, w), (_KERNEL // 2,) * 4, mode="replicate")
+    out = image.clone()
+    out[index] = F.conv2d(padded, kernels, groups=b * c).view(b, c, h, w)
+    return out
+
+
+def low_resolution(image: torch.Tensor, sizes: np.ndarray) -> torch.Tensor:
+    """Down to ``sizes[i]`` pixels (area), back up bilinearly: a small, upscaled picture."""
+    out = image
+    for small in np.unique(sizes[sizes > 0]):
+        index = torch.from_numpy(np.flatnonzero(sizes == small))
+        part = F.interpolate(image[index], size=int(small), mode="area")
+        part = F.interpolate(part, size=image.shape[-1], mode="bilinear", align_corners=False)
+        out = out.clone() if out is image else out
+        out[index] = part
+    return out
+
+
+def jpeg(images: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """uint8 (B, 3, H, W): each image with quality > 0 through a JPEG encode and decode."""
+    for i in np.flatnonzero(quality > 0):
+        buffer = io.BytesIO()
+        Image.fromarray(images[i].transpose(1, 2, 0)).save(buffer, "JPEG", quality=int(quality[i]))
+        images[i] = np.asarray(Image.open(buffer)).transpose(2, 0, 1)
+    return images
