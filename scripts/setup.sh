@@ -27,10 +27,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# Debian packages: real Fashion-MNIST (the main job's dataset); with
-# CNNLAB_SETUP_TESTS=1 also Chromium, which the report's browser test drives.
+# Debian packages: real Fashion-MNIST (the main job's dataset), the fonts digits-wild
+# prints its digits in (scripts/font-packages.txt); with CNNLAB_SETUP_TESTS=1 also
+# Chromium, which the report's browser test drives.
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+fonts=$(grep -v '^#' scripts/font-packages.txt)
+if command -v dpkg-query >/dev/null; then
+  # shellcheck disable=SC2086  # one package name a word
+  installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $fonts 2>/dev/null | awk '$1 == "ii" {print $2}')
+  for package in $fonts; do
+    grep -qx "$package" <<<"$installed" || apt_packages+=("$package")
+  done
+fi
 if [ "${CNNLAB_SETUP_TESTS:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   apt_packages+=(chromium)
 fi

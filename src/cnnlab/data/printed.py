@@ -45,7 +45,7 @@ from cnnlab.errors import ConfigError
 GENERATOR_VERSION = 2
 
 SIZES = (28, 32)
-DEFAULT_TRAIN = 20_000
+DEFAULT_TRAIN = 40_000  # 40 digits per seen font: the pool is large
 DEFAULT_TEST = 5_000
 # Each split is its own draw (disjoint images); "test" and "unseen" are always drawn in
 # the full style, so the test sets do not change with a training option.

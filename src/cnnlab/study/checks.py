@@ -10,10 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from cnnlab.config.dataset import DIGITS_WILD, parse_dataset
 from cnnlab.config.problems import describe_error
 from cnnlab.config.schema import NESTED, TrainConfig, setting_keys
 from cnnlab.config.suggest import did_you_mean
-from cnnlab.errors import ConfigError
+from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.study.expand import format_value
 
 # Settings a study sets in one place only: the dataset in [study], the seed from seeds.
@@ -118,8 +119,11 @@ def check_settings(
     allowed = allowed_settings()
     extra = "name, " if table == "[[variant]]" else ""
     for key in settings:
-        if key == "dataset":
-            problems.add(f"{label}: set the dataset once, in [study] dataset", table, index, key)
+        if key == "dataset":  # a variant's is checked against [study] dataset later
+            if table != "[[variant]]":
+                problems.add(
+                    f"{label}: set the dataset once, in [study] dataset", table, index, key
+                )
         elif key == "seed":
             problems.add(
                 f"{label}: seeds come from [study] seeds (or --seeds), not 'seed'",
@@ -135,7 +139,30 @@ def check_settings(
                 index,
                 key,
             )
-    return {k: v for k, v in settings.items() if k in allowed}
+    keep = [*allowed, "dataset"] if table == "[[variant]]" else allowed
+    return {k: v for k, v in settings.items() if k in keep}
+
+
+def variant_dataset_problem(study_dataset: str, variant_dataset: object) -> str | None:
+    """Why a [[variant]] may not train on ``variant_dataset``, or None. Variants share the
+    study's test split, so only options that shape the training split may differ: the
+    train weights and printed styles of digits-wild."""
+    refused = "set the dataset once, in [study] dataset"
+    if not isinstance(variant_dataset, str):
+        return refused
+    try:
+        study, variant = parse_dataset(study_dataset), parse_dataset(variant_dataset)
+    except CnnlabError as exc:
+        return str(exc)
+    if study.kind != DIGITS_WILD or variant.kind != DIGITS_WILD:
+        return f"{refused} (a variant may change only digits-wild's training options)"
+    if study.options.size != variant.options.size:
+        return (
+            f"dataset {variant_dataset!r} has another size than [study] dataset "
+            f"{study_dataset!r}; variants share one test split, so only digits-wild's "
+            "training options (mnist=, printed=, svhn=, styles=) may differ"
+        )
+    return None
 
 
 def setting_key_problem(key: str) -> str | None:

@@ -42,6 +42,7 @@ from cnnlab.study.checks import (
     check_grid,
     check_settings,
     file_problems,
+    variant_dataset_problem,
 )
 from cnnlab.study.claims import Claim, parse_claims
 from cnnlab.study.expand import (
@@ -336,6 +337,10 @@ def resolve_runs(
     for v in study.variants:
         label = f"variant '{v.name}'"
         values = dict(v.settings, dataset=study.dataset, seed=(study.seeds or [0])[0])
+        if "dataset" in v.settings:  # digits-wild training options only (checks.py)
+            if why := variant_dataset_problem(study.dataset, v.settings["dataset"]):
+                problems.add(f"{label}: {why}", "[[variant]]", _variant_index(study, v), "dataset")
+            values["dataset"] = v.settings["dataset"] if why is None else study.dataset
         if data_dir is not None:
             values["data_dir"] = str(Path(data_dir).expanduser().resolve())
         index = _variant_index(study, v)
