@@ -51,7 +51,10 @@ def solid(mode: str, size: tuple[int, int], color: object) -> Image.Image:
 
 
 def random_checkpoint(
-    path: Path, shape: tuple[int, int, int] = (1, 32, 32), dataset: str = "mnist"
+    path: Path,
+    shape: tuple[int, int, int] = (1, 32, 32),
+    dataset: str = "mnist",
+    classes: list[str] | None = None,
 ) -> Path:
     """An untrained LeNet-5 checkpoint: enough for shapes, formats and output checks."""
     torch.manual_seed(0)
@@ -60,7 +63,7 @@ def random_checkpoint(
     c = shape[0]
     ckpt = Checkpoint(
         model_spec=spec.model_dump(mode="json"),
-        classes=[f"class{i}" for i in range(10)],
+        classes=classes or [f"class{i}" for i in range(10)],
         input_shape=shape,
         normalization=Normalization((0.2,) * c, (0.3,) * c),
         state_dict=model.state_dict(),
@@ -541,3 +544,28 @@ def test_real_mnist_photographed_reads_as_well_as_the_raw_test_set(mnist_lenet, 
     acc = np.mean([int(p.top[0][0]) == test.labels[i] for i, p in enumerate(preds)])
     assert all(p.inverted for p in preds)
     assert acc >= raw_acc - 0.01, (acc, raw_acc)
+
+
+def test_the_hand_made_pictures_are_labelled_and_the_benchmark_scores_them(tmp_path, capsys):
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "hand_made_digits.py"
+    spec = importlib.util.spec_from_file_location("hand_made_digits", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    digits = [str(d) for d in range(10)]
+    ckpt = random_checkpoint(tmp_path / "c.pt", (3, 32, 32), "digits-wild", digits)
+    wild = DIGITS.parent / "digits-wild"
+    labels = json.loads((wild / "labels.json").read_text())
+    assert len(labels) >= 20 and set(labels.values()) == set(digits)
+    assert sorted(labels) == sorted(p.name for p in wild.iterdir() if p.suffix in (".png", ".jpg"))
+    from cnnlab.api import predict
+
+    read = predict(ckpt, wild, top_k=1)
+    assert len(read) == len(labels) and all(p.error is None and p.top for p in read)
+    right, total, wrong = bench.score(ckpt, wild, "auto")
+    assert total == len(labels) and right + len(wrong) == total
+    assert bench.main([str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert f"| digits-wild | {right}/{total} |" in out and "| digits | " in out

@@ -174,6 +174,16 @@ model = "lenet5"
         (None, GOOD_VARIANTS + 'dataset = "cifar10"\n', "set the dataset once, in [study] dataset"),
         (
             None,
+            '[defaults]\ndataset = "mnist"\n' + GOOD_VARIANTS,
+            "[defaults]: set the dataset once",
+        ),
+        (
+            '[study]\nname = "x"\ndataset = "digits-wild"\nseeds = [0]\n',
+            GOOD_VARIANTS + 'dataset = "digits-wild:size=28"\n',
+            "has another size than [study] dataset 'digits-wild'; variants share one test split",
+        ),
+        (
+            None,
             GOOD_VARIANTS.replace('"lenet5"', '"../models/nothere.toml"'),
             "variant '+dropout': model file not found:",
         ),
@@ -241,6 +251,16 @@ def test_bad_study_files_give_one_clear_line(header, body, message, tmp_path):
     assert "\n" not in text
     assert text.startswith(str(path)), text
     assert message in text, text
+
+
+def test_a_variant_may_change_only_the_training_options_of_digits_wild(tmp_path):
+    header = '[study]\nname = "x"\ndataset = "digits-wild"\nseeds = [0]\n'
+    body = GOOD_VARIANTS + 'dataset = "digits-wild:styles=basic,svhn=0"\n'
+    runs = load_study(write_study(tmp_path, body, header=header)).plan(tmp_path / "out")
+    assert {r.variant: r.config.dataset for r in runs} == {
+        "a": "digits-wild",
+        "+dropout": "digits-wild:styles=basic,svhn=0",
+    }
 
 
 def test_a_bad_study_file_reports_every_problem_at_once_with_its_line(tmp_path):
