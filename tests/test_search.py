@@ -173,11 +173,29 @@ def test_without_optuna_a_search_is_one_line(tmp_path, data_dir, monkeypatch, ca
     assert "needs the optuna package: pip install 'cnnlab[search]'" in err
 
 
-def test_a_search_whose_trials_all_fail_stops_at_the_number_asked(tmp_path, data_dir):
+def test_a_search_whose_trials_all_fail_stops_at_the_number_asked(tmp_path, data_dir, capsys):
     study = write(tmp_path, data_dir, trials=2)
     # Batches larger than the 480 training images: every trial fails when it starts.
     study.write_text(study.read_text().replace("choices = [32, 64]", "choices = [5000, 6000]"))
-    main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet", "--no-report"])
+    code = main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet", "--no-report"])
     with Store(tmp_path / "out") as store:
         states = [t["state"] for t in store.trials()]
     assert states == ["failed", "failed"]  # without counting failures it would never end
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1  # nothing finished, so nothing was confirmed: scripts must see it
+    assert "2 of 2 search trials failed (trial 0, 1)" in err
+    assert "no search trial finished, so nothing was confirmed" in err
+
+
+def test_some_failed_trials_are_said_and_the_search_still_confirms(tmp_path, data_dir, capsys):
+    study = write(tmp_path, data_dir, trials=2)
+    text = study.read_text().replace('sampler = "random"', 'sampler = "grid"')
+    text = text.replace('"optimizer.lr" = { log_uniform = [1e-4, 3e-2] }\n', "")
+    study.write_text(text.replace("choices = [32, 64]", "choices = [32, 5000]"))  # 5000 fails
+    code = main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet", "--no-report"])
+    with Store(tmp_path / "out") as store:
+        states = sorted(t["state"] for t in store.trials())
+    assert states == ["complete", "failed"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 of 2 search trials failed" in err and "the search counted them and went on" in err
+    assert code == 0  # a diverging or impossible setting is a finding of the search

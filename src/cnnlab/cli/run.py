@@ -231,11 +231,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         paths = write_report(results, out)
         console.print(f"report: {paths[0]}", highlight=False, soft_wrap=True)
     console.print(f"results: {out / 'study.sqlite'}", highlight=False, soft_wrap=True)
+    if results.trials:
+        return _search_status(
+            results.trials, failed=sum(r.status == "failed" for r in results.runs)
+        )
     failed = sum(r.status == "failed" for r in results.runs)
     if failed:
         err_console.print(
             f"cnnlab: {failed} of {len(results.runs)} runs failed (see above); "
             "fix the cause and rerun with --retry-failed",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+def _search_status(trials: list[dict], failed: int) -> int:
+    """A failed trial is a finding of the search (a learning rate that diverges), not a
+    failure of the study: said, exit 0. Exit 1 when no trial finished (there was nothing
+    to confirm) or a confirmation run failed."""
+    broken = [t for t in trials if t["state"] == "failed"]
+    if broken:
+        numbers = ", ".join(str(t["number"]) for t in broken[:10])
+        err_console.print(
+            f"cnnlab: {len(broken)} of {len(trials)} search trials failed (trial "
+            f"{numbers}{', ...' if len(broken) > 10 else ''}); the search counted them and went on",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not any(t["state"] == "complete" for t in trials):
+        err_console.print(
+            "cnnlab: no search trial finished, so nothing was confirmed; look at the failed "
+            "trials' errors above and narrow the [search.space]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    if failed > len(broken):
+        err_console.print(
+            f"cnnlab: {failed - len(broken)} confirmation runs failed (see above); fix the "
+            "cause and rerun with --retry-failed",
             highlight=False,
             soft_wrap=True,
         )

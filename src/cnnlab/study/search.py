@@ -217,15 +217,27 @@ def run_search(
         status = store.statuses().get(run.run_id)
         value = _final_objective(store, run.run_id, spec.objective)
         if status == "done" and value is not None:
-            search.tell(trial, value)
+            _tell(search, trial, values=value)
             store.record_trial(trial.number, run.run_id, values, "complete", value)
         elif status == "pruned":
-            search.tell(trial, state=states.PRUNED)
+            _tell(search, trial, state=states.PRUNED)
             store.record_trial(trial.number, run.run_id, values, "pruned", value)
         else:  # failed, or done without the objective
-            search.tell(trial, state=states.FAIL)
+            _tell(search, trial, state=states.FAIL)
             store.record_trial(trial.number, run.run_id, values, "failed", None)
     return Trials([t for t in store.trials() if t["state"] != "running"])
+
+
+def _tell(search: Any, trial: Any, **outcome: Any) -> None:
+    """``search.tell``, where the grid sampler's request to stop is not an error: once its
+    grid is used up it calls ``Study.stop``, which works only inside ``optimize``. The
+    trial is told all the same (optuna writes its state in a ``finally``), and the loop
+    here ends by its own count."""
+    try:
+        search.tell(trial, **outcome)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def _grid_size(spec: SearchSpec) -> int:
