@@ -99,6 +99,12 @@ def test_trials_are_runs_and_the_winner_is_confirmed_over_seeds(tmp_path, data_d
     assert "3 of 3 trials: 3 complete, 0 pruned, 0 failed" in md
     html = (out / "report.html").read_text()
     assert 'id="search"' in html
+    # Optuna's own figures, in the Search section (before the variants), inside the HTML.
+    for name, title in (("history", "optimisation history"), ("slice", "against each setting")):
+        assert (out / f"report-search-{name}.png").stat().st_size > 5000
+        assert title in html.split('id="variants"')[0]
+        assert f"report-search-{name}.png" in md.split("## Variants")[0]
+    assert html.count("data:image/png;base64,") >= 3
     capsys.readouterr()
     assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0  # all done: nothing new
     with sqlite3.connect(out / "search.sqlite3") as conn:

@@ -16,6 +16,7 @@ from cnnlab.analysis import stats
 from cnnlab.analysis.figures import Figure, make_figures, prediction_numbers
 from cnnlab.analysis.formatting import fmt_p, fmt_pct, fmt_pts, fmt_seconds
 from cnnlab.analysis.numbers import StudyNumbers, analyze, json_safe, to_json
+from cnnlab.analysis.search_figures import SEARCH_PREFIX, search_figures
 from cnnlab.analysis.search_numbers import SearchNumbers
 from cnnlab.analysis.selection import peeking_figures
 from cnnlab.analysis.tables import (
@@ -110,8 +111,12 @@ def render_markdown(
             ],
         )
         out.append("")
+    searched = [f for f in figures if f.file.startswith(SEARCH_PREFIX)]
+    figures = [f for f in figures if not f.file.startswith(SEARCH_PREFIX)]
     if numbers.search:
         out += _search_md(numbers.search)
+        for fig in searched:
+            out += [f"![{fig.title}]({fig.file})", "", fig.caption, ""]
     out += ["## Variants", ""]
     rows = display_rows(numbers)
     out += _md_table([c[1] for c in COLUMNS], [[r[k] for k, _ in COLUMNS] for r in rows])
@@ -238,6 +243,7 @@ def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated
         claim_rows=claim_rows(numbers),
         search=numbers.search,
         search_note=search_note(numbers.search) if numbers.search else "",
+        search_figures=[f for f in figures if f.file.startswith(SEARCH_PREFIX)],
         claim_tests=sorted({c.test for c in numbers.claims if c.test != "—"}),
         claim_class={
             "supported": "better",
@@ -250,7 +256,7 @@ def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated
         provenance_columns=PROVENANCE_COLUMNS,
         provenance_rows=provenance_rows(numbers),
         verdict_class=verdict_class,
-        figures=figures,
+        figures=[f for f in figures if not f.file.startswith(SEARCH_PREFIX)],
         method_notes=METHOD_NOTES,
         generated=generated,
     )
@@ -280,6 +286,10 @@ def write_report(
         reason = "skipped on request" if shown is None else shown
         numbers.predictions = {"available": False, "reason": reason}
     figures = make_figures(numbers, out_dir, shown)
+    if numbers.search is not None:
+        figures += search_figures(
+            results.study_dir, results.name, numbers.search.objective, out_dir
+        )
     numbers.figures = [f.file for f in figures]
     generated = _dt.datetime.now().astimezone().strftime("generated %Y-%m-%d %H:%M %Z")
     paths = [out_dir / "report.html", out_dir / "report.md", out_dir / "report.json"]
