@@ -205,3 +205,28 @@ def test_some_failed_trials_are_said_and_the_search_still_confirms(tmp_path, dat
     err = " ".join(capsys.readouterr().err.split())
     assert "1 of 2 search trials failed" in err and "the search counted them and went on" in err
     assert code == 0  # a diverging or impossible setting is a finding of the search
+
+
+def test_a_search_killed_by_sigkill_ends_with_exactly_the_trials_asked(tmp_path, data_dir):
+    from test_kill_points import killed_at
+
+    study = write(tmp_path, data_dir, trials=3)
+    out = tmp_path / "out"
+    args = ["run", str(study), "--out", str(out), "--quiet", "--no-report"]
+    # Killed at the second trial's checkpoint: Optuna holds it as running, the store too.
+    assert killed_at("checkpoint@2", args, tmp_path / "killed.log") == -9
+    with Store(out) as store:
+        assert [t["state"] for t in store.trials()] == ["complete", "running"]
+    assert main(args) == 0
+    with Store(out) as store:
+        trials = store.trials()
+        statuses = store.statuses()
+    # The cut trial is asked again as a new one with its settings, whose run resumes.
+    assert [t["state"] for t in trials] == ["complete", "cut", "complete", "complete"]
+    done = [t for t in trials if t["state"] == "complete"]
+    assert len({t["run_id"] for t in done}) == 3  # none lost, none twice
+    assert trials[1]["run_id"] in {t["run_id"] for t in done}
+    assert all(statuses[t["run_id"]] == "done" for t in done)
+    with sqlite3.connect(out / "search.sqlite3") as conn:
+        states = [s for (s,) in conn.execute("SELECT state FROM trials ORDER BY number")]
+    assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the cut one, not counted

@@ -74,15 +74,19 @@ def setting_values(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_sampler(optuna: Any, spec: SearchSpec) -> Any:
+def make_sampler(optuna: Any, spec: SearchSpec, trials_before: int = 0) -> Any:
+    """The sampler, seeded by the [search] seed plus the number of trials already in the
+    storage: an uninterrupted search is reproducible, and one resumed after a kill does
+    not draw its first proposals again (a fresh generator with the same seed would)."""
+    seed = spec.seed + trials_before
     if spec.sampler == "grid":
         grid = {d.key: list(d.choices) for d in spec.space}
-        return optuna.samplers.GridSampler(grid, seed=spec.seed)
+        return optuna.samplers.GridSampler(grid, seed=seed)
     if spec.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=spec.seed, warn_independent_sampling=False)
-    return optuna.samplers.TPESampler(seed=spec.seed)
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def make_pruner(optuna: Any, spec: SearchSpec, epochs: int) -> Any:
@@ -189,11 +193,15 @@ def run_search(
         sampler=make_sampler(optuna, spec), pruner=make_pruner(optuna, spec, epochs),
         direction="maximize" if spec.maximize else "minimize",
     )  # fmt: skip
+    search.sampler = make_sampler(optuna, spec, len(search.get_trials(deepcopy=False)))
     states = optuna.trial.TrialState
+    recorded = {t["number"]: t for t in store.trials()}
     for cut in search.get_trials(deepcopy=False, states=(states.RUNNING,)):
         storage.set_trial_user_attr(cut._trial_id, CUT, True)  # killed mid-trial: not counted
         storage.set_trial_state_values(cut._trial_id, states.FAIL)
         search.enqueue_trial(cut.params, skip_if_exists=False)  # asked again: it resumes
+        if (entry := recorded.get(cut.number)) is not None:  # same settings, same run
+            store.record_trial(cut.number, entry["run_id"], entry["params"], "cut", None)
     space = distributions(spec.space)
     limit = spec.trials
     if spec.sampler == "grid":
@@ -225,7 +233,7 @@ def run_search(
         else:  # failed, or done without the objective
             _tell(search, trial, state=states.FAIL)
             store.record_trial(trial.number, run.run_id, values, "failed", None)
-    return Trials([t for t in store.trials() if t["state"] != "running"])
+    return Trials([t for t in store.trials() if t["state"] not in ("running", "cut")])
 
 
 def _tell(search: Any, trial: Any, **outcome: Any) -> None:
