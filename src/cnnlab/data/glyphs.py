@@ -3,7 +3,8 @@
 A font is kept when Pillow (FreeType) draws its ten digits as ten distinct, non-empty
 glyphs that are not its "missing character" box, and when at least ``READ_AT_LEAST`` of
 them look more like that digit than like any other in matplotlib's reference fonts
-(nearest template by correlation): symbol, pictograph and non-Latin-digit fonts fail
+(nearest template by correlation), or at least one more than that against every face
+that passed this first test: symbol, pictograph and non-Latin-digit fonts fail
 that. Families whose digits are near copies of each other (Liberation Sans and Arimo,
 the URW clones and TeX Gyre) form one group, so holding a family out of training holds
 out its clones too.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from cnnlab.data.fonts import FontFile, family_key, matplotlib_fonts, pool_key
 from cnnlab.errors import ConfigError
 
 # Bump when the glyphs or the checks change, so atlases cached by older code are not reused.
-ATLAS_VERSION = 1
+ATLAS_VERSION = 3
 READ_AT_LEAST = 8  # of the ten digits must read as themselves
 CLONE_SIMILARITY = 0.98  # mean correlation of the ten digits above which two faces are copies
 REFERENCE_FONTS = (
@@ -61,6 +62,7 @@ class Atlas:
     heights: np.ndarray  # (F * 10,) the height the font's digits share (their median)
     fonts: tuple[FontInfo, ...]
     rejected: tuple[tuple[str, str], ...] = ()  # (label, why) of each face left out
+    readable: np.ndarray | None = None  # (F, 10) bool: digits that read as themselves
 
     @property
     def cell(self) -> int:
@@ -71,7 +73,16 @@ class Atlas:
         glyphs = torch.tensor([f * 10 + d for f in keep for d in range(10)], dtype=torch.long)
         index = glyphs.numpy()
         fonts = tuple(self.fonts[f] for f in keep)
-        return Atlas(self.masks[glyphs], self.widths[index], self.heights[index], fonts)
+        readable = None if self.readable is None else self.readable[keep]
+        return Atlas(
+            self.masks[glyphs], self.widths[index], self.heights[index], fonts, (), readable
+        )
+
+    def readable_fonts(self, digit: int) -> np.ndarray:
+        """The fonts (indices) whose ``digit`` reads as itself (all without the check)."""
+        if self.readable is None:
+            return np.arange(len(self.fonts))
+        return np.flatnonzero(self.readable[:, digit])
 
 
 def load_atlas(faces: list[FontFile], cache_dir: Path | None = None) -> Atlas:
@@ -125,13 +136,18 @@ def build_atlas(faces: list[FontFile]) -> Atlas:
     # kept (bold, italic, rounded, handwriting...), so an unusual but readable design finds
     # its like. Only two: each further pass would let the unusual vouch for the odd.
     references = _references()
-    reads = _reads(templates, references, np.full(len(references), -1))
-    first = reads >= READ_AT_LEAST
-    reads = np.maximum(reads, _reads(templates, templates[first], np.flatnonzero(first)))
+    plain = _reads(templates, references, np.full(len(references), -1))
+    first = plain.sum(1) >= READ_AT_LEAST
+    # The second pass asks for one digit more: a face only its like can vouch for must
+    # be a clear case.
+    like = _reads(templates, templates[first], np.flatnonzero(first))
+    kept_ones = first | (like.sum(1) >= READ_AT_LEAST + 1)
+    readable = plain | like  # per digit: a kept face's odd digit is never drawn
     kept = []
     for i, (face, digits) in enumerate(rendered):
-        if reads[i] < READ_AT_LEAST:
-            rejected.append((face.label, f"its digits do not read as 0-9 ({reads[i]} of 10 do)"))
+        if not kept_ones[i]:
+            hits = max(plain[i].sum(), like[i].sum())
+            rejected.append((face.label, f"its digits do not read as 0-9 ({hits} of 10 do)"))
         else:
             family, style = _names(face)
             kept.append((i, FontInfo(face.label, family, style, family_key(family)), digits))
@@ -140,22 +156,23 @@ def build_atlas(faces: list[FontFile]) -> Atlas:
         FontInfo(info.label, info.family, info.style, group)
         for (_, info, _), group in zip(kept, groups, strict=True)
     )
-    return _pack([k[2] for k in kept], fonts, tuple(rejected))
+    atlas = _pack([k[2] for k in kept], fonts, tuple(rejected))
+    return replace(atlas, readable=readable[[k[0] for k in kept]])
 
 
 def _reads(templates: np.ndarray, bank: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """(F,) how many of each font's ten digits are nearest (by correlation) to a template
-    of the same digit in ``bank`` (B, 10, D), leaving out the font's own (``owners``)."""
+    """(F, 10): whether each font's digit is nearest (by correlation) to a template of the
+    same digit in ``bank`` (B, 10, D), leaving out the font's own (``owners``)."""
     flat = bank.reshape(-1, bank.shape[-1]).astype(np.float32)
     digit_of = np.tile(np.arange(10), len(bank))
     owner_of = np.repeat(owners, 10)
-    reads = np.zeros(len(templates), np.int64)
+    reads = np.zeros((len(templates), 10), bool)
     for start in range(0, len(templates), 64):  # (64, 10, B*10) floats at a time
         part = templates[start : start + 64].astype(np.float32)
         similarity = part @ flat.T
         own = owner_of[None, :] == np.arange(start, start + len(part))[:, None]
         similarity[np.broadcast_to(own[:, None, :], similarity.shape)] = -np.inf
-        reads[start : start + len(part)] = (digit_of[similarity.argmax(2)] == np.arange(10)).sum(1)
+        reads[start : start + len(part)] = digit_of[similarity.argmax(2)] == np.arange(10)
     return reads
 
 
@@ -255,13 +272,14 @@ def _read(folder: Path) -> Atlas | None:
     try:
         with np.load(folder / "atlas.npz") as arrays:
             masks, widths, heights = arrays["masks"], arrays["widths"], arrays["heights"]
+            readable = arrays["readable"]
         meta = json.loads((folder / "fonts.json").read_text())
         fonts = tuple(FontInfo(**f) for f in meta["fonts"])
         rejected = tuple((label, why) for label, why in meta["rejected"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _log.warning("printed digits: ignoring unreadable atlas %s (%s)", folder, exc)
         return None
-    return Atlas(torch.from_numpy(masks), widths, heights, fonts, rejected)
+    return Atlas(torch.from_numpy(masks), widths, heights, fonts, rejected, readable)
 
 
 def _write(folder: Path, atlas: Atlas) -> None:
@@ -270,7 +288,11 @@ def _write(folder: Path, atlas: Atlas) -> None:
         atomic_write(
             folder / "atlas.npz",
             lambda f: np.savez(
-                f, masks=atlas.masks.numpy(), widths=atlas.widths, heights=atlas.heights
+                f,
+                masks=atlas.masks.numpy(),
+                widths=atlas.widths,
+                heights=atlas.heights,
+                readable=atlas.readable,
             ),
         )
         meta = {"fonts": [vars(f) for f in atlas.fonts], "rejected": list(atlas.rejected)}

@@ -42,7 +42,7 @@ from cnnlab.data.printed_style import FULL, LOW_CONTRAST, MIN_CONTRAST, Style
 from cnnlab.errors import ConfigError
 
 # Bump when the rendering changes, so caches written by older code are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 SIZES = (28, 32)
 DEFAULT_TRAIN = 40_000  # 40 digits per seen font: the pool is large
@@ -148,9 +148,15 @@ class _Draws:
 
 
 def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, style: Style) -> _Draws:
-    n_fonts = len(atlas.fonts)
     labels = rng.permutation(np.arange(n) % 10).astype(np.int64)  # balanced classes
-    font = rng.integers(0, n_fonts, n)
+    # Each digit from the fonts whose glyph for it reads as that digit.
+    pick = rng.random(n)
+    font = np.empty(n, np.int64)
+    for digit in range(10):
+        fonts = atlas.readable_fonts(digit)
+        fonts = fonts if len(fonts) else np.arange(len(atlas.fonts))  # a tiny pool
+        which = labels == digit
+        font[which] = fonts[(pick[which] * len(fonts)).astype(np.int64)]
     glyph = font * 10 + labels
 
     # A neighbouring digit of the same font, cut off by the border, as in house numbers. Its
@@ -179,9 +185,15 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     neighbour_shift = side * ((atlas.widths[glyph] + atlas.widths[other]) / 2 + gap)
     neighbour = np.where(has_neighbour, other, -1)
 
+    noise = np.where(rng.random(n) < style.noise, rng.uniform(0.01, 0.08, n), 0.0)
+    blur = np.where(rng.random(n) < style.blur, rng.uniform(0.3, 1.0, n), 0.0)
+    effects, noise, blur, low_contrast = fx.cap_degradations(
+        effects, noise, blur, rng.random(n) < style.low_contrast, rng, style.at_most
+    )
+
     # Colours: a contrasting pair, the digit light or dark with equal odds.
     u = torch.from_numpy(rng.random((n, 8)))
-    low = torch.from_numpy(rng.random(n) < style.low_contrast)[:, None]
+    low = torch.from_numpy(low_contrast)[:, None]
     pairs = zip(
         contrasting_colors(u, LOW_CONTRAST), contrasting_colors(u, MIN_CONTRAST), strict=True
     )
@@ -195,8 +207,6 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     ).numpy()
     bg2 = np.where((rng.random(n) < style.gradient)[:, None], second, bg)
     gradient_angle = rng.uniform(0, 2 * np.pi, n)
-    noise = np.where(rng.random(n) < style.noise, rng.uniform(0.01, 0.08, n), 0.0)
-    blur = np.where(rng.random(n) < style.blur, rng.uniform(0.3, 1.0, n), 0.0)
     return _Draws(
         labels, glyph, inverse, neighbour, neighbour_shift, fg, bg, bg2, gradient_angle, noise,
         blur, effects,

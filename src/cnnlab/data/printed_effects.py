@@ -9,7 +9,7 @@ what was drawn. Ink is coverage in [0, 1] at the 2x render size; images are floa
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -64,10 +64,11 @@ def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> E
     motion[~share(style.motion_blur)] = 0
     defocus = np.where(share(style.defocus), rng.uniform(0.8, 1.8, n), 0.0)
     jpeg = np.where(share(style.jpeg), 10 * rng.integers(2, 8, n), 0)  # 20, 30, ... 70
+    outlined = share(style.outline)
     return Effects(
-        weight=weight.astype(np.int64),
+        weight=np.where(outlined, 2, weight).astype(np.int64),  # room for a hollow stroke
         tilt=tilt,
-        outline=share(style.outline),
+        outline=outlined,
         shadow=shadow,
         clutter=segments,
         clutter_mix=rng.uniform(0.2, 0.5, n),
@@ -77,6 +78,42 @@ def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> E
         defocus=defocus,
         jpeg=jpeg.astype(np.int64),
     )
+
+
+def cap_degradations(
+    effects: Effects,
+    noise: np.ndarray,
+    blur: np.ndarray,
+    low_contrast: np.ndarray,
+    rng: np.random.Generator,
+    most: int,
+) -> tuple[Effects, np.ndarray, np.ndarray, np.ndarray]:
+    """Keep at most ``most`` of the effects that take legibility away (noise, blurs, low
+    contrast, outline, clutter, low resolution, JPEG) per image, chosen at random among
+    those it drew: each alone is fair, but four at once leave a digit nobody can read,
+    and a test image nobody can read measures nothing."""
+    flags = np.stack(
+        [noise > 0, blur > 0, low_contrast, effects.outline, effects.clutter[:, :, 4].any(1),
+         effects.low_res > 0, effects.jpeg > 0, effects.motion[:, 0] > 0, effects.defocus > 0],
+        1,
+    )  # fmt: skip
+    score = np.where(flags, rng.random(flags.shape), -1.0)
+    keep = flags & ((-score).argsort(1).argsort(1) < most)
+    clutter = effects.clutter.copy()
+    clutter[~keep[:, 4]] = 0
+    motion = effects.motion.copy()
+    motion[~keep[:, 7]] = 0
+    capped = replace(
+        effects,
+        outline=keep[:, 3],
+        weight=np.where(effects.outline & ~keep[:, 3], 0, effects.weight),
+        clutter=clutter,
+        low_res=np.where(keep[:, 5], effects.low_res, 0),
+        jpeg=np.where(keep[:, 6], effects.jpeg, 0),
+        motion=motion,
+        defocus=np.where(keep[:, 8], effects.defocus, 0.0),
+    )
+    return capped, np.where(keep[:, 0], noise, 0.0), np.where(keep[:, 1], blur, 0.0), keep[:, 2]
 
 
 # --- ink, at the render size ------------------------------------------------------------
@@ -98,8 +135,8 @@ def change_weight(ink: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
         part = ink[index]
         for _ in range(abs(int(k))):
             part = _dilate(part) if k > 0 else _erode(part)
-        if k < 0:  # keep the original where erosion left too little ink
-            kept = part.flatten(1).amax(1) >= 0.5
+        if k < 0:  # keep the original where erosion took more than half the ink
+            kept = part.flatten(1).sum(1) >= 0.5 * ink[index].flatten(1).sum(1)
             part = torch.where(kept[:, None, None, None], part, ink[index])
         out[index] = part
     return out

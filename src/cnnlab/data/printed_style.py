@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 MIN_CONTRAST = 0.35  # luma between digit and background, most images
-LOW_CONTRAST = 0.2  # the floor for the low-contrast share
+LOW_CONTRAST = 0.25  # the floor for the low-contrast share
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class Style:
     defocus: float = 0.0
     clutter: float = 0.0  # thin lines across the background
     low_contrast: float = 0.0  # colours only LOW_CONTRAST apart
+    # The most legibility-taking effects one image may get (noise, blurs, low contrast,
+    # outline, clutter, low resolution, JPEG); the rest it drew are dropped.
+    at_most: int = 9
 
     def key(self) -> dict[str, object]:
         return asdict(self)
@@ -68,6 +71,7 @@ FULL = Style(
     defocus=0.12,
     clutter=0.2,
     low_contrast=0.2,
+    at_most=2,
 )
 STYLES = {s.name: s for s in (FULL, BASIC)}
-EFFECTS = tuple(f.name for f in fields(Style) if f.name != "name")
+EFFECTS = tuple(f.name for f in fields(Style) if f.name not in ("name", "at_most"))
