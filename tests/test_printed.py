@@ -26,12 +26,6 @@ NONE = Style(
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
-    printed._pool.cache_clear()
-
-
 def fake_fc_list(tmp_path: Path, lines: list[str], code: int = 0) -> str:
     script = tmp_path / "fc-list"
     body = "".join(f"printf '%s\\n' '{line}'\n" for line in lines)
