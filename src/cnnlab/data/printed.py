@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from cnnlab.data.arrays import Split
 from cnnlab.data.augment import GaussianBlur, contrasting_colors, luminance, with_luminance
 from cnnlab.data.cache import entry_folder, load_split, save_split
 from cnnlab.data.fonts import FontFile, discover_fonts, pool_key, split_families
-from cnnlab.data.glyphs import Atlas, FontInfo, load_atlas
+from cnnlab.data.glyphs import Atlas, load_atlas
 from cnnlab.data.printed_style import FULL, LOW_CONTRAST, MIN_CONTRAST, Style
 from cnnlab.errors import ConfigError
 
@@ -69,14 +70,15 @@ class FontPool:
     def side(self, name: str) -> Atlas:
         return self.atlas.subset(self.seen if name == "seen" else self.unseen)
 
-    def side_of(self, font: FontInfo) -> str:
-        return "unseen" if self.atlas.fonts.index(font) in set(self.unseen) else "seen"
+
+def pool_faces() -> list[FontFile]:
+    """This machine's font files (asked of fontconfig once per process and $CNNLAB_FONTS)."""
+    return _faces(os.environ.get("CNNLAB_FONTS", "all"))
 
 
 @functools.cache
-def pool_faces() -> list[FontFile]:
-    """This machine's font files (asked of fontconfig once per process)."""
-    return discover_fonts()
+def _faces(choice: str) -> list[FontFile]:
+    return discover_fonts()  # reads the same $CNNLAB_FONTS; ``choice`` keys the cache
 
 
 def pool_summary() -> str:

@@ -12,7 +12,7 @@ The test domains are always drawn in ``full``; ``digits-wild:styles=basic`` trai
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 MIN_CONTRAST = 0.35  # luma between digit and background, most images
 LOW_CONTRAST = 0.25  # the floor for the low-contrast share
@@ -48,10 +48,6 @@ class Style:
 
     def key(self) -> dict[str, object]:
         return asdict(self)
-
-    def without(self, effect: str) -> Style:
-        """This style with one effect turned off (tests and ablations)."""
-        return replace(self, **{effect: 0.0})
 
 
 BASIC = Style("basic")
