@@ -1,31 +1,31 @@
 """End to end: the real `cnnlab` command on small generated data."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from fakedata import make_tar, write_image_folder
+from fresh import run_cnnlab
 
 
 def cnnlab(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    """The command in a process of its own (tests/fresh.py), its output not a terminal."""
+    return run_cnnlab(list(args), env={"COLUMNS": "200", **(env or {})}, cwd=cwd)
+
+
+def entry_point(*args: str) -> subprocess.CompletedProcess:
+    """`python -m cnnlab ARGS`: the real entry point in a new interpreter."""
     return subprocess.run(
-        [sys.executable, "-m", "cnnlab", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=300,
+        [sys.executable, "-m", "cnnlab", *args], capture_output=True, text=True, timeout=300
     )
 
 
 def test_help_teaches_the_commands():
-    result = cnnlab("--help")
+    result = entry_point("--help")
     assert result.returncode == 0
     for command in ("data", "models", "train", "evaluate"):
         assert command in result.stdout

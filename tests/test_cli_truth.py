@@ -6,27 +6,21 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 import time
 
 import pytest
 from fakedata import write_image_folder
+from fresh import run_cnnlab
 
 from cnnlab import heartbeat
 from cnnlab.cli import main
 
 
 def cnnlab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The real entry point in a subprocess, its output a pipe (not a terminal)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cnnlab", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-    )
+    """The command in a process of its own (tests/fresh.py), its output a file (not a
+    terminal)."""
+    return run_cnnlab(list(args), env={"OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def test_nothing_is_announced_before_the_settings_and_data_are_checked(tmp_path, capsys):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fresh import run_cnnlab
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, ConfigError, DataError
@@ -89,9 +90,8 @@ def cnnlab_process(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def cnnlab(*args: str) -> subprocess.CompletedProcess:
-    proc = cnnlab_process(*args)
-    out, err = proc.communicate(timeout=300)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    """The command in a process of its own (tests/fresh.py)."""
+    return run_cnnlab(list(args), env={"COLUMNS": "200", "OMP_NUM_THREADS": "1"})
 
 
 def db_rows(study_dir: Path, sql: str) -> list[tuple]:

@@ -21,6 +21,7 @@ POINTS = (
     "summary",  # summary.json (and metrics.csv from the record) written
     "curves",  # curves.png drawn
     "finish",  # the run marked done in the study database
+    "ray-driver-epoch",  # the Ray driver committed an epoch row a worker sent
 )
 _passed: Counter[str] = Counter()
 

@@ -114,7 +114,9 @@ def configure_backends(precision: Precision, deterministic: bool = False) -> Non
     is ``deterministic``: then every algorithm is a deterministic one (torch raises on an
     operation that has none) and the autotuner stays off.
     """
-    torch.use_deterministic_algorithms(deterministic)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        # Only on a change: the call imports torch._inductor, ~3 s of every fresh process.
+        torch.use_deterministic_algorithms(deterministic)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
     if precision.device.type != "cuda":

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab import heartbeat
+from cnnlab import faults, heartbeat
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, Provenance, RunSummary
 from cnnlab.study.executor import InProcessExecutor
@@ -344,6 +344,7 @@ class _Driver:
             store.start_run(run_id, *args)
         elif kind == "add_epoch":
             store.add_epoch(run_id, args[0])
+            faults.reached("ray-driver-epoch")
             reporter = self.reporters.get(run_id)
             if reporter is not None:
                 reporter.end_epoch(args[0])
