@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from fakedata import raises_one_line
+from fresh import run_cnnlab
 from PIL import Image
 
 from cnnlab.cli import main
@@ -492,11 +493,11 @@ def mnist_lenet(tmp_path_factory) -> Path:
     if not data or not (Path(data) / "mnist").is_dir():
         pytest.skip("real data not found: set CNNLAB_DATA to a folder holding mnist/")
     out = tmp_path_factory.mktemp("mnist-lenet5")
-    result = subprocess.run(
-        [sys.executable, "-m", "cnnlab", "train", "--dataset", "mnist", "--model", "lenet5",
-         "--epochs", "1", "--batch-size", "128", "--precision", "fp32", "--seed", "0",
-         "--data-dir", data, "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=600,
+    result = run_cnnlab(
+        ["train", "--dataset", "mnist", "--model", "lenet5", "--epochs", "1",
+         "--batch-size", "128", "--precision", "fp32", "--seed", "0", "--data-dir", data,
+         "--out", str(out), "--quiet"],
+        timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return out / "checkpoint.pt"
@@ -505,11 +506,9 @@ def mnist_lenet(tmp_path_factory) -> Path:
 @pytest.mark.realdata
 def test_real_mnist_model_reads_the_hand_made_digits(mnist_lenet):
     labels = json.loads((DIGITS / "labels.json").read_text())
-    result = subprocess.run(
-        [sys.executable, "-m", "cnnlab", "predict", str(mnist_lenet), str(DIGITS),
-         "--invert", "auto", "--json", "--top-k", "1"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = run_cnnlab(
+        ["predict", str(mnist_lenet), str(DIGITS), "--invert", "auto", "--json", "--top-k", "1"]
+    )
     assert result.returncode == 0, result.stderr
     got = {
         Path(r["file"]).name: r["top"][0]["label"]
