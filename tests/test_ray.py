@@ -165,3 +165,41 @@ def test_without_an_address_a_new_local_instance_starts_even_beside_a_running_on
     executor = RayExecutor(RaySettings(address="127.0.0.1:6379"))
     executor._start()
     assert asked["address"] == "127.0.0.1:6379"
+
+
+def test_a_search_trains_trials_at_once_on_ray_and_prunes_at_the_epoch_judged(
+    local_ray, data_dir, tmp_path, monkeypatch
+):
+    import optuna
+    from test_search import STUDY
+
+    from cnnlab.study.search import SearchFeed
+    from cnnlab.study.store import Store
+
+    path = tmp_path / "search.toml"
+    path.write_text(STUDY.format(data_dir=data_dir, trials=4).replace("epochs = 1", "epochs = 2"))
+    judged = SearchFeed.judge
+
+    def judge(self, run_id, row):  # the pruner, told to stop trial 1 after its 1st epoch
+        verdict = judged(self, run_id, row)
+        return "pruned by the test" if self.running[run_id][0].number == 1 else verdict
+
+    monkeypatch.setattr(SearchFeed, "judge", judge)
+    out = tmp_path / "out"
+    executor = RayExecutor(RaySettings(workers=2))
+    run_study(load_study(path), out, executor=executor)
+    with Store(out) as store:
+        trials = {t["number"]: t for t in store.trials()}
+        epochs = dict(store.conn.execute("SELECT run_id, COUNT(*) FROM epochs GROUP BY run_id"))
+    assert {n: t["state"] for n, t in trials.items()} == {
+        0: "complete", 1: "pruned", 2: "complete", 3: "complete"
+    }  # fmt: skip
+    assert epochs[trials[1]["run_id"]] == 1  # stopped at the epoch its pruner judged
+    assert all(epochs[t["run_id"]] == 2 for n, t in trials.items() if n != 1)
+    assert {t["run_id"] for t in trials.values()} <= set(executor.nodes)  # trained on Ray
+    search = optuna.load_study(study_name="search-demo", storage=f"sqlite:///{out}/search.sqlite3")
+    first, second = search.trials[:2]
+    assert second.datetime_start < first.datetime_complete  # two trials at once
+    results = load_results(out)
+    assert results.variants == ["default", "search #1"]
+    assert sum(r.summary is not None for r in results.runs) == 4  # confirmed over 2 seeds

@@ -7,6 +7,7 @@ checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,6 @@ from pathlib import Path
 from rich.table import Table
 
 from cnnlab.atomic import remove_stale_temporaries
-from cnnlab.errors import ConfigError
 from cnnlab.study.executor import Executor, InProcessExecutor
 from cnnlab.study.lock import check_unlocked, study_lock
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
@@ -60,7 +60,10 @@ def run_study(
         # A new study folder: a run that cannot start (missing dataset, a model that cannot
         # take the images) is refused before the folder, its lock or its database exist.
         executor.check(planned)
-    with study_lock(out_dir), Store(out_dir) as store:
+    # A search and its confirmation share one Ray start-up (a search on Ray, that is).
+    searching = study.search is not None and hasattr(executor, "session")
+    session = executor.session() if searching else contextlib.nullcontext()  # type: ignore[attr-defined]
+    with study_lock(out_dir), Store(out_dir) as store, session:
         remove_stale_temporaries(out_dir)  # a report killed while being written
         store.interrupt_runs()  # 'running' with the lock free: the process that ran it died
         if study.search is not None:
@@ -108,11 +111,6 @@ def search_then_plan(
 ) -> list[PlannedRun]:
     """Run the [search]'s trials not done yet; add its winners to the study's variants."""
     from cnnlab.study.search import add_winners, run_search
-
-    if not hasattr(executor, "run_one"):
-        raise ConfigError(
-            "a [search] trains its trials in this process for now: run it without --executor ray"
-        )
 
     def record(trial_runs: list[PlannedRun]) -> None:
         record_study(store, study, study.plan(out_dir), trial_runs)

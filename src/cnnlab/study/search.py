@@ -202,38 +202,106 @@ def run_search(
         search.enqueue_trial(cut.params, skip_if_exists=False)  # asked again: it resumes
         if (entry := recorded.get(cut.number)) is not None:  # same settings, same run
             store.record_trial(cut.number, entry["run_id"], entry["params"], "cut", None)
-    space = distributions(spec.space)
     limit = spec.trials
     if spec.sampler == "grid":
         limit = min(limit, _grid_size(spec))
+    source = TrialSource(search, study, base, out_dir, store, record, limit)
+    progress.begin(limit, source.ended(), 0)
+    if hasattr(executor, "run_feed"):  # several trials at once (Ray)
+        executor.run_feed(SearchFeed(source), store, progress)
+    else:
+        while source.ended() < limit:
+            trial, run, values = source.ask()
+            executor.run_one(run, PruningStore(store, trial, spec.objective), progress)
+            source.conclude(trial, run, values)
+    return Trials([t for t in store.trials() if t["state"] not in ("running", "cut")])
 
-    def ended() -> int:
+
+class TrialSource:
+    """Asks Optuna for trials, as ordinary runs, and tells it how each one ended."""
+
+    def __init__(
+        self, search: Any, study: Study, base: dict[str, Any], out_dir: Path, store: Store,
+        record: Any, limit: int,
+    ) -> None:  # fmt: skip
+        assert study.search is not None
+        self.search, self.study, self.spec = search, study, study.search
+        self.base, self.out_dir, self.store, self.record = base, out_dir, store, record
+        self.limit, self.space = limit, distributions(self.spec.space)
+        self.states = import_optuna().trial.TrialState
+
+    def ended(self) -> int:
         """Trials that count towards the number asked: a failed one counts (or a search
         whose every trial fails would never stop), one cut by a kill does not."""
-        done = (states.COMPLETE, states.PRUNED, states.FAIL)
-        trials = search.get_trials(deepcopy=False, states=done)
+        done = (self.states.COMPLETE, self.states.PRUNED, self.states.FAIL)
+        trials = self.search.get_trials(deepcopy=False, states=done)
         return sum(not t.user_attrs.get(CUT) for t in trials)
 
-    progress.begin(limit, ended(), 0)
-    while ended() < limit:
-        trial = search.ask(space)
-        run = trial_run(study, base, trial.params, trial.number, out_dir)
-        record([run])
+    def ask(self) -> tuple[Any, PlannedRun, dict[str, Any]]:
+        trial = self.search.ask(self.space)
+        run = trial_run(self.study, self.base, trial.params, trial.number, self.out_dir)
+        self.record([run])
         values = setting_values(trial.params)
-        store.record_trial(trial.number, run.run_id, values, "running", None)
-        executor.run_one(run, PruningStore(store, trial, spec.objective), progress)
+        self.store.record_trial(trial.number, run.run_id, values, "running", None)
+        return trial, run, values
+
+    def conclude(self, trial: Any, run: PlannedRun, values: dict[str, Any]) -> None:
+        store, states = self.store, self.states
         status = store.statuses().get(run.run_id)
-        value = _final_objective(store, run.run_id, spec.objective)
+        value = _final_objective(store, run.run_id, self.spec.objective)
         if status == "done" and value is not None:
-            _tell(search, trial, values=value)
+            _tell(self.search, trial, values=value)
             store.record_trial(trial.number, run.run_id, values, "complete", value)
         elif status == "pruned":
-            _tell(search, trial, state=states.PRUNED)
+            _tell(self.search, trial, state=states.PRUNED)
             store.record_trial(trial.number, run.run_id, values, "pruned", value)
         else:  # failed, or done without the objective
-            _tell(search, trial, state=states.FAIL)
+            _tell(self.search, trial, state=states.FAIL)
             store.record_trial(trial.number, run.run_id, values, "failed", None)
-    return Trials([t for t in store.trials() if t["state"] not in ("running", "cut")])
+
+
+class SearchFeed:
+    """The trials as a Ray driver's feed: a new trial whenever a worker is free and the
+    trials asked are not all running or ended; each epoch judged by the trial's pruner.
+    With several trials at once, what the sampler proposes and the pruner compares
+    depend on which trials have ended by then, as in any parallel Optuna search."""
+
+    def __init__(self, source: TrialSource) -> None:
+        self.source = source
+        self.running: dict[str, tuple[Any, PlannedRun, dict[str, Any]]] = {}
+        self.retry: list[PlannedRun] = []
+
+    def size(self) -> int:
+        return max(0, self.source.limit - self.source.ended())
+
+    def next_run(self) -> PlannedRun | None:
+        if self.retry:
+            return self.retry.pop(0)
+        if self.source.ended() + len(self.running) >= self.source.limit:
+            return None
+        trial, run, values = self.source.ask()
+        self.running[run.run_id] = (trial, run, values)
+        return run
+
+    def again(self, run: PlannedRun) -> None:
+        self.retry.append(run)
+
+    def judges(self, run: PlannedRun) -> bool:
+        return run.run_id in self.running
+
+    def judge(self, run_id: str, row: EpochRow) -> str | None:
+        trial = self.running[run_id][0]
+        value = row.get(self.source.spec.objective)
+        if value is None:
+            return None
+        trial.report(float(value), row.epoch)
+        if trial.should_prune():
+            return f"pruned after epoch {row.epoch}: {self.source.spec.objective} {value:.4f}"
+        return None
+
+    def ended(self, run: PlannedRun) -> None:
+        trial, _, values = self.running.pop(run.run_id)
+        self.source.conclude(trial, run, values)
 
 
 def _tell(search: Any, trial: Any, **outcome: Any) -> None:
