@@ -135,38 +135,53 @@ def test_a_killed_search_continues_to_the_number_of_trials_asked(tmp_path, data_
     assert calls[1] in {t["run_id"] for t in done}  # the cut trial was asked again
 
 
-def test_a_pruned_trial_is_recorded_as_pruned(tmp_path, data_dir):
+class Hopeless:
+    """A trial whose pruner stops it whenever it is asked."""
+
+    def __init__(self) -> None:
+        self.reported: list[tuple[float, int]] = []
+
+    def report(self, value, step):
+        self.reported.append((value, step))
+
+    def should_prune(self):
+        return True
+
+
+def trial_with_pruner(tmp_path, data_dir, trial, epochs: int) -> tuple[str, str | None]:
+    """One search trial of ``epochs`` epochs, its pruner ``trial``: (status, error)."""
+    from cnnlab.study.executor import InProcessExecutor
     from cnnlab.study.progress import QuietStudyProgress
     from cnnlab.study.search import PruningStore, trial_run
 
     study = load_study(write(tmp_path, data_dir))
-
-    class Hopeless:
-        def report(self, value, step):
-            self.seen = (value, step)
-
-        def should_prune(self):
-            return True
-
     out = tmp_path / "out"
-    base = study.variants[0].settings
+    base = {**study.variants[0].settings, "epochs": epochs}
     run = trial_run(study, base, {"optimizer.lr": 1e-3, "batch_size": 32}, 0, out)
-    from cnnlab.study.executor import InProcessExecutor
-
     with Store(out) as store:
         store.record_study(
             name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
             baseline=study.baseline, description="", variants=study.variant_names,
             options={}, runs=study.plan(out), extra_runs=[run],
         )  # fmt: skip
-        InProcessExecutor().run_one(
-            run, PruningStore(store, Hopeless(), "val_acc"), QuietStudyProgress()
-        )
-        status = store.statuses()[run.run_id]
-        error = store.conn.execute(
-            "SELECT error FROM runs WHERE run_id = ?", (run.run_id,)
-        ).fetchone()[0]
+        pruning = PruningStore(store, trial, "val_acc", epochs)
+        InProcessExecutor().run_one(run, pruning, QuietStudyProgress())
+        return store.conn.execute(
+            "SELECT status, error FROM runs WHERE run_id = ?", (run.run_id,)
+        ).fetchone()
+
+
+def test_a_pruned_trial_is_recorded_as_pruned(tmp_path, data_dir):
+    status, error = trial_with_pruner(tmp_path, data_dir, Hopeless(), epochs=2)
     assert status == "pruned" and error.startswith("pruned after epoch 1: val_acc")
+
+
+def test_a_trial_that_reached_its_last_epoch_is_complete_whatever_its_pruner_says(
+    tmp_path, data_dir
+):
+    trial = Hopeless()
+    status, _ = trial_with_pruner(tmp_path, data_dir, trial, epochs=1)
+    assert status == "done" and [step for _, step in trial.reported] == [1]
 
 
 def test_without_optuna_a_search_is_one_line(tmp_path, data_dir, monkeypatch, capsys):

@@ -97,23 +97,33 @@ def make_pruner(optuna: Any, spec: SearchSpec, epochs: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
+def prune_reason(trial: Any, objective: str, row: EpochRow, epochs: int) -> str | None:
+    """Report ``row``'s objective to the trial; why its pruner stops it, or None. Never
+    after the last epoch: a trial that ran to its end is complete, and its objective
+    counts among the trials' (a pruner asked there would throw that result away)."""
+    value = row.get(objective)
+    if value is None:
+        return None
+    trial.report(float(value), row.epoch)
+    if row.epoch < epochs and trial.should_prune():
+        return f"pruned after epoch {row.epoch}: {objective} {value:.4f}"
+    return None
+
+
 class PruningStore:
     """The study's store, with each epoch's objective sent to the trial's pruner."""
 
-    def __init__(self, store: Store, trial: Any, objective: str) -> None:
-        self.store, self.trial, self.objective = store, trial, objective
+    def __init__(self, store: Store, trial: Any, objective: str, epochs: int) -> None:
+        self.store, self.trial, self.objective, self.epochs = store, trial, objective, epochs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
     def add_epoch(self, run_id: str, row: EpochRow) -> None:
         self.store.add_epoch(run_id, row)
-        value = row.get(self.objective)
-        if value is None:
-            return
-        self.trial.report(float(value), row.epoch)
-        if self.trial.should_prune():
-            raise RunPruned(f"pruned after epoch {row.epoch}: {self.objective} {value:.4f}")
+        why = prune_reason(self.trial, self.objective, row, self.epochs)
+        if why is not None:
+            raise RunPruned(why)
 
 
 @dataclass
@@ -212,7 +222,8 @@ def run_search(
     else:
         while source.ended() < limit:
             trial, run, values = source.ask()
-            executor.run_one(run, PruningStore(store, trial, spec.objective), progress)
+            pruning = PruningStore(store, trial, spec.objective, run.config.epochs)
+            executor.run_one(run, pruning, progress)
             source.conclude(trial, run, values)
     return Trials([t for t in store.trials() if t["state"] not in ("running", "cut")])
 
@@ -290,14 +301,8 @@ class SearchFeed:
         return run.run_id in self.running
 
     def judge(self, run_id: str, row: EpochRow) -> str | None:
-        trial = self.running[run_id][0]
-        value = row.get(self.source.spec.objective)
-        if value is None:
-            return None
-        trial.report(float(value), row.epoch)
-        if trial.should_prune():
-            return f"pruned after epoch {row.epoch}: {self.source.spec.objective} {value:.4f}"
-        return None
+        trial, run, _ = self.running[run_id]
+        return prune_reason(trial, self.source.spec.objective, row, run.config.epochs)
 
     def ended(self, run: PlannedRun) -> None:
         trial, _, values = self.running.pop(run.run_id)
