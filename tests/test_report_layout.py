@@ -15,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report import CHROMIUM, real_report, real_study  # noqa: F401 (fixtures)
+from test_report import CHROMIUM
+from test_report_runs import real_report, real_study  # noqa: F401 (fixtures)
 
 PROBE = """<script>
 window.addEventListener('load', () => {
