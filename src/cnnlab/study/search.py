@@ -2,12 +2,16 @@
 
 Each trial is an ordinary run (its own run folder, rows in the study's store, the run
 id of its settings) of the baseline variant's settings with the trial's values, on a
-seed of its own (10000 + the sampler's seed) that no confirmation run uses. Optuna only proposes and prunes: its RDB storage lives in the study
-folder (``search.sqlite3``), so ``cnnlab run`` again after a kill continues where the
-search stopped: finished trials are kept, a trial the kill cut short is asked again with
-the same values (so its run resumes from its checkpoint), and the search ends at the
-number of trials the file asks for. Each epoch's objective goes to the pruner, which may
-stop a hopeless trial (status ``pruned``).
+seed of its own (10000 + the sampler's seed) that no confirmation run uses. Optuna
+only proposes and prunes: its RDB storage lives in the study folder
+(``search.sqlite3``), so ``cnnlab run`` again after a kill continues where the search
+stopped: finished trials are kept, a trial the kill cut short is asked again with the
+same values (so its run resumes from its checkpoint), and the search ends at the
+number of trials the file asks for. Each epoch's objective goes to the pruner, which
+may stop a hopeless trial (status ``pruned``) before its last epoch.
+
+In-process, trials train one after another; on Ray (an executor with ``run_feed``)
+several at once, through ask-and-tell (``SearchFeed``).
 
 The winners (the ``top`` best trials by their final objective) become variants named
 ``search #1`` ... and are trained over the confirmation seeds beside the study's own
@@ -31,9 +35,9 @@ from cnnlab.study.store import Store
 
 STORAGE = "search.sqlite3"
 INSTALL_HINT = "pip install 'cnnlab[search]' (or pip install optuna)"
-ZERO = " is 0"
+ZERO = " is 0"  # the switch of a log_uniform dimension that may be exactly 0
 TRIAL_SEED_BASE = 10_000
-CUT = "cnnlab_cut_by_a_kill"  # user attribute of a trial a killed process left running  # the switch of a log_uniform dimension that may be exactly 0
+CUT = "cnnlab_cut_by_a_kill"  # user attribute of a trial a killed process left running
 
 
 def import_optuna() -> Any:
