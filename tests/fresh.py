@@ -72,7 +72,11 @@ def run_cnnlab(
             process.kill()
             process.join()
             raise subprocess.TimeoutExpired(["cnnlab", *args], timeout)
-        read = lambda p: p.read_text() if p.exists() else ""  # noqa: E731
         return subprocess.CompletedProcess(
-            ["cnnlab", *args], process.exitcode, read(out), read(err)
+            ["cnnlab", *args], process.exitcode, _text(out), _text(err)
         )
+
+
+def _text(path: Path) -> str:
+    """What the child wrote there (nothing if it died before opening the file)."""
+    return path.read_text() if path.exists() else ""
