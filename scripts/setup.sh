@@ -34,8 +34,10 @@ apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
 fonts=$(grep -v '^#' scripts/font-packages.txt)
 if command -v dpkg-query >/dev/null; then
+  # dpkg-query exits 1 when a package is unknown to it (on a fresh machine, most of
+  # them): with pipefail that would end the whole set-up here, silently.
   # shellcheck disable=SC2086  # one package name a word
-  installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $fonts 2>/dev/null | awk '$1 == "ii" {print $2}')
+  installed=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' $fonts 2>/dev/null | awk '$1 == "ii" {print $2}' || true)
   for package in $fonts; do
     grep -qx "$package" <<<"$installed" || apt_packages+=("$package")
   done
