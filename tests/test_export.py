@@ -62,7 +62,12 @@ def make_checkpoint(
         input_shape=shape,
         normalization=Normalization((0.13,) * c, (0.31,) * c),
         state_dict=state,
-        config={"dataset": dataset, "data_dir": str(data_dir) if data_dir else None},
+        # fp32: an ONNX file is fp32, and `auto` would re-score in bf16 on a CPU that has it.
+        config={
+            "dataset": dataset,
+            "data_dir": str(data_dir) if data_dir else None,
+            "precision": "fp32",
+        },
     )
     save_checkpoint(ckpt, path)
     return path

@@ -78,6 +78,13 @@ def test_a_deterministic_cpu_run_trains_and_matches_the_default_one(
 
 
 CPU_AMP = prec.Precision(torch.device("cpu"), torch.bfloat16, True, False)
+CPU_FP32 = prec.Precision(torch.device("cpu"), None, True, False)
+
+
+def other_kind() -> prec.Precision:
+    """What ``auto`` would mean on another kind of machine: bf16 where this CPU has no
+    native bf16, fp32 where it has (its own ``auto`` is then bf16)."""
+    return CPU_FP32 if prec.resolve_precision("auto", "cpu") == CPU_AMP else CPU_AMP
 
 
 def test_the_checkpoint_records_what_auto_resolved_to(data_dir, tmp_path):
@@ -94,25 +101,27 @@ def test_a_resume_on_another_kind_of_machine_is_refused_unless_allowed(
     cfg = tiny(data_dir, precision="auto")
     loop.train(cfg, tmp_path / "run")
     # The same folder, resumed where "auto" means another precision (a GPU machine, say).
-    monkeypatch.setattr(loop, "resolve_precision", lambda *args: CPU_AMP)
+    there = other_kind()
+    monkeypatch.setattr(loop, "resolve_precision", lambda *args: there)
     with pytest.raises(ConfigError) as refused:
         loop.train(cfg, tmp_path / "run", resume=True)
     message = str(refused.value)
     here = prec.resolve_precision("auto", "cpu").label
-    assert f"was trained as {here} and would go on here as cpu bf16 channels_last" in message
+    assert f"was trained as {here} and would go on here as {there.label}" in message
     assert "--allow-device-change" in message and "\n" not in message
     with caplog.at_level(logging.WARNING, logger="cnnlab"):
         loop.train(cfg, tmp_path / "run", resume=True, allow_device_change=True)
-    assert "continuing as cpu bf16 channels_last" in caplog.text
+    assert f"continuing as {there.label}" in caplog.text
 
 
 def test_the_cli_flag_reaches_the_resume(data_dir, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     common = ["--model", "mlp", "--epochs", "1", "--data-dir", str(data_dir), "--quiet"]
     assert main(["train", *common, "--device", "cpu", "--out", str(out)]) == 0
-    monkeypatch.setattr(loop, "resolve_precision", lambda *args: CPU_AMP)
+    there = other_kind()
+    monkeypatch.setattr(loop, "resolve_precision", lambda *args: there)
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 2
-    assert "would go on here as cpu bf16" in capsys.readouterr().err
+    assert f"would go on here as {there.label}" in capsys.readouterr().err
     flags = ["train", "--resume", "--out", str(out), "--quiet", "--allow-device-change"]
     assert main(flags) == 0
 
