@@ -237,6 +237,22 @@ def test_precision_policy():
     assert auto.device.type == "cpu"
 
 
+@pytest.mark.parametrize(
+    ("native", "amx", "label"),
+    [
+        (False, False, "cpu fp32 channels_last"),  # AVX2: bf16 emulated
+        (True, False, "cpu fp32 channels_last"),  # AVX-512 BF16: native, measured slower
+        (True, True, "cpu bf16 channels_last"),  # AMX
+    ],
+)
+def test_auto_on_a_cpu_picks_bf16_only_with_amx(native, amx, label, monkeypatch):
+    from cnnlab.evaluation import precision
+
+    monkeypatch.setattr(precision.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    monkeypatch.setattr(precision.torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision("auto", "cpu").label == label
+
+
 def test_bf16_training_runs_on_cpu(data_dir, tmp_path):
     summary = train(small_config(data_dir, epochs=1, precision="bf16"), tmp_path / "run").summary
     assert "bf16 channels_last" in summary.precision

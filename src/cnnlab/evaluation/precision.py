@@ -1,10 +1,11 @@
 """Device and numeric-precision policy: which device, autocast dtype and memory layout.
 
 ``auto`` is fast by default: on CUDA, AMP (bf16 on GPUs of compute capability 8.0 and
-up, where it runs natively, else fp16 with a grad scaler) and channels_last; on a CPU with native bf16 (AVX-512 BF16 or
-AMX), bf16 autocast and channels_last; on a CPU without it, fp32 channels_last,
-since emulated bf16 is several times slower than fp32 there while channels_last
-still speeds up convolutions (measured: benchmarks/precision.py).
+up, where it runs natively, else fp16 with a grad scaler) and channels_last; on a CPU
+with AMX, bf16 autocast and channels_last; on any other CPU, fp32 channels_last, since
+bf16 there is emulated (several times slower) or, with AVX-512 BF16 alone, no faster
+than fp32, while channels_last still speeds up convolutions (measured:
+benchmarks/precision.py).
 ``fp32`` is the exact path: no autocast, NCHW, bit-for-bit reproducible on CPU.
 """
 
@@ -47,6 +48,20 @@ def cpu_has_native_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when bf16 autocast should train faster than fp32 on this CPU: with AMX tiles.
+
+    AVX-512 BF16 alone is native but not faster (measured on a 2-core Xeon, 2026-12-02,
+    benchmarks/precision.py: bf16 channels_last 0.85x fp32 NCHW for LeNet-5 on MNIST, and
+    the 32-64-128 CNN of models/wide-cnn.toml 1.01x): autocast's casts cost what the
+    narrower arithmetic saves. AMX multiplies bf16 tiles at several times the AVX-512
+    rate (not measured here: no such CPU was available)."""
+    try:
+        return cpu_has_native_bf16() and bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:
         return False
 
 
@@ -94,7 +109,7 @@ def resolve_precision(precision: str, device_name: str = "auto") -> Precision:
         if cuda_has_native_bf16(device):
             return Precision(device, torch.bfloat16, True, False)
         return Precision(device, torch.float16, True, True)
-    if cpu_has_native_bf16():
+    if cpu_has_fast_bf16():
         return Precision(device, torch.bfloat16, True, False)
     return Precision(device, None, True, False)
 
