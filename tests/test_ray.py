@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 
 import pytest
+from fresh import run_cnnlab
 from test_kill_points import outcome
 from test_kill_points import reference as reference  # a fixture
 from test_kill_points import study_file as study_file  # a fixture
@@ -37,14 +38,9 @@ def local_ray():
     ray.shutdown()
 
 
-def cnnlab(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cnnlab", *args],
-        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def cnnlab(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``cnnlab ARGS`` in a process of its own (its own Ray instance, its own fate)."""
+    return run_cnnlab(list(args), env={"OMP_NUM_THREADS": "1", **(env or {})}, timeout=300)
 
 
 def test_a_local_instance_talks_over_loopback_only(local_ray):
@@ -83,50 +79,26 @@ def test_killed_workers_are_replaced_and_their_runs_resume(study_file, reference
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), "--executor", "ray", "--workers", "2"]
     job = cnnlab(*args, *QUIET, env={"CNNLAB_KILL_AT": "checkpoint@2"})
-    _, stderr = job.communicate(timeout=300)
-    assert job.returncode == 0, stderr
+    assert job.returncode == 0, job.stderr
     assert outcome(out) == reference
     with sqlite3.connect(out / "study.sqlite") as conn:
         assert conn.execute("SELECT SUM(attempts) FROM runs").fetchone()[0] == 2 + 2
 
 
-def test_a_killed_driver_resumes_with_the_same_command(study_file, reference, tmp_path):
+def test_a_killed_driver_resumes_with_the_same_command(local_ray, study_file, reference, tmp_path):
     # The driver SIGKILLs itself when it has stored the 2nd of the study's 4 epoch rows
     # (its workers never reach that point): some run is always left half-done.
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
     job = cnnlab(*args, "--workers", "2", env={"CNNLAB_KILL_AT": "ray-driver-epoch@2"})
-    _, stderr = job.communicate(timeout=300)
-    assert job.returncode == -signal.SIGKILL, stderr
+    assert job.returncode == -signal.SIGKILL, job.stderr
     with sqlite3.connect(out / "study.sqlite") as conn:
         statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
         assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 2
     assert statuses.count("done") < 2
-    again = cnnlab(*args, "--workers", "2")
-    _, stderr = again.communicate(timeout=300)
-    assert again.returncode == 0, stderr
+    # The same command again, here: it finds this process's Ray running and uses it.
+    assert main([*args, "--workers", "2"]) == 0
     assert outcome(out) == reference
-
-
-def test_runs_spread_over_the_nodes_of_a_cluster(study_file, reference, tmp_path):
-    from ray.cluster_utils import Cluster
-
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
-    )
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, configure_logging=False, log_to_driver=False)
-        executor = RayExecutor(RaySettings(address=cluster.address))
-        run_study(load_study(study_file), tmp_path / "cluster", executor=executor)
-        assert len(set(executor.nodes.values())) == 2  # one run on each node
-        assert outcome(tmp_path / "cluster") == reference  # the study folder is shared
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def test_without_ray_the_executor_flag_says_how_to_install_it(
@@ -203,3 +175,25 @@ def test_a_search_trains_trials_at_once_on_ray_and_prunes_at_the_epoch_judged(
     results = load_results(out)
     assert results.variants == ["default", "search #1"]
     assert sum(r.summary is not None for r in results.runs) == 4  # confirmed over 2 seeds
+
+
+def test_runs_spread_over_the_nodes_of_a_cluster(study_file, reference, tmp_path):
+    # Last in this file: it stops the module's local instance to join a cluster of its own.
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, configure_logging=False, log_to_driver=False)
+        executor = RayExecutor(RaySettings(address=cluster.address))
+        run_study(load_study(study_file), tmp_path / "cluster", executor=executor)
+        assert len(set(executor.nodes.values())) == 2  # one run on each node
+        assert outcome(tmp_path / "cluster") == reference  # the study folder is shared
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

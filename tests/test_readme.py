@@ -8,16 +8,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import write_learnable_mnist
 from fakedata import write_cifar10_batches
+from fresh import run_cnnlab
 
 from cnnlab.cli import main
 
@@ -97,13 +95,7 @@ def test_every_readme_example_runs_as_written(workdir, monkeypatch):
     monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TEST", 100)
     for command in readme_commands((ROOT / "README.md").read_text()):
         if "--executor ray" in command:  # its own process: Ray starts and stops with it
-            done = subprocess.run(
-                ["bash", "-c", command], cwd=workdir, capture_output=True, text=True,
-                timeout=600, env={
-                    **os.environ,
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                },
-            )  # fmt: skip
+            done = run_cnnlab(shlex.split(command)[1:], cwd=workdir, timeout=600)
             assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             continue
         code, printed = run_in_process(command, workdir)
