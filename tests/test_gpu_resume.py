@@ -82,8 +82,8 @@ CPU_FP32 = prec.Precision(torch.device("cpu"), None, True, False)
 
 
 def other_kind() -> prec.Precision:
-    """What ``auto`` would mean on another kind of machine: bf16 where this CPU has no
-    native bf16, fp32 where it has (its own ``auto`` is then bf16)."""
+    """What ``auto`` would mean on another kind of machine: fp32 where this CPU's own
+    ``auto`` is bf16 (with AMX), bf16 elsewhere."""
     return CPU_FP32 if prec.resolve_precision("auto", "cpu") == CPU_AMP else CPU_AMP
 
 
