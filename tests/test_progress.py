@@ -56,3 +56,27 @@ def test_the_bar_display_shows_a_bar_per_run_in_flight():
         assert [t.description for t in progress.progress.tasks][1:] == ["b s0 epoch 1/2"]
     finally:
         progress.close()
+
+
+def test_a_second_phase_keeps_its_own_pace(monkeypatch):
+    # A search (trials pruned early), then its confirmation: the ETA of the second phase
+    # comes from the second phase's epochs and clock alone.
+    now = [0.0]
+    monkeypatch.setattr("cnnlab.study.progress.time.perf_counter", lambda: now[0])
+    progress = LineStudyProgress(Console(file=io.StringIO(), width=200))
+    progress.begin(runs_total=2, runs_done=0, epochs_todo=4)  # clock 0: the search starts
+    for name in ("t0", "t1"):
+        trial = planned(name, 2)
+        reporter = progress.run_started(trial, 0)
+        reporter.start_epoch(1, 2, 10)
+        reporter.end_epoch(row(1))
+        progress.run_ended(trial, None, "pruned", 50.0)  # each pruned after 1 of 2 epochs
+    assert progress.eta.todo == progress.eta.done == 2
+    now[0] = 100.0
+    progress.begin(runs_total=2, runs_done=0, epochs_todo=4)  # the confirmation starts
+    first = planned("c0", 2)
+    reporter = progress.run_started(first, 0)
+    reporter.start_epoch(1, 2, 10)
+    now[0] = 110.0
+    reporter.end_epoch(row(1))
+    assert progress.eta.text() == "ETA 30s"  # 10 s an epoch, 3 epochs left

@@ -104,10 +104,15 @@ def baseline_of(name: str | None, variants: list[Variant], where: str) -> str:
     raise ConfigError(f"{where}: baseline '{name}' is not a variant; variants: {names}")
 
 
+def scaled_epochs(epochs: int, scale: float) -> int:
+    """``epochs`` times ``scale``, rounded half up, at least 1."""
+    return max(1, math.floor(epochs * scale + 0.5))
+
+
 def scaled_config(cfg: TrainConfig, scale: float) -> TrainConfig:
-    """``cfg`` with epochs scaled (rounded half up, at least 1) and the epoch-based schedule
+    """``cfg`` with epochs scaled (:func:`scaled_epochs`) and the epoch-based schedule
     lengths stretched by the factor the epochs actually changed."""
-    epochs = max(1, math.floor(cfg.epochs * scale + 0.5))
+    epochs = scaled_epochs(cfg.epochs, scale)
     # In this order of operations: run ids hash the resulting floats.
     schedule = cfg.schedule.model_copy(
         update={

@@ -93,6 +93,9 @@ class LineStudyProgress(QuietStudyProgress):
 
     def begin(self, runs_total: int, runs_done: int, epochs_todo: int) -> None:
         self.total, self.finished = runs_total, runs_done
+        # Each phase (a search's trials, then its confirmation) keeps its own pace: one
+        # clock and one count for both would misstate the second phase by hours.
+        self.eta = _Eta()
         self.eta.todo = epochs_todo
 
     def run_started(self, run: PlannedRun, epochs_done: int) -> Reporter:

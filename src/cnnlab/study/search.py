@@ -27,7 +27,7 @@ from typing import Any
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import CnnlabError, RunPruned
 from cnnlab.records import EpochRow
-from cnnlab.study.expand import format_value, scaled_config, set_dotted
+from cnnlab.study.expand import format_value, scaled_config, scaled_epochs, set_dotted
 from cnnlab.study.progress import StudyProgress
 from cnnlab.study.search_spec import Dimension, SearchSpec
 from cnnlab.study.spec import PlannedRun, Study, Variant, identity_hash, run_identity
@@ -220,7 +220,10 @@ def run_search(
     if spec.sampler == "grid":
         limit = min(limit, _grid_size(spec))
     source = TrialSource(search, study, base, out_dir, store, record, limit)
-    progress.begin(limit, source.ended(), 0)
+    scale = study.options.get("epochs_scale")
+    trial_epochs = epochs if scale is None else scaled_epochs(epochs, scale)
+    # At most this many epochs: the pruner's stops shorten it as they happen.
+    progress.begin(limit, source.ended(), (limit - source.ended()) * trial_epochs)
     if hasattr(executor, "run_feed"):  # several trials at once (Ray)
         executor.run_feed(SearchFeed(source), store, progress)
     else:
