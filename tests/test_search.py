@@ -245,3 +245,21 @@ def test_a_search_killed_by_sigkill_ends_with_exactly_the_trials_asked(tmp_path,
     with sqlite3.connect(out / "search.sqlite3") as conn:
         states = [s for (s,) in conn.execute("SELECT state FROM trials ORDER BY number")]
     assert states.count("COMPLETE") == 3 and states.count("FAIL") == 1  # the cut one, not counted
+
+
+@pytest.mark.parametrize(("keys", "importance"), [(("lr",), False), (("lr", "wd"), True)])
+def test_parameter_importances_are_drawn_only_when_there_is_a_choice(tmp_path, keys, importance):
+    optuna = pytest.importorskip("optuna")
+    from cnnlab.analysis.search_figures import FIG_IMPORTANCE, search_figures
+    from cnnlab.study.search import STORAGE
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp_path / STORAGE}"
+    search = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    space = {k: optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True) for k in keys}
+    for i in range(6):
+        trial = search.ask(space)
+        search.tell(trial, sum(trial.params.values()) + i * 1e-3)
+    drawn = [f.file for f in search_figures(tmp_path, "s", "val_acc", tmp_path)]
+    assert (FIG_IMPORTANCE in drawn) is importance
+    assert len(drawn) == 2 + importance  # the history and the slice plot, always

@@ -43,7 +43,10 @@ def search_figures(study_dir: Path, name: str, objective: str, out_dir: Path) ->
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{storage.absolute()}")
     drawn = []
+    searched = {key for trial in study.get_trials(deepcopy=False) for key in trial.params}
     for file, title, caption, draw in _FIGURES:
+        if file == FIG_IMPORTANCE and len(searched) < 2:
+            continue  # one setting explains all of the variation, by construction: no news
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # optuna marks these as experimental
