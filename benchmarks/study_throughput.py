@@ -6,6 +6,11 @@ alternating the order, and prints the best wall time of each with its ratio to
 in-process. Ray's start-up (a local instance plus one worker actor with torch
 imported) is timed on its own.
 
+"two plain processes" is the ceiling any two-worker scheduler can reach on this
+machine: the study's seeds split in two, each half an in-process `cnnlab run` at one
+thread, both at once, no Ray. Ray's 2 x 1 figure is judged against it: on a CPU where
+two threads already serve a small model well, no scheduler gets near 2x.
+
     python benchmarks/study_throughput.py --data-dir DIR [--epochs-scale 0.07]
         [--seeds 0,1] [--repeat 2] [--json OUT]
 
@@ -24,10 +29,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAIN = "two plain processes x 1 thread"
 CONFIGS = {
     "in-process, 2 threads": [],
     "Ray, 2 workers x 1 thread": ["--executor", "ray", "--workers", "2", "--cpus-per-run", "1"],
     "Ray, 1 worker x 2 threads": ["--executor", "ray", "--workers", "1", "--cpus-per-run", "2"],
+    PLAIN: [],
 }
 ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -52,13 +59,40 @@ ray.shutdown()
 """
 
 
+def run_command(study: Path, out: str, seeds: str, args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, "-m", "cnnlab", "run", str(study), "--out", out]
+    command += ["--epochs-scale", str(args.epochs_scale), "--seeds", seeds]
+    return [*command, "--data-dir", str(args.data_dir), "--no-report", "--quiet"]
+
+
 def run_once(study: Path, extra: list[str], args: argparse.Namespace) -> float:
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "cnnlab", "run", str(study), "--out", out]
-        command += ["--epochs-scale", str(args.epochs_scale), "--seeds", args.seeds]
-        command += ["--data-dir", str(args.data_dir), "--no-report", "--quiet", *extra]
+        command = run_command(study, out, args.seeds, args) + extra
         started = time.perf_counter()
         subprocess.run(command, check=True, env={**os.environ, **ENV}, capture_output=True)
+        return time.perf_counter() - started
+
+
+def run_plain_pair(study: Path, args: argparse.Namespace) -> float:
+    seeds = args.seeds.split(",")
+    if len(seeds) < 2:
+        raise SystemExit("the two-process ceiling needs at least two --seeds to split")
+    halves = [",".join(seeds[: len(seeds) // 2]), ",".join(seeds[len(seeds) // 2 :])]
+    env = {**os.environ, **ENV, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen(
+                run_command(study, f"{out}/{i}", half, args),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i, half in enumerate(halves)
+        ]
+        codes = [process.wait() for process in processes]
+        if any(codes):
+            raise SystemExit(f"a plain in-process run failed (exit {codes})")
         return time.perf_counter() - started
 
 
@@ -82,7 +116,10 @@ def main() -> None:
     for round_ in range(args.repeat):
         order = list(CONFIGS) if round_ % 2 == 0 else list(reversed(CONFIGS))
         for name in order:
-            seconds = run_once(args.study, CONFIGS[name], args)
+            if name == PLAIN:
+                seconds = run_plain_pair(args.study, args)
+            else:
+                seconds = run_once(args.study, CONFIGS[name], args)
             times[name].append(seconds)
             print(f"round {round_ + 1}: {name}: {seconds:.1f} s", flush=True)
     startup = subprocess.run(
@@ -103,6 +140,9 @@ def main() -> None:
         rows.append({"config": name, "best_s": best, "all_s": values, "speedup": base / best})
         all_text = ", ".join(f"{v:.1f}" for v in values)
         print(f"{name:30} {best:9.1f}s {all_text:>22} {base / best:13.2f}x")
+    ceiling = min(times[PLAIN])
+    ray_pair = min(times["Ray, 2 workers x 1 thread"])
+    print(f"Ray 2 x 1 reaches {ceiling / ray_pair:.0%} of the two-plain-process ceiling")
     print(f"Ray start-up: ray.init {init_s:.1f} s; first worker with torch ready {worker_s:.1f} s")
     if args.json:
         args.json.write_text(
