@@ -21,6 +21,7 @@ from cnnlab.study.store import DB_NAME, Store
 from cnnlab.training.progress import Reporter
 
 MAX_WORKER_DEATHS = 3
+POLL_S = 1.0  # how often the driver drains the workers' events while runs go on
 
 
 class RunFeed(Protocol):
@@ -82,7 +83,8 @@ class Driver:
         self.deaths: dict[str, int] = {}
         self.reporters: dict[str, Reporter] = {}
         self.events = Queue()
-        self.board = self.ray.remote(num_cpus=0)(StopBoard).remote()
+        self.board_class = self.ray.remote(num_cpus=0)(StopBoard)
+        self.board: Any = None  # started for the first judged run: an idle actor costs CPU
         self.actor_class = self.ray.remote(
             num_cpus=self.settings.cpus_per_run, num_gpus=self.settings.gpus_per_run
         )(RunWorker)
@@ -124,7 +126,9 @@ class Driver:
                     self.start(run, idle.pop(), busy)
                 if not busy:
                     break
-                ready, _ = ray.wait(list(busy), num_returns=1, timeout=0.2)
+                # Each poll is a remote call into the event queue's actor: on a 2-core
+                # machine polling 5 times a second cost a few percent of the workers' CPU.
+                ready, _ = ray.wait(list(busy), num_returns=1, timeout=POLL_S)
                 self.drain()
                 for task in ready:
                     worker, run = busy.pop(task)
@@ -146,7 +150,11 @@ class Driver:
 
     def start(self, run: PlannedRun, worker: Any, busy: dict[Any, tuple[Any, PlannedRun]]) -> None:
         self.by_id[run.run_id] = run
-        board = self.board if self.feed.judges(run) else None
+        board = None
+        if self.feed.judges(run):
+            if self.board is None:
+                self.board = self.board_class.remote()
+            board = self.board
         task = worker.run.remote(run, self.store.epochs_done(run.run_id), board)
         busy[task] = (worker, run)
         self.nodes[run.run_id] = self.node_of[worker]
@@ -169,8 +177,9 @@ class Driver:
         self.feed.ended(run)
 
     def drain(self) -> None:
-        while not self.events.empty():
-            self.apply(*self.events.get())
+        while count := self.events.qsize():
+            for event in self.events.get_nowait_batch(count):
+                self.apply(*event)
 
     def apply(self, kind: str, run_id: str, *args: Any) -> None:
         store, run = self.store, self.by_id[run_id]
