@@ -280,3 +280,26 @@ def test_run_help_teaches_the_command(capsys):
     text = capsys.readouterr().out
     for flag in ("--epochs-scale", "--seeds", "--retry-failed", "--no-report", "examples:"):
         assert flag in text
+
+
+def test_a_pool_of_workers_gets_the_most_training_first(data_dir, tmp_path):
+    # Study order puts the small MLP first; a Ray pool should start the LeNet-5 run with
+    # three epochs first, then the one-epoch LeNet-5, and the MLP last.
+    pytest.importorskip("ray")
+    from cnnlab.study.ray_executor import RayExecutor
+    from cnnlab.study.store import Store
+
+    variants = (
+        '[[variant]]\nname = "lenet"\nmodel = "lenet5"\n'
+        '[[variant]]\nname = "lenet long"\nmodel = "lenet5"\nepochs = 3\n'
+    )
+    runs = load_study(mlp_study(tmp_path, data_dir, variants)).plan(tmp_path / "out")
+    executor = RayExecutor()
+    assert [executor.local.work(run) for run in runs] == [0.0, 0.0, 0.0]  # not checked yet
+    executor.check(runs)
+    mlp, lenet, lenet_long = (executor.local.work(run) for run in runs)
+    assert 0 < mlp < lenet and lenet_long == 3 * lenet
+    assert executor.local.work(runs[2], epochs_done=2) == lenet  # a resumed run: what is left
+    with Store(tmp_path / "out") as store:
+        order = executor.longest_first(runs, store)
+    assert [run.variant for run in order] == ["lenet long", "lenet", "mlp"]

@@ -123,14 +123,25 @@ class InProcessExecutor:
         self.data = DataCache()
         # Resume runs begun on another kind of device or precision (train.resume).
         self.allow_device_change = allow_device_change
-        # (dataset, model identity) pairs whose model was built on the data: a second
-        # check of the same runs (the CLI's, then run_study's) builds nothing again.
-        self.checked: set[tuple[str, str]] = set()
+        # (dataset, model identity) -> multiply-accumulates per image of the model built
+        # on the data: a second check of the same runs (the CLI's, then run_study's)
+        # builds nothing again.
+        self.checked: dict[tuple[str, str], int] = {}
+        self.train_images: dict[str, int] = {}  # run id -> images an epoch trains on
+        self.model_key: dict[str, tuple[str, str]] = {}  # run id -> its key in checked
+
+    def work(self, run: PlannedRun, epochs_done: int = 0) -> float:
+        """A checked run's training still to do, in multiply-accumulates (0 if unchecked):
+        what a pool of workers schedules by, longest first."""
+        macs = self.checked.get(self.model_key.get(run.run_id, ("", "")), 0)
+        epochs_left = max(run.config.epochs - epochs_done, 0)
+        return float(macs) * self.train_images.get(run.run_id, 0) * epochs_left
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
         from cnnlab.data.arrays import Split
         from cnnlab.evaluation.contract import shape_for_model
         from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
+        from cnnlab.models.summary import summarize
 
         checked = self.checked
         if any(run.config.tensorboard for run in runs):
@@ -150,16 +161,17 @@ class InProcessExecutor:
                     "drop_last = false"
                 )
             key = (cfg.dataset, str(run.identity["settings"]["model"]))
+            self.train_images[run.run_id], self.model_key[run.run_id] = n_train, key
             if key in checked:
                 continue
-            checked.add(key)
             try:
                 spec = resolve_model(cfg.model, cfg.model_args)
                 one = Split(data.test.images[:1], data.test.labels[:1])
                 shape = shape_for_model(one, preferred_input_size(spec)).shape
-                build_model(spec, shape, len(data.classes))
+                model = build_model(spec, shape, len(data.classes))
             except CnnlabError as exc:
                 raise ConfigError(f"variant '{run.variant}': {exc}") from None
+            checked[key] = summarize(model, shape).macs
 
     def run_all(
         self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None

@@ -83,7 +83,14 @@ class RayExecutor:
         self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
     ) -> None:
         if runs:
-            self.run_feed(ListFeed(list(runs)), store, progress)
+            self.run_feed(ListFeed(self.longest_first(runs, store)), store, progress)
+
+    def longest_first(self, runs: Sequence[PlannedRun], store: Store) -> list[PlannedRun]:
+        """The runs in the order a pool finishes soonest: most training left first (ties
+        and unchecked runs in study order). In study order a study whose biggest models
+        come last, like seed 004's VGG-like nets, would start them last and wait on them."""
+        left = {run.run_id: self.local.work(run, store.epochs_done(run.run_id)) for run in runs}
+        return sorted(runs, key=lambda run: -left[run.run_id])
 
     def run_feed(self, feed: RunFeed, store: Store, progress: StudyProgress | None = None) -> None:
         """Train what ``feed`` gives, as many runs at once as there are workers."""
