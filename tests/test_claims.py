@@ -168,3 +168,14 @@ def test_claims_reach_the_report_through_the_cli(data_dir, tmp_path, capsys):
     assert c["seeds"] == {"mlp": 2, "tiny lr": 2}
     html = (out / "report.html").read_text()
     assert 'id="claims"' in html and "Adam beats SGD" in html and "2 seeds, 1 epoch" in html
+
+
+def test_the_chance_in_a_claims_row_names_who_beats_whom():
+    from cnnlab.analysis.tables import _claim_measure
+
+    better, worse = judge_claims(
+        [claim("better", "high", "low"), claim("worse", "low", "high")], FINALS
+    )
+    # Both claims say "high beats low": the chance is that, named, not the first variant's.
+    assert "P('high' beats 'low') 100%" in _claim_measure(better)
+    assert "P('high' beats 'low') 100%" in _claim_measure(worse)

@@ -228,7 +228,12 @@ def _claim_measure(c: ClaimVerdict) -> str:
         )
         if c.improvement is not None:
             i = c.improvement
-            text += f", P(beats) {_chance(i['estimate'], i['ci_low'], i['ci_high'])}"
+            # The chance is the claim's direction (for `worse`, the `than` variant winning):
+            # name both sides, or it reads as the first variant's chance.
+            a, b = c.claim.variants[:2]
+            winner, loser = (b, a) if c.claim.form == "worse" else (a, b)
+            chance = _chance(i["estimate"], i["ci_low"], i["ci_high"])
+            text += f", P('{winner}' beats '{loser}') {chance}"
         return text
     means = " → ".join("—" if m is None else f"{100 * m:.2f}" for m in c.means.values())
     return f"means {means}%, p (Holm) {p}"
