@@ -134,3 +134,28 @@ def test_a_kill_at_each_point_resumes_to_the_uninterrupted_result(
     got = outcome(out)
     for key in reference:
         assert got[key] == reference[key], (point, key)
+
+
+def test_sigterm_marks_the_run_interrupted_and_the_rerun_finishes_it(study_file, tmp_path):
+    """A scheduler's stop (SIGTERM) is not a power cut: the process says so, exits 143,
+    leaves the run 'interrupted' rather than 'running' and the study's lock free."""
+    out = tmp_path / "terminated"
+    args = ["run", str(study_file), "--out", str(out), "--no-report", "--quiet"]
+    done = run_cnnlab(
+        args,
+        env={
+            "CNNLAB_KILL_AT": "checkpoint@1",
+            "CNNLAB_KILL_SIGNAL": "TERM",
+            "OMP_NUM_THREADS": "1",
+        },
+        timeout=300,
+    )
+    assert done.returncode == 143, done.stdout + done.stderr
+    assert "terminated" in done.stderr and "Traceback" not in done.stderr
+    conn = sqlite3.connect(out / "study.sqlite")
+    try:
+        statuses = dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
+    finally:
+        conn.close()
+    assert "interrupted" in statuses.values() and "running" not in statuses.values(), statuses
+    assert main(args) == 0

@@ -2,8 +2,9 @@
 
 ``reached(name)`` does nothing unless ``$CNNLAB_KILL_AT`` names this point
 (``name`` or ``name@N`` for its N-th passage in this process): then the process
-SIGKILLs itself there, as a power cut or an OOM killer would. Only the kill-point
-tests set the variable (tests/test_kill_points.py).
+SIGKILLs itself there, as a power cut or an OOM killer would, or sends itself the
+signal ``$CNNLAB_KILL_SIGNAL`` names instead (``TERM``: a scheduler's stop). Only the
+kill-point tests set the variables (tests/test_kill_points.py).
 """
 
 from __future__ import annotations
@@ -35,4 +36,5 @@ def reached(name: str) -> None:
         return
     _passed[name] += 1
     if _passed[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        which = os.environ.get("CNNLAB_KILL_SIGNAL", "KILL")
+        os.kill(os.getpid(), getattr(signal, f"SIG{which}"))

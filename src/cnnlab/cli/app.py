@@ -2,16 +2,19 @@
 
 Every command turns a CnnlabError, and argparse turns a usage mistake, into one line
 on stderr. Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be
-read), 2 bad input (nothing was started), 130 interrupted.
+read), 2 bad input (nothing was started), 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM: a scheduler's or `kill`'s stop, which leaves runs resumable like Ctrl-C does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -37,7 +40,7 @@ examples:
   cnnlab mlflow runs/quick-fashion --tracking-uri sqlite:///mlflow.db   runs into MLflow
 
 Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be read),
-2 bad input (nothing was started or changed), 130 interrupted.
+2 bad input (nothing was started or changed), 130 interrupted, 143 terminated (SIGTERM).
 
 In a pipe or a log, long work prints "still working: ..." when it has been quiet for
 30 s ($CNNLAB_HEARTBEAT_SECONDS). -v / --verbose shows what cnnlab logs (cache use,
@@ -116,9 +119,37 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except CnnlabError as exc:
         print_error(exc)
         return exc.exit_code
+    except Terminated:
+        err_console.print("cnnlab: terminated (SIGTERM); rerun the same command to continue")
+        return 143
     except KeyboardInterrupt:
         err_console.print("cnnlab: interrupted")
         return 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python is running like Ctrl-C's KeyboardInterrupt, so that
+    every `except KeyboardInterrupt` that marks runs interrupted and releases the study's
+    lock also covers a `kill` or a batch scheduler's stop."""
+
+
+def _raise_terminated(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Only the main thread may set a handler (an in-process caller on another thread
+    keeps the default); the previous one comes back afterwards."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def configure_logging(verbose: int, log_file: Path | None) -> None:
@@ -161,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         beat = heartbeat.start(sys.stdout, every)
         console.file = beat.wrap(sys.stdout)
     try:
-        return run_command(args.func, args)
+        with sigterm_as_interrupt():
+            return run_command(args.func, args)
     finally:
         if beat is not None:
             heartbeat.stop()
