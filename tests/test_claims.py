@@ -127,12 +127,15 @@ FINALS = {
         (claim("peak", "low", "high", "mid", peak="high"), SUPPORTED),
         (claim("peak", "low", "mid", "high", peak="mid"), CONTRADICTED),
         (claim("better", "one", "low"), NOT_MEASURED),
+        (claim("better", "high", "never run"), NOT_MEASURED),
     ],
 )
 def test_each_claim_form_and_verdict(c, verdict):
     (v,) = judge_claims([c], FINALS)
     assert v.verdict == verdict, v.reason
     assert v.reason or verdict == NOT_MEASURED
+    if "never run" in c.variants:
+        assert "'never run' not run in this folder" in v.reason
 
 
 def test_the_tests_are_scipys_and_the_claims_are_one_holm_family():
@@ -168,6 +171,16 @@ def test_claims_reach_the_report_through_the_cli(data_dir, tmp_path, capsys):
     assert c["seeds"] == {"mlp": 2, "tiny lr": 2}
     html = (out / "report.html").read_text()
     assert 'id="claims"' in html and "Adam beats SGD" in html and "2 seeds, 1 epoch" in html
+
+    # A folder that ran only some variants still lists the claim, as not measured.
+    only = tmp_path / "only-mlp"
+    assert main(["run", str(study), "--out", str(only), "--variants", "mlp", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(only), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (c,) = report["claims"]
+    assert c["verdict"] == NOT_MEASURED and "'tiny lr' not run in this folder" in c["reason"]
+    assert "Claims: 1; 1 not measured." in report["summary"]
 
 
 def test_the_chance_in_a_claims_row_names_who_beats_whom():

@@ -151,6 +151,17 @@ def _reason(v: ClaimVerdict, alpha: float) -> str:
     return f"means {means}%: no {shape.split(' ', 1)[1]} distinguishable from noise (adjusted p = {p})."
 
 
+def _unmeasured(few: Sequence[str], finals: Mapping[str, Sequence[float]]) -> str:
+    absent = [f"'{v}'" for v in few if v not in finals]
+    short = [f"'{v}'" for v in few if v in finals]
+    parts = [f"fewer than {stats.MIN_RUNS} finished runs of " + ", ".join(short)] if short else []
+    if absent:
+        parts.append(
+            f"{', '.join(absent)} not run in this folder (add it to --variants to measure it)"
+        )
+    return "; ".join(parts)
+
+
 def judge_claims(
     claims: Sequence[Claim],
     finals: Mapping[str, Sequence[float]],
@@ -163,10 +174,7 @@ def judge_claims(
         groups = [[x for x in finals.get(v, []) if math.isfinite(x)] for v in claim.variants]
         few = [v for v, g in zip(claim.variants, groups, strict=True) if len(g) < stats.MIN_RUNS]
         if few:
-            verdict = ClaimVerdict(
-                claim, NOT_MEASURED, f"fewer than {stats.MIN_RUNS} finished runs of "
-                + ", ".join(f"'{v}'" for v in few), "—",
-            )  # fmt: skip
+            verdict = ClaimVerdict(claim, NOT_MEASURED, _unmeasured(few, finals), "—")
         elif claim.form in ("better", "worse", "same"):
             verdict = _pair(claim, groups[0], groups[1], confidence)
         else:

@@ -371,7 +371,7 @@ def analyze(
             results.options.get("epochs_scale"),
         ),
         baseline_settings=settings_diff.flatten(base_settings),
-        claims=judge_claims(claims_of_text(results.file_text, names), finals, alpha, confidence),
+        claims=judge_claims(claims_of_text(results.file_text), finals, alpha, confidence),
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,

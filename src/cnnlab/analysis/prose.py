@@ -177,7 +177,7 @@ def summarize(numbers: StudyNumbers) -> tuple[list[str], list[str]]:
         for c in numbers.claims:
             counts[c.verdict] = counts.get(c.verdict, 0) + 1
         parts = [f"{n} {verdict}" for verdict, n in counts.items()]
-        sentences.insert(0, f"Claims tested: {len(numbers.claims)}; " + ", ".join(parts) + ".")
+        sentences.insert(0, f"Claims: {len(numbers.claims)}; " + ", ".join(parts) + ".")
     sentences += _verdict_sentences(numbers)
     best, baseline = numbers.best_variant, numbers.baseline
     on = "validation" if numbers.best_variant_by == "validation" else "test"

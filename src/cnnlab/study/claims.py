@@ -55,7 +55,9 @@ def _names(value: Any) -> list[str] | None:
     return None
 
 
-def _claim(entry: Any, i: int, known: Sequence[str]) -> tuple[Claim | None, list[str]]:
+def _claim(
+    entry: Any, i: int, known: Sequence[str] | None
+) -> tuple[Claim | None, list[str]]:
     """One [[claim]] table: the claim, or the lines saying what is wrong with it."""
     label = f"claim #{i + 1}"
     if not isinstance(entry, dict):
@@ -120,7 +122,7 @@ def _claim(entry: Any, i: int, known: Sequence[str]) -> tuple[Claim | None, list
     if form != "peak" and "over" in entry:
         problems.append(f"{label}: over belongs to peak claims only")
     for name in variants or []:
-        if name not in known:
+        if known is not None and name not in known:
             problems.append(
                 f"{label}: no variant '{name}'{did_you_mean(name, known)}; "
                 f"variants: {', '.join(known)}"
@@ -143,8 +145,9 @@ def _claim(entry: Any, i: int, known: Sequence[str]) -> tuple[Claim | None, list
     )
 
 
-def parse_claims(entries: Any, known: Sequence[str], problems: Problems) -> list[Claim]:
-    """The [[claim]] tables of a study file, checked against its variant names."""
+def parse_claims(entries: Any, known: Sequence[str] | None, problems: Problems) -> list[Claim]:
+    """The [[claim]] tables of a study file, checked against its variant names (``None``:
+    the names are not checked)."""
     if entries is None:
         return []
     if not isinstance(entries, list):
@@ -160,11 +163,12 @@ def parse_claims(entries: Any, known: Sequence[str], problems: Problems) -> list
     return claims
 
 
-def claims_of_text(text: str, known: Sequence[str]) -> list[Claim]:
-    """The claims of a study file already run (its text from the store); any claim that
-    no longer checks out against ``known`` is left out."""
+def claims_of_text(text: str) -> list[Claim]:
+    """The claims of a study file already run (its text from the store). A claim naming a
+    variant this folder never ran (``--variants`` chose others) is kept, so the report can
+    say it was not measured instead of leaving it out; a malformed one is left out."""
     try:
         entries = tomllib.loads(text).get("claim")
     except tomllib.TOMLDecodeError:
         return []
-    return parse_claims(entries, known, Problems("", text)) if entries else []
+    return parse_claims(entries, None, Problems("", text)) if entries else []
