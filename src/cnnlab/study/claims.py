@@ -55,9 +55,7 @@ def _names(value: Any) -> list[str] | None:
     return None
 
 
-def _claim(
-    entry: Any, i: int, known: Sequence[str] | None
-) -> tuple[Claim | None, list[str]]:
+def _claim(entry: Any, i: int, known: Sequence[str] | None) -> tuple[Claim | None, list[str]]:
     """One [[claim]] table: the claim, or the lines saying what is wrong with it."""
     label = f"claim #{i + 1}"
     if not isinstance(entry, dict):
