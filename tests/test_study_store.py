@@ -127,6 +127,35 @@ def test_store_round_trip(tmp_path):
         )  # fmt: skip
 
 
+def test_a_study_run_a_few_variants_at_a_time_reports_them_all(tmp_path):
+    path = write_study(tmp_path, TINY_DEFAULTS + GOOD_VARIANTS)
+    out = tmp_path / "out"
+
+    def record(**overrides):
+        study = load_study(path, **overrides)
+        with Store(out) as store:
+            store.record_study(
+                name=study.name, file_path=path, file_text=study.text, dataset=study.dataset,
+                baseline=study.baseline, description="", variants=study.variant_names,
+                options=study.options, runs=study.plan(out),
+            )  # fmt: skip
+        return study
+
+    record(variants=["+dropout"])
+    assert load_results(out).baseline == "+dropout"  # the only variant run so far
+    full = record()
+    record(variants=["+dropout"])  # the latest invocation ran one variant; the folder has two
+    results = load_results(out)
+    assert results.variants == ["+dropout", "a"] and results.baseline == "a" == full.baseline
+    assert {r.run_id for r in results.runs} == {r.run_id for r in full.plan(out)}
+    assert len(results.runs) == 4
+
+    # Other seeds are another study of the same file: its runs are not mixed in.
+    record(variants=["+dropout"], seeds=[7])
+    results = load_results(out)
+    assert [(r.variant, r.seed) for r in results.runs] == [("+dropout", 7)]
+
+
 # ---------------------------------------------------------------------------------------------
 # The kill test
 

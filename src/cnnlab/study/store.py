@@ -3,7 +3,8 @@
 Tables::
 
     studies    one row per distinct invocation of the study (file text, overrides, variants)
-    plan       the runs that invocation expanded to, in order: what the report shows
+    plan       the runs that invocation expanded to, in order: what the report shows,
+               with the runs of earlier --variants invocations of it (store_plan)
     runs       one row per run id: variant, seed, config, status, times, device, error
     epochs     one row per finished epoch, PRIMARY KEY (run_id, epoch): a resumed
                epoch overwrites its row instead of adding a second one
@@ -31,6 +32,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, Provenance, RunSummary
 from cnnlab.study.lock import is_locked
 from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.study.store_plan import plan_of, report_plan
 from cnnlab.study.store_rows import run_result
 from cnnlab.study.store_schema import (
     DB_NAME,
@@ -148,7 +150,7 @@ class Store:
                 and latest["file_text"] == file_text
                 and latest["file_path"] == str(Path(file_path).absolute())
                 and json.loads(latest["options_json"]) == json.loads(json.dumps(dict(options)))
-                and self._plan_of(latest["id"]) == plan
+                and plan_of(self.conn, latest["id"]) == plan
             )
             if same:
                 study_id = latest["id"]
@@ -193,13 +195,6 @@ class Store:
                     ),
                 )
         return study_id
-
-    def _plan_of(self, study_id: int) -> list[tuple[str, str, int]]:
-        rows = self.conn.execute(
-            "SELECT run_id, variant, seed FROM plan WHERE study_id = ? ORDER BY position",
-            (study_id,),
-        )
-        return [(r["run_id"], r["variant"], r["seed"]) for r in rows]
 
     def statuses(self) -> dict[str, str]:
         return {
@@ -335,15 +330,16 @@ class Store:
 
     def results(self, only: Sequence[str] | None = None, all_runs: bool = False) -> StudyResults:
         """The study as last run: its expansion's runs in plan order (variants as written,
-        seeds as listed), each with its latest state. ``only`` keeps just those run ids;
+        seeds as listed), each with its latest state, and those of the earlier invocations
+        that ran other ``--variants`` of it (see :mod:`store_plan`). ``only`` keeps just those run ids;
         ``all_runs`` appends every other stored run (results of earlier settings)."""
         latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
         if latest is None:
             raise CnnlabError(f"{self.root}: the study database holds no study yet")
-        plan = self._plan_of(latest["id"])
-        variants: list[str] = json.loads(latest["variants_json"])
-        order = [run_id for run_id, _, _ in plan]
-        names = {run_id: variant for run_id, variant, _ in plan}
+        shown = report_plan(self.conn, latest)
+        variants = shown.variants
+        order = [run_id for run_id, _, _ in shown.runs]
+        names = {run_id: variant for run_id, variant, _ in shown.runs}
         if all_runs:
             rest = self.conn.execute("SELECT run_id FROM runs ORDER BY variant, seed, run_id")
             order += [r["run_id"] for r in rest if r["run_id"] not in names]
@@ -357,7 +353,7 @@ class Store:
         return StudyResults(
             name=latest["name"],
             dataset=latest["dataset"],
-            baseline=latest["baseline"],
+            baseline=shown.baseline,
             variants=variants,
             runs=runs,
             study_dir=self.root,

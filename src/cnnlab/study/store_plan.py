@@ -1,0 +1,82 @@
+"""Which runs a study folder's report shows: the plan of the latest invocation, widened
+by the earlier invocations that ran other variants of the same study.
+
+A study is often run a few variants at a time (``--variants A,B``, later ``--variants C``)
+into one folder, because a whole study does not fit in one sitting. Those invocations
+differ only in ``--variants``: the same file, seeds, scale and data, so a variant's runs
+are the same runs whichever invocation planned them, and the folder's report covers
+them all. An invocation with another file text or other options is another study of the
+same name and is left out, as before.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PlanRow = tuple[str, str, int]  # run id, variant, seed
+
+
+@dataclass
+class ReportPlan:
+    runs: list[PlanRow]
+    variants: list[str]
+    baseline: str | None
+
+
+def plan_of(conn: sqlite3.Connection, study_id: int) -> list[PlanRow]:
+    rows = conn.execute(
+        "SELECT run_id, variant, seed FROM plan WHERE study_id = ? ORDER BY position",
+        (study_id,),
+    )
+    return [(r["run_id"], r["variant"], r["seed"]) for r in rows]
+
+
+def _options_but_variants(row: sqlite3.Row) -> dict[str, Any]:
+    options = json.loads(row["options_json"])
+    options.pop("variants", None)
+    return options
+
+
+def _declared_baseline(file_text: str) -> str | None:
+    try:
+        baseline = tomllib.loads(file_text).get("study", {}).get("baseline")
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return baseline if isinstance(baseline, str) else None
+
+
+def report_plan(conn: sqlite3.Connection, latest: sqlite3.Row) -> ReportPlan:
+    """The runs, variants (in the order they were first run) and baseline of the study as
+    last run, with the variants its earlier ``--variants`` invocations ran added."""
+    rows = conn.execute(
+        "SELECT * FROM studies WHERE name = ? AND file_text = ? AND file_path = ? ORDER BY id",
+        (latest["name"], latest["file_text"], latest["file_path"]),
+    ).fetchall()
+    wanted = _options_but_variants(latest)
+    siblings = [r for r in rows if r["id"] == latest["id"] or _options_but_variants(r) == wanted]
+    newest_for: dict[str, int] = {}  # variant -> the newest invocation that planned it
+    order: list[str] = []
+    plans = {r["id"]: plan_of(conn, r["id"]) for r in siblings}
+    for row in siblings:
+        for variant in [*json.loads(row["variants_json"]), *(v for _, v, _ in plans[row["id"]])]:
+            if variant not in newest_for:
+                order.append(variant)
+            newest_for[variant] = row["id"]
+    runs = [
+        entry for variant in order for entry in plans[newest_for[variant]] if entry[1] == variant
+    ]
+    return ReportPlan(runs, order, _baseline(latest, siblings, order))
+
+
+def _baseline(latest: sqlite3.Row, siblings: Sequence[sqlite3.Row], names: list[str]) -> str | None:
+    declared = _declared_baseline(latest["file_text"])
+    if declared in names:
+        return declared
+    # No (usable) declared one: the default of a run of the whole file, if there was one.
+    whole = [r for r in siblings if json.loads(r["options_json"]).get("variants") is None]
+    return whole[-1]["baseline"] if whole else latest["baseline"]
