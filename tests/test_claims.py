@@ -181,6 +181,9 @@ def test_claims_reach_the_report_through_the_cli(data_dir, tmp_path, capsys):
     (c,) = report["claims"]
     assert c["verdict"] == NOT_MEASURED and "'tiny lr' not run in this folder" in c["reason"]
     assert "Claims: 1; 1 not measured." in report["summary"]
+    assert main(["report", str(only), "--no-predictions"]) == 0
+    html = (only / "report.html").read_text()
+    assert "not run in this folder" in html and "Tests: ." not in html  # no test was run
 
 
 def test_the_chance_in_a_claims_row_names_who_beats_whom():
