@@ -253,6 +253,8 @@ def claim_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
         where = f"{seeds} seed{'s' if seeds != 1 else ''}, {span} {unit}" + (
             f" (×{scale:g} of the file's)" if scale else ""
         )
+        if any(v not in epochs for v in c.claim.variants):
+            where = "—"  # a variant not run in this folder: it has no seeds or epochs here
         rows.append(
             {
                 "says": c.claim.says,
