@@ -101,6 +101,21 @@ def test_a_killed_driver_resumes_with_the_same_command(local_ray, study_file, re
     assert outcome(out) == reference
 
 
+def test_sigterm_stops_a_ray_study_like_ctrl_c(study_file, tmp_path):
+    # Ray's driver installs a SIGTERM handler of its own that dies on the spot; cnnlab's must
+    # stay in charge: one line, exit 143, runs marked interrupted, the rerun finishing them.
+    out = tmp_path / "out"
+    args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
+    env = {"CNNLAB_KILL_AT": "ray-driver-epoch@2", "CNNLAB_KILL_SIGNAL": "TERM"}
+    job = cnnlab(*args, "--workers", "2", env=env)
+    assert job.returncode == 143, job.stderr
+    assert "terminated (SIGTERM)" in job.stderr and "Traceback" not in job.stderr
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
+    assert "interrupted" in statuses and "running" not in statuses, statuses
+    assert cnnlab(*args, "--workers", "2").returncode == 0
+
+
 def test_without_ray_the_executor_flag_says_how_to_install_it(
     study_file, tmp_path, monkeypatch, capsys
 ):

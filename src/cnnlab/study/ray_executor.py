@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +58,23 @@ class RaySettings:
     cpus_per_run: int = 1  # torch threads of each run
     gpus_per_run: float = 0.0  # 0.25 packs four runs on one GPU
     allow_device_change: bool = False  # resume runs begun on another kind of device
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """The SIGTERM and SIGINT handlers as they were before the block: a driver's ray.init
+    installs its own (SIGTERM: log and die on the spot), which would take a scheduler's stop
+    away from cnnlab's, that marks the runs interrupted and exits 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers (and Ray sets none from elsewhere)
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, handler)
 
 
 class RayExecutor:
@@ -104,7 +123,8 @@ class RayExecutor:
         if self.ray.is_initialized():
             yield
             return
-        self._start()
+        with _signal_handlers_kept():
+            self._start()
         try:
             yield
         finally:
