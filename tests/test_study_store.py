@@ -146,7 +146,7 @@ def test_a_study_run_a_few_variants_at_a_time_reports_them_all(tmp_path):
     full = record()
     record(variants=["+dropout"])  # the latest invocation ran one variant; the folder has two
     results = load_results(out)
-    assert results.variants == ["+dropout", "a"] and results.baseline == "a" == full.baseline
+    assert results.variants == ["a", "+dropout"] and results.baseline == "a" == full.baseline
     assert {r.run_id for r in results.runs} == {r.run_id for r in full.plan(out)}
     assert len(results.runs) == 4
 

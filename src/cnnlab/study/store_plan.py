@@ -42,17 +42,36 @@ def _options_but_variants(row: sqlite3.Row) -> dict[str, Any]:
     return options
 
 
-def _declared_baseline(file_text: str) -> str | None:
+def _file(file_text: str) -> dict[str, Any]:
     try:
-        baseline = tomllib.loads(file_text).get("study", {}).get("baseline")
-    except (tomllib.TOMLDecodeError, AttributeError):
-        return None
+        return tomllib.loads(file_text)
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def _declared_baseline(file_text: str) -> str | None:
+    study = _file(file_text).get("study")
+    baseline = study.get("baseline") if isinstance(study, dict) else None
     return baseline if isinstance(baseline, str) else None
 
 
+def _in_file_order(names: list[str], file_text: str) -> list[str]:
+    """``names`` by the [[variant]] each comes from ("a" or, on a grid, "a lr=0.1"), in the
+    file's order; grid points of one variant, and names of no [[variant]], as first run."""
+    entries = _file(file_text).get("variant")
+    entries = entries if isinstance(entries, list) else []
+    written = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+
+    def position(name: str) -> int:
+        hits = [i for i, w in enumerate(written) if name == w or name.startswith(f"{w} ")]
+        return max(hits, key=lambda i: len(written[i])) if hits else len(written)
+
+    return sorted(names, key=position)
+
+
 def report_plan(conn: sqlite3.Connection, latest: sqlite3.Row) -> ReportPlan:
-    """The runs, variants (in the order they were first run) and baseline of the study as
-    last run, with the variants its earlier ``--variants`` invocations ran added."""
+    """The runs, variants (in the file's order) and baseline of the study as last run, with
+    the variants its earlier ``--variants`` invocations ran added."""
     rows = conn.execute(
         "SELECT * FROM studies WHERE name = ? AND file_text = ? AND file_path = ? ORDER BY id",
         (latest["name"], latest["file_text"], latest["file_path"]),
@@ -67,6 +86,7 @@ def report_plan(conn: sqlite3.Connection, latest: sqlite3.Row) -> ReportPlan:
             if variant not in newest_for:
                 order.append(variant)
             newest_for[variant] = row["id"]
+    order = _in_file_order(order, latest["file_text"])
     runs = [
         entry for variant in order for entry in plans[newest_for[variant]] if entry[1] == variant
     ]
