@@ -253,7 +253,7 @@ def claim_rows(numbers: StudyNumbers) -> list[dict[str, str]]:
         where = f"{seeds} seed{'s' if seeds != 1 else ''}, {span} {unit}" + (
             f" (×{scale:g} of the file's)" if scale else ""
         )
-        if any(v not in epochs for v in c.claim.variants):
+        if not set(c.claim.variants) <= epochs.keys():
             where = "—"  # a variant not run in this folder: it has no seeds or epochs here
         rows.append(
             {

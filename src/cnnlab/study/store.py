@@ -331,8 +331,8 @@ class Store:
     def results(self, only: Sequence[str] | None = None, all_runs: bool = False) -> StudyResults:
         """The study as last run: its expansion's runs in plan order (variants as written,
         seeds as listed), each with its latest state, and those of the earlier invocations
-        that ran other ``--variants`` of it (see :mod:`store_plan`). ``only`` keeps just those run ids;
-        ``all_runs`` appends every other stored run (results of earlier settings)."""
+        that ran other ``--variants`` of it (see :mod:`store_plan`). ``only`` keeps just
+        those run ids; ``all_runs`` appends every other stored run (earlier settings)."""
         latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
         if latest is None:
             raise CnnlabError(f"{self.root}: the study database holds no study yet")

@@ -49,16 +49,17 @@ def _file(file_text: str) -> dict[str, Any]:
         return {}
 
 
-def _declared_baseline(file_text: str) -> str | None:
-    study = _file(file_text).get("study")
+def _declared_baseline(file: dict[str, Any]) -> str | None:
+    study = file.get("study")
     baseline = study.get("baseline") if isinstance(study, dict) else None
     return baseline if isinstance(baseline, str) else None
 
 
-def _in_file_order(names: list[str], file_text: str) -> list[str]:
-    """``names`` by the [[variant]] each comes from ("a" or, on a grid, "a lr=0.1"), in the
-    file's order; grid points of one variant, and names of no [[variant]], as first run."""
-    entries = _file(file_text).get("variant")
+def _in_file_order(names: list[str], file: dict[str, Any]) -> list[str]:
+    """``names`` by the [[variant]] each comes from ("a" or, on a grid, "a lr=0.1": the
+    spec's naming), in the file's order; grid points of one variant, and names of no
+    [[variant]], as first run."""
+    entries = file.get("variant")
     entries = entries if isinstance(entries, list) else []
     written = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
 
@@ -78,23 +79,23 @@ def report_plan(conn: sqlite3.Connection, latest: sqlite3.Row) -> ReportPlan:
     ).fetchall()
     wanted = _options_but_variants(latest)
     siblings = [r for r in rows if r["id"] == latest["id"] or _options_but_variants(r) == wanted]
-    newest_for: dict[str, int] = {}  # variant -> the newest invocation that planned it
-    order: list[str] = []
     plans = {r["id"]: plan_of(conn, r["id"]) for r in siblings}
+    newest_for: dict[str, int] = {}  # variant -> the newest invocation that planned it
     for row in siblings:
         for variant in [*json.loads(row["variants_json"]), *(v for _, v, _ in plans[row["id"]])]:
-            if variant not in newest_for:
-                order.append(variant)
             newest_for[variant] = row["id"]
-    order = _in_file_order(order, latest["file_text"])
+    file = _file(latest["file_text"])
+    order = _in_file_order(list(newest_for), file)
     runs = [
         entry for variant in order for entry in plans[newest_for[variant]] if entry[1] == variant
     ]
-    return ReportPlan(runs, order, _baseline(latest, siblings, order))
+    return ReportPlan(runs, order, _baseline(latest, siblings, order, file))
 
 
-def _baseline(latest: sqlite3.Row, siblings: Sequence[sqlite3.Row], names: list[str]) -> str | None:
-    declared = _declared_baseline(latest["file_text"])
+def _baseline(
+    latest: sqlite3.Row, siblings: Sequence[sqlite3.Row], names: list[str], file: dict[str, Any]
+) -> str | None:
+    declared = _declared_baseline(file)
     if declared in names:
         return declared
     # No (usable) declared one: the default of a run of the whole file, if there was one.
