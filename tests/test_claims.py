@@ -138,6 +138,22 @@ def test_each_claim_form_and_verdict(c, verdict):
         assert "'never run' not run in this folder" in v.reason
 
 
+def test_a_peak_is_contradicted_only_by_a_side_that_goes_the_wrong_way_beyond_noise():
+    # after the peak every run is higher: Kendall's p 0.0495 alone, 0.099 doubled
+    rising = {"a": [0.90, 0.901, 0.902], "b": [0.92, 0.921, 0.922], "c": [0.93, 0.931, 0.932]}
+    (v,) = judge_claims([claim("peak", "a", "b", "c", peak="b")], rising)
+    assert v.verdict == NOT_SUPPORTED and v.wrong_side == "after", v.reason
+    assert v.p_holm == pytest.approx(0.099, abs=1e-3)
+
+    (v,) = judge_claims([claim("peak", "low", "mid", "high", peak="mid")], FINALS)
+    x = np.repeat([0, 1], 5)
+    after = sps.kendalltau(x, FINALS["mid"] + FINALS["high"]).pvalue
+    assert v.p == pytest.approx(2 * after) and v.verdict == CONTRADICTED
+    assert "after 'mid' they rise instead of falling" in v.reason
+    (v,) = judge_claims([claim("peak", "high", "low", "mid", peak="low")], FINALS)
+    assert v.verdict == CONTRADICTED and "up to 'low' they fall" in v.reason
+
+
 def test_the_tests_are_scipys_and_the_claims_are_one_holm_family():
     a, b = judge_claims(
         [claim("better", "high", "low"), claim("increasing", "low", "mid", "high")], FINALS

@@ -10,7 +10,9 @@ Each claim is one hypothesis test; the claims of a study are one family, Holm-ad
 * increasing / decreasing: Kendall's tau between a run's position in the list and its
   accuracy (the Jonckheere-Terpstra trend test), every seed of every variant a point.
 * peak: the same trend test rising up to the peak and falling after it; both must hold,
-  so its p is the larger of the two (an intersection-union test).
+  so its p is the larger of the two (an intersection-union test). When a side goes the
+  wrong way, the claim's p is instead that side's p doubled (either side could have), so a
+  *contradicted* peak, like every verdict, rests on a Holm-adjusted p below alpha.
 
 Otherwise *not supported (within noise)*; a claim whose variants have fewer than two
 finished runs each is *not measured*.
@@ -46,6 +48,7 @@ class ClaimVerdict:
     p: float | None = None
     p_holm: float | None = None
     direction: int = 0  # +1 the claimed way, -1 the other way, 0 none
+    wrong_side: str = ""  # peak: "before" or "after" it when that side goes the wrong way
     diff: float | None = None  # better/worse/same: mean(first) - mean(second)
     ci_low: float | None = None
     ci_high: float | None = None
@@ -107,9 +110,15 @@ def _trend(claim: Claim, groups: list[list[float]]) -> ClaimVerdict:
         tau_up, p_up = _kendall(groups[: k + 1])
         tau_down, p_down = _kendall(groups[k:])
         verdict = ClaimVerdict(claim, "", "", "Kendall's tau trend tests up to and after the peak")
-        verdict.p = max(p_up, p_down)
-        wrong = (tau_up < 0 and p_up < stats.ALPHA) or (tau_down > 0 and p_down < stats.ALPHA)
-        verdict.direction = -1 if wrong else 1 if tau_up > 0 and tau_down < 0 else 0
+        wrong = {"before": p_up} if tau_up < 0 else {}
+        wrong |= {"after": p_down} if tau_down > 0 else {}
+        if wrong:
+            verdict.wrong_side = min(wrong, key=wrong.__getitem__)
+            verdict.p = min(1.0, 2 * wrong[verdict.wrong_side])
+            verdict.direction = -1
+        else:
+            verdict.p = max(p_up, p_down)
+            verdict.direction = 1 if tau_up > 0 and tau_down < 0 else 0
         return verdict
     tau, p = _kendall(groups)
     verdict = ClaimVerdict(claim, "", "", "Kendall's tau trend test (Jonckheere-Terpstra)")
@@ -146,6 +155,13 @@ def _reason(v: ClaimVerdict, alpha: float) -> str:
     )
     if v.verdict == SUPPORTED:
         return f"means {means}%: {shape} as claimed (adjusted p = {p})."
+    if v.verdict == CONTRADICTED and c.form == "peak":
+        side = (
+            f"after '{c.peak}' they rise instead of falling"
+            if v.wrong_side == "after"
+            else f"up to '{c.peak}' they fall instead of rising"
+        )
+        return f"means {means}%: {side} (adjusted p = {p})."
     if v.verdict == CONTRADICTED:
         return f"means {means}%: the trend goes the other way (adjusted p = {p})."
     return f"means {means}%: no {shape.split(' ', 1)[1]} distinguishable from noise (adjusted p = {p})."
@@ -194,10 +210,8 @@ def judge_claims(
             v.verdict = (
                 SUPPORTED if significant else CONTRADICTED if v.direction < 0 else NOT_SUPPORTED
             )
-        elif v.claim.form == "peak" and v.direction < 0:
-            v.verdict = CONTRADICTED
         elif significant:
-            v.verdict = SUPPORTED if v.direction > 0 else CONTRADICTED
+            v.verdict = {1: SUPPORTED, -1: CONTRADICTED}.get(v.direction, NOT_SUPPORTED)
         else:
             v.verdict = NOT_SUPPORTED
         v.reason = _reason(v, alpha)

@@ -61,7 +61,9 @@ METHOD_NOTES = [
     "Holm-adjusted as one family: better/worse by Welch's t-test; same by two one-sided "
     "Welch tests against the claim's margin (equivalence); increasing/decreasing by "
     "Kendall's tau between the position in the list and each run's accuracy "
-    "(Jonckheere-Terpstra); a peak by that trend test on both sides of it, both required.",
+    "(Jonckheere-Terpstra); a peak by that trend test on both sides of it, both required "
+    "(a side going the wrong way contradicts it when its p, doubled for the two sides, "
+    "stays below alpha after Holm's correction).",
     "The best-epoch test accuracy picks the epoch by looking at the test set and is therefore "
     "optimistic; it is shown for reference, never compared.",
     "The train − test gap uses the running train accuracy of the last epoch (augmentation and "
