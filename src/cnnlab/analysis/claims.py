@@ -155,15 +155,12 @@ def _reason(v: ClaimVerdict, alpha: float) -> str:
     )
     if v.verdict == SUPPORTED:
         return f"means {means}%: {shape} as claimed (adjusted p = {p})."
-    if v.verdict == CONTRADICTED and c.form == "peak":
-        side = (
-            f"after '{c.peak}' they rise instead of falling"
-            if v.wrong_side == "after"
-            else f"up to '{c.peak}' they fall instead of rising"
-        )
-        return f"means {means}%: {side} (adjusted p = {p})."
     if v.verdict == CONTRADICTED:
-        return f"means {means}%: the trend goes the other way (adjusted p = {p})."
+        how = {
+            "after": f"after '{c.peak}' they rise instead of falling",
+            "before": f"up to '{c.peak}' they fall instead of rising",
+        }.get(v.wrong_side, "the trend goes the other way")
+        return f"means {means}%: {how} (adjusted p = {p})."
     return f"means {means}%: no {shape.split(' ', 1)[1]} distinguishable from noise (adjusted p = {p})."
 
 
