@@ -162,7 +162,7 @@ def test_an_operation_without_a_deterministic_kernel_is_one_line(
             "but you set 'torch.use_deterministic_algorithms(True)'. You can turn off ..."
         )
 
-    monkeypatch.setattr(loop, "_train_epoch", refuse)
+    monkeypatch.setattr(loop, "train_one_epoch", refuse)
     with pytest.raises(RunFailed) as failed:
         loop.train(tiny(data_dir, deterministic=True), tmp_path / "run")
     assert "uses adaptive_avg_pool2d_backward_cuda, which has no deterministic" in str(failed.value)

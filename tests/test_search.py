@@ -150,9 +150,17 @@ class Hopeless:
 
 def trial_with_pruner(tmp_path, data_dir, trial, epochs: int) -> tuple[str, str | None]:
     """One search trial of ``epochs`` epochs, its pruner ``trial``: (status, error)."""
+    from cnnlab.study.events import ListFeed
     from cnnlab.study.executor import InProcessExecutor
     from cnnlab.study.progress import QuietStudyProgress
-    from cnnlab.study.search import PruningStore, trial_run
+    from cnnlab.study.search import prune_reason, trial_run
+
+    class Judged(ListFeed):  # the run's epochs go to ``trial``'s pruner, as a search's do
+        def judges(self, run):
+            return True
+
+        def judge(self, run_id, row):
+            return prune_reason(trial, "val_acc", row, epochs)
 
     study = load_study(write(tmp_path, data_dir))
     out = tmp_path / "out"
@@ -164,8 +172,7 @@ def trial_with_pruner(tmp_path, data_dir, trial, epochs: int) -> tuple[str, str 
             baseline=study.baseline, description="", variants=study.variant_names,
             options={}, runs=study.plan(out), extra_runs=[run],
         )  # fmt: skip
-        pruning = PruningStore(store, trial, "val_acc", epochs)
-        InProcessExecutor().run_one(run, pruning, QuietStudyProgress())
+        InProcessExecutor().run_feed(Judged([run]), store, QuietStudyProgress())
         return store.conn.execute(
             "SELECT status, error FROM runs WHERE run_id = ?", (run.run_id,)
         ).fetchone()

@@ -18,7 +18,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.config.schema import NESTED, TrainConfig, config_dict, make_config, setting_keys
+from cnnlab.config.schema import (
+    NESTED,
+    TrainConfig,
+    config_dict,
+    make_config,
+    merge_settings,
+    setting_keys,
+)
 from cnnlab.config.suggest import did_you_mean
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.from_arrays import from_arrays
@@ -72,24 +79,12 @@ def settings_of(config: Any = None, **settings: Any) -> TrainConfig:
             known = [*TrainConfig.model_fields, *short]
             raise ConfigError(f"unknown setting '{key}'{did_you_mean(key, known)}")
     if isinstance(config, TrainConfig):
-        return make_config(_merged(config_dict(config), nested), "arguments")
+        return make_config(merge_settings(config_dict(config), nested), "arguments")
     if isinstance(config, Mapping):
-        return make_config(_merged(config, nested), "arguments")
+        return make_config(merge_settings(config, nested), "arguments")
     if config is not None:
         return load_config_file(Path(config), nested)
     return make_config(nested, "arguments")
-
-
-def _merged(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``; nested tables (optimizer, schedule) key by key."""
-    out = dict(base)
-    for key, value in top.items():
-        inner = out.get(key)
-        if key in NESTED and isinstance(value, Mapping) and isinstance(inner, Mapping):
-            out[key] = {**inner, **value}
-        else:
-            out[key] = value
-    return out
 
 
 def train(
@@ -105,23 +100,18 @@ def train(
     """Train one run into ``out`` (default runs/<model>-<dataset>-s<seed>, as the CLI) and
     return its typed record (``.summary``, ``.history``, ``.run_dir``; ``.to_dataframe()``).
     ``data``: a :class:`Dataset` from arrays instead of the ``dataset`` setting."""
-    from cnnlab.config.identity import slugify
     from cnnlab.data.registry import DataCache
     from cnnlab.models.registry import resolve_model
-    from cnnlab.plots import plot_run_curves
-    from cnnlab.records import ARTIFACTS
-    from cnnlab.training.loop import train as train_run
     from cnnlab.training.progress import make_reporter
+    from cnnlab.training.run import default_run_folder, train_run
 
     if data is not None:
         settings["dataset"] = data.name
     cfg = settings_of(config, **settings)
     resolve_model(cfg.model, cfg.model_args)  # refused before any data is read
-    if out is None:
-        out = Path("runs") / slugify(f"{Path(cfg.model).stem}-{cfg.dataset}-s{cfg.seed}")
-    out = Path(out)
+    out = Path(out) if out is not None else default_run_folder(cfg)
     arrays = data if data is not None else DataCache().dataset(cfg.dataset_ref, cfg.data_dir)
-    record = train_run(
+    return train_run(
         cfg,
         out,
         data=arrays,
@@ -129,11 +119,6 @@ def train(
         reporter=make_reporter(not progress),
         allow_device_change=allow_device_change,
     )
-    plot_run_curves(
-        record.history, out / ARTIFACTS["curves"], title=f"{cfg.model} on {cfg.dataset}"
-    )
-    record.run_dir = out
-    return record
 
 
 def run_study(

@@ -80,10 +80,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.data.registry import DataCache
     from cnnlab.errors import ConfigError
     from cnnlab.models.registry import resolve_model
-    from cnnlab.plots import plot_run_curves
     from cnnlab.records import ARTIFACTS
-    from cnnlab.training.loop import train
     from cnnlab.training.progress import make_reporter
+    from cnnlab.training.run import default_run_folder, train_run
 
     overrides = setting_overrides(args)
     config = args.config
@@ -103,28 +102,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     # Everything that can be refused is checked before the first line is printed.
     resolve_model(cfg.model, cfg.model_args)
-    out = (
-        args.out
-        or Path("runs")
-        / f"{Path(cfg.model).stem}-{cfg.dataset.replace(':', '_').replace('/', '_')}-s{cfg.seed}"
-    )
-    out = output_folder(Path(out))
+    out = output_folder(Path(args.out or default_run_folder(cfg)))
     with console.status(f"loading {cfg.dataset}..."):  # a spinner on a terminal only
         data = DataCache().dataset(cfg.dataset_ref, cfg.data_dir)
     if not args.quiet:
         console.print(
             escape(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
         )
-    record = train(
+    record = train_run(
         cfg,
         out,
         data=data,
         resume=args.resume,
         reporter=make_reporter(args.quiet, console),
         allow_device_change=args.allow_device_change,
-    )
-    plot_run_curves(
-        record.history, out / ARTIFACTS["curves"], title=f"{cfg.model} on {cfg.dataset}"
     )
     summary, final = record.summary, record.summary.final
     console.print(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.config.schema import TrainConfig, make_config
+from cnnlab.config.schema import TrainConfig, make_config, merge_settings
 from cnnlab.errors import ConfigError
 
 
@@ -63,10 +63,5 @@ def load_config_file(
 ) -> TrainConfig:
     """A config file (TOML, or a run's config.json), with command-line ``overrides``
     (already nested) applied on top."""
-    values = read_settings(path)
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(values.get(key), dict):
-            values[key] = {**values[key], **value}
-        else:
-            values[key] = value
+    values = merge_settings(read_settings(path), overrides or {})
     return make_config(values, where=str(path), label=label)

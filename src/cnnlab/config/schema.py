@@ -5,7 +5,7 @@ Errors name the key, the bad value and what is allowed, one line per problem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import Any, Literal, get_args
 
@@ -173,6 +173,22 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 
 NESTED: dict[str, type[BaseModel]] = {"optimizer": OptimizerConfig, "schedule": ScheduleConfig}
+
+
+def merge_settings(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: THE rule for layering settings ([defaults] and a variant, a
+    config file and flags, a config and the API's arguments). Nested tables (optimizer,
+    schedule) merge key by key; ``model_args`` is replaced whole, and dropped when ``top``
+    names a model without giving its arguments: another model's arguments would not fit."""
+    out = dict(base)
+    for key, value in top.items():
+        if key != "model_args" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    if "model" in top and "model_args" not in top:
+        out.pop("model_args", None)
+    return out
 
 
 def setting_keys() -> list[str]:

@@ -1,10 +1,11 @@
-"""Executors run planned runs and report back through the store.
+"""The executor protocol, and the in-process executor that every other one's workers use.
 
-A :class:`PlannedRun` is self-contained (its TrainConfig and its run folder), and
-everything a run produces reaches the study through :class:`Store` calls
-(``start_run``, ``add_epoch``/``replace_epochs``, ``finish_run``/``fail_run``), so
-another executor (e.g. Ray actors on several GPUs, forwarding those calls to the
-driver that owns the database) fits in without changes to the store or the report.
+An executor drives a :class:`~cnnlab.study.events.RunFeed` of self-contained
+:class:`PlannedRun`s (each its TrainConfig and its run folder), and everything a run
+produces reaches the study as :class:`~cnnlab.study.events.RunEvents` (``start_run``,
+``add_epoch``/``replace_epochs``, ``finish_run``/``fail_run``): the store writes them in
+process, a remote worker forwards them to the driver that owns the database. So another
+executor fits in without changes to the store or the report.
 
 Each run resumes from its own ``checkpoint.pt`` when there is one: a run left
 ``running`` by a killed process, or retried after a failure, continues where its
@@ -13,9 +14,11 @@ last finished epoch left it and ends with the numbers of an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Protocol
 
@@ -26,6 +29,7 @@ from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
 from cnnlab.data.registry import DataCache
 from cnnlab.errors import CnnlabError, ConfigError, RunPruned
 from cnnlab.records import ARTIFACTS, EpochRow, Provenance, RunRecord
+from cnnlab.study.events import JudgedEvents, ListFeed, RunEvents, RunFeed
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.spec import PlannedRun, identity_hash, run_identity
 from cnnlab.study.store import Store
@@ -33,24 +37,36 @@ from cnnlab.training.progress import Reporter
 
 
 class Executor(Protocol):
+    """Where a study's runs train: in this process, on Ray; the store, the report and the
+    run ids are the same whichever trained them. A new executor is one module with these."""
+
     def check(self, runs: Sequence[PlannedRun]) -> None:
         """Raise a one-line CnnlabError now if the runs cannot start at all (a missing
         dataset, a model that cannot take its images), before any run starts."""
         ...
 
+    def session(self) -> AbstractContextManager[None]:
+        """The executor started for the block (workers, a cluster connection): a command
+        that trains twice (a search, then its confirmation) starts it once."""
+        ...
+
+    def run_feed(self, feed: RunFeed, store: Store, progress: StudyProgress | None = None) -> None:
+        """Train what ``feed`` gives (each run resuming from its checkpoint where there is
+        one), recording it in ``store`` (the driver is its only writer). A failing run is recorded as failed and the others go
+        on; KeyboardInterrupt stops everything; the runner marks the runs interrupted."""
+        ...
+
     def run_all(
         self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
     ) -> None:
-        """Run each of ``runs`` (resuming from its checkpoint where there is one) and record
-        it in ``store``. A failing run is recorded as failed and the others go on;
-        KeyboardInterrupt stops everything; the runner marks the current run interrupted."""
+        """``run_feed`` over ``runs``, in the order this executor finishes them soonest."""
         ...
 
 
 class StoreReporter:
     """Forwards every epoch to the store as it completes, and everything to ``inner``."""
 
-    def __init__(self, store: Store, run_id: str, inner: Reporter) -> None:
+    def __init__(self, store: RunEvents, run_id: str, inner: Reporter) -> None:
         self.store, self.run_id, self.inner = store, run_id, inner
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
@@ -84,7 +100,7 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def sync_checkpoint(run: PlannedRun, store: Store) -> int:
+def sync_checkpoint(run: PlannedRun, store: RunEvents) -> int:
     """Prepare ``run.run_dir`` for ``train(resume=True)``; return the epochs already done.
 
     The checkpoint is the truth about a run's progress: its history replaces the stored
@@ -173,17 +189,23 @@ class InProcessExecutor:
                 raise ConfigError(f"variant '{run.variant}': {exc}") from None
             checked[key] = summarize(model, shape).macs
 
+    def session(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
     def run_all(
         self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
     ) -> None:
-        progress = progress or QuietStudyProgress()
-        for run in runs:
-            self.run_one(run, store, progress)
+        self.run_feed(ListFeed(runs), store, progress)  # in study order
 
-    def run_one(self, run: PlannedRun, store: Store, progress: StudyProgress) -> bool:
-        """Train one run into its folder and the store; True when it finished."""
-        from cnnlab import plots
-        from cnnlab.training.loop import train
+    def run_feed(self, feed: RunFeed, store: Store, progress: StudyProgress | None = None) -> None:
+        progress = progress or QuietStudyProgress()
+        while (run := feed.next_run()) is not None:
+            self.run_one(run, JudgedEvents(store, feed) if feed.judges(run) else store, progress)
+            feed.ended(run)
+
+    def run_one(self, run: PlannedRun, store: RunEvents, progress: StudyProgress) -> bool:
+        """Train one run into its folder, reporting to ``store``; True when it finished."""
+        from cnnlab.training.run import train_run
 
         started = time.perf_counter()
         record: RunRecord | None = None
@@ -203,7 +225,7 @@ class InProcessExecutor:
         if error is None:
             try:
                 sync_checkpoint(run, store)
-                record = train(
+                record = train_run(
                     run.config,
                     run.run_dir,
                     resume=True,
@@ -212,12 +234,6 @@ class InProcessExecutor:
                     provenance=provenance,
                     allow_device_change=self.allow_device_change,
                 )
-                plots.plot_run_curves(
-                    record.history,
-                    run.run_dir / ARTIFACTS["curves"],
-                    title=f"{run.config.model} on {run.config.dataset}",
-                )
-                faults.reached("curves")
             except RunPruned as exc:
                 pruned = error = str(exc)
             except Exception as exc:  # a failed run must not stop the study

@@ -54,20 +54,6 @@ def absolute_dataset(dataset: str, where: str, base: Path) -> str:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def merge(defaults: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Variant settings over defaults; nested tables (optimizer, schedule) merge key by key.
-    ``model_args`` is replaced whole: another model's arguments would not fit."""
-    out = dict(defaults)
-    for key, value in settings.items():
-        if key != "model_args" and isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
-        else:
-            out[key] = value
-    if "model" in settings and "model_args" not in settings:
-        out.pop("model_args", None)
-    return out
-
-
 def set_dotted(settings: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
     out = dict(settings)
     parts = key.split(".")

@@ -1,20 +1,20 @@
 """The driver side of the Ray executor: idle workers get the next run of a feed, the
 events they send go to the study's store and the progress display.
 
-A feed is what runs come from: a study's fixed list (``ListFeed``), or a search that
-asks Optuna for the next trial when a worker is free and tells it each trial's outcome
-(cnnlab.study.search_feed). A feed may judge each epoch of its runs (a search's pruner):
+A feed (:class:`~cnnlab.study.events.RunFeed`) is what runs come from: a study's fixed
+list, or a search that asks Optuna for the next trial when a worker is free and tells it
+each trial's outcome (:class:`cnnlab.study.search.SearchFeed`). A feed may judge each epoch of its runs (a search's pruner):
 the driver posts the verdict to a ``StopBoard`` the run's worker waits on.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cnnlab import faults, heartbeat
 from cnnlab.errors import CnnlabError
-from cnnlab.records import EpochRow
+from cnnlab.study.events import RunFeed
 from cnnlab.study.progress import StudyProgress
 from cnnlab.study.spec import PlannedRun
 from cnnlab.study.store import DB_NAME, Store
@@ -22,51 +22,6 @@ from cnnlab.training.progress import Reporter
 
 MAX_WORKER_DEATHS = 3
 POLL_S = 1.0  # how often the driver drains the workers' events while runs go on
-
-
-class RunFeed(Protocol):
-    def size(self) -> int:
-        """At most how many runs are still to come (to size the worker pool)."""
-
-    def next_run(self) -> PlannedRun | None:
-        """The next run to train, or None when there is none for now."""
-
-    def again(self, run: PlannedRun) -> None:
-        """``run``'s worker died: train it again (it resumes from its checkpoint)."""
-
-    def judges(self, run: PlannedRun) -> bool:
-        """Whether ``judge`` decides after each of ``run``'s epochs if it goes on."""
-
-    def judge(self, run_id: str, row: EpochRow) -> str | None:
-        """Why ``run_id`` stops after ``row`` (its pruner's reason), or None to go on."""
-
-    def ended(self, run: PlannedRun) -> None:
-        """``run``'s task is over (done, failed or pruned: the store says which)."""
-
-
-class ListFeed:
-    """A study's runs, in order."""
-
-    def __init__(self, runs: list[PlannedRun]) -> None:
-        self.todo = list(runs)
-
-    def size(self) -> int:
-        return len(self.todo)
-
-    def next_run(self) -> PlannedRun | None:
-        return self.todo.pop(0) if self.todo else None
-
-    def again(self, run: PlannedRun) -> None:
-        self.todo.insert(0, run)
-
-    def judges(self, run: PlannedRun) -> bool:
-        return False
-
-    def judge(self, run_id: str, row: EpochRow) -> str | None:
-        return None
-
-    def ended(self, run: PlannedRun) -> None:
-        pass
 
 
 class Driver:

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.study.events import ListFeed, RunFeed
 from cnnlab.study.executor import InProcessExecutor
 from cnnlab.study.progress import QuietStudyProgress, StudyProgress
-from cnnlab.study.ray_driver import Driver, ListFeed, RunFeed
+from cnnlab.study.ray_driver import Driver
 from cnnlab.study.spec import PlannedRun
 from cnnlab.study.store import Store
 

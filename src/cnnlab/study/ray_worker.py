@@ -22,8 +22,8 @@ WORKER_LOCK = ".worker.lock"
 VERDICT_WAIT_S = 3600.0  # the driver answers within its event poll; this only ends a hang
 
 
-class EventStore:
-    """What a run calls on the store, sent to the driver instead (in the worker). A search
+class ForwardedEvents:
+    """A run's events, sent to the driver instead of a store (in the worker). A search
     trial's run (``board`` given) waits after each epoch for the driver's pruner to say
     whether it goes on, so a trial stops at the epoch its pruner judged, as in-process."""
 
@@ -113,9 +113,9 @@ class RunWorker:
         return str(ray.get_runtime_context().get_node_id())
 
     def run(self, run: PlannedRun, epochs_done: int, board: Any = None) -> bool:
-        store = EventStore(self.events, epochs_done, board)
+        events = ForwardedEvents(self.events, epochs_done, board)
         with run_folder_lock(run.run_dir):
-            return self.inner.run_one(run, store, _EventProgress(self.events))  # type: ignore[arg-type]
+            return self.inner.run_one(run, events, _EventProgress(self.events))
 
 
 @contextlib.contextmanager

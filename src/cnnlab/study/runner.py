@@ -60,9 +60,9 @@ def run_study(
         # A new study folder: a run that cannot start (missing dataset, a model that cannot
         # take the images) is refused before the folder, its lock or its database exist.
         executor.check(planned)
-    # A search and its confirmation share one Ray start-up (a search on Ray, that is).
-    searching = study.search is not None and hasattr(executor, "session")
-    session = executor.session() if searching else contextlib.nullcontext()  # type: ignore[attr-defined]
+    # A search and its confirmation share one start-up of the executor (Ray's: seconds);
+    # a study without a search starts it only if some run is left to train.
+    session = executor.session() if study.search is not None else contextlib.nullcontext()
     with study_lock(out_dir), Store(out_dir) as store, session:
         remove_stale_temporaries(out_dir)  # a report killed while being written
         store.interrupt_runs()  # 'running' with the lock free: the process that ran it died

@@ -10,8 +10,8 @@ same values (so its run resumes from its checkpoint), and the search ends at the
 number of trials the file asks for. Each epoch's objective goes to the pruner, which
 may stop a hopeless trial (status ``pruned``) before its last epoch.
 
-In-process, trials train one after another; on Ray (an executor with ``run_feed``)
-several at once, through ask-and-tell (``SearchFeed``).
+Trials are a feed of runs (``SearchFeed``, ask-and-tell) that any executor drives: one
+after another in process, several at once on Ray.
 
 The winners (the ``top`` best trials by their final objective) become variants named
 ``search #1`` ... and are trained over the confirmation seeds beside the study's own
@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config.schema import TrainConfig
-from cnnlab.errors import CnnlabError, RunPruned
+from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow
+from cnnlab.study.executor import Executor
 from cnnlab.study.expand import format_value, scaled_config, scaled_epochs, set_dotted
 from cnnlab.study.progress import StudyProgress
 from cnnlab.study.search_spec import Dimension, SearchSpec
@@ -114,22 +115,6 @@ def prune_reason(trial: Any, objective: str, row: EpochRow, epochs: int) -> str 
     return None
 
 
-class PruningStore:
-    """The study's store, with each epoch's objective sent to the trial's pruner."""
-
-    def __init__(self, store: Store, trial: Any, objective: str, epochs: int) -> None:
-        self.store, self.trial, self.objective, self.epochs = store, trial, objective, epochs
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    def add_epoch(self, run_id: str, row: EpochRow) -> None:
-        self.store.add_epoch(run_id, row)
-        why = prune_reason(self.trial, self.objective, row, self.epochs)
-        if why is not None:
-            raise RunPruned(why)
-
-
 @dataclass
 class Trials:
     """What the search found: the finished trials (number, params, objective, state)."""
@@ -190,7 +175,7 @@ def run_search(
     study: Study,
     out_dir: Path,
     store: Store,
-    executor: Any,
+    executor: Executor,
     progress: StudyProgress,
     record: Any,
 ) -> Trials:
@@ -224,14 +209,7 @@ def run_search(
     trial_epochs = epochs if scale is None else scaled_epochs(epochs, scale)
     # At most this many epochs: the pruner's stops shorten it as they happen.
     progress.begin(limit, source.ended(), (limit - source.ended()) * trial_epochs)
-    if hasattr(executor, "run_feed"):  # several trials at once (Ray)
-        executor.run_feed(SearchFeed(source), store, progress)
-    else:
-        while source.ended() < limit:
-            trial, run, values = source.ask()
-            pruning = PruningStore(store, trial, spec.objective, run.config.epochs)
-            executor.run_one(run, pruning, progress)
-            source.conclude(trial, run, values)
+    executor.run_feed(SearchFeed(source), store, progress)  # as many at once as it has workers
     return Trials([t for t in store.trials() if t["state"] not in ("running", "cut")])
 
 

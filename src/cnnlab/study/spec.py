@@ -34,7 +34,7 @@ from cnnlab.config.identity import (
     slugify,
 )
 from cnnlab.config.problems import describe_error
-from cnnlab.config.schema import TrainConfig
+from cnnlab.config.schema import TrainConfig, merge_settings
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.study.checks import (
     Problems,
@@ -52,7 +52,6 @@ from cnnlab.study.expand import (
     format_value,
     grid_labels,
     is_model_path,
-    merge,
     relative_value,
     scaled_config,
     set_dotted,
@@ -234,7 +233,7 @@ def load_study(
             continue
         settings = {k: v for k, v in entry.items() if k != "name"}
         settings = check_settings(settings, f"variant '{name}'", problems, "[[variant]]", i)
-        bases.append((name, merge(defaults, _relative_paths(settings, base))))
+        bases.append((name, merge_settings(defaults, _relative_paths(settings, base))))
         own_keys[name] = set(settings)
 
     all_variants = _expand(bases, grid, base, problems, own_keys)
