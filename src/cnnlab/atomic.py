@@ -54,10 +54,6 @@ def atomic_write(
         os.fsync(f.fileno())
 
 
-def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
-    atomic_write(target, lambda f: f.write(data))
-
-
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
     atomic_write(target, lambda f: f.write(text), binary=False)
 

@@ -148,9 +148,6 @@ class AugmentSpec(BaseModel):
                 )
         return self
 
-    def is_empty(self) -> bool:
-        return all(getattr(self, name) is None for name in _RULES)
-
     def to_string(self) -> str:
         """Canonical form, e.g. ``'crop=0.8,rotate=20,translate=0.1'``; ``'none'`` when empty."""
         parts = [

@@ -274,19 +274,6 @@ def _quantile(sorted_values: np.ndarray, q: float) -> float:
     return float(sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))])
 
 
-def looks_dark_on_light(gray: np.ndarray) -> bool:
-    """True when the figure is darker than the background (ink on paper), unlike MNIST.
-
-    The border is taken as background. Comparing the border with the mean alone
-    misjudges a mid-gray background, so this asks instead which way the strongest
-    departures from the background go: the darkest 1% of pixels below it (ink on
-    paper), or the brightest 1% above it (chalk on a board, MNIST itself).
-    """
-    ring = np.sort(border_ring(gray[:, :, None]).ravel())
-    values = np.sort(gray.ravel())
-    return _is_dark_on_light(ring, values)
-
-
 def _is_dark_on_light(ring: np.ndarray, values: np.ndarray) -> bool:
     background = _quantile(ring, 0.5)
     return background - _quantile(values, 0.01) > _quantile(values, 0.99) - background

@@ -57,10 +57,6 @@ def registered_path(name: str) -> str | None:
     return _REGISTERED.get(name.strip().lower().replace("_", "-"))
 
 
-def registered_names() -> list[str]:
-    return sorted(_REGISTERED)
-
-
 def import_factory(path: str) -> Factory:
     """The callable at ``module:qualname``, or one line saying why it cannot be had."""
     if path in _CALLABLES:

@@ -38,8 +38,9 @@ def is_model_path(name: str) -> bool:
     return name.endswith(".toml") or "/" in name or "\\" in name
 
 
-def relative_value(key: str, value: Any, base: Path) -> Any:
-    """Model file and data_dir paths in a study file are relative to the study file."""
+def absolute_value(key: str, value: Any, base: Path) -> Any:
+    """A study file's model file and data_dir paths, relative to the study file's folder
+    ``base``, made absolute; other values as they are."""
     if key == "model" and isinstance(value, str) and is_model_path(value):
         return str((base / Path(value).expanduser()).resolve())
     if key == "data_dir" and isinstance(value, str):

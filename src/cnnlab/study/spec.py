@@ -47,12 +47,12 @@ from cnnlab.study.checks import (
 from cnnlab.study.claims import Claim, parse_claims
 from cnnlab.study.expand import (
     absolute_dataset,
+    absolute_value,
     baseline_of,
     chosen_variants,
     format_value,
     grid_labels,
     is_model_path,
-    relative_value,
     scaled_config,
     set_dotted,
 )
@@ -209,7 +209,7 @@ def load_study(
         problems.add(str(exc), "[study]", 0, "dataset")
 
     defaults = check_settings(parsed.defaults, "[defaults]", problems, "[defaults]")
-    defaults = _relative_paths(defaults, base)
+    defaults = _absolute_paths(defaults, base)
     check_defaults(defaults, problems)
     before = len(problems.lines)
     check_grid(parsed.grid, problems)
@@ -233,7 +233,7 @@ def load_study(
             continue
         settings = {k: v for k, v in entry.items() if k != "name"}
         settings = check_settings(settings, f"variant '{name}'", problems, "[[variant]]", i)
-        bases.append((name, merge_settings(defaults, _relative_paths(settings, base))))
+        bases.append((name, merge_settings(defaults, _absolute_paths(settings, base))))
         own_keys[name] = set(settings)
 
     all_variants = _expand(bases, grid, base, problems, own_keys)
@@ -290,9 +290,9 @@ def _parse_file(raw: dict[str, Any], problems: Problems) -> StudyFile:
         raise  # not reached: there was a problem
 
 
-def _relative_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Model file and data_dir paths in a study file are relative to the study file."""
-    return {k: relative_value(k, v, base) for k, v in settings.items()}
+def _absolute_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``settings`` with their model file and data_dir paths made absolute."""
+    return {k: absolute_value(k, v, base) for k, v in settings.items()}
 
 
 def _expand(
@@ -310,7 +310,7 @@ def _expand(
             merged = settings
             suffix = []
             for (key, value), label in zip(zip(grid, point, strict=True), labels, strict=True):
-                merged = set_dotted(merged, key, relative_value(key, value, base))
+                merged = set_dotted(merged, key, absolute_value(key, value, base))
                 suffix.append(f"{label}={format_value(value)}")
             full = " ".join([name, *suffix])
             if any(v.name == full for v in out):
