@@ -26,8 +26,8 @@ from reference import reference_loader, to_device
 
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays, Split
+from cnnlab.data.datasets import load_dataset
 from cnnlab.data.loader import DeviceLoader, pad_to
-from cnnlab.data.registry import load_dataset
 from cnnlab.evaluation.metrics import predict_logits
 from cnnlab.evaluation.precision import Precision, resolve_precision
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model

@@ -22,7 +22,7 @@ from common import Result, script_main, sync
 from train import CASES, cnnlab_run, sized
 
 from cnnlab.data.arrays import DatasetArrays
-from cnnlab.data.registry import load_dataset
+from cnnlab.data.datasets import load_dataset
 from cnnlab.evaluation.precision import cpu_has_native_bf16, cuda_has_native_bf16
 
 TARGETS = {"vgg-128": 0.6, "fast-128": 0.7}  # issue 5: the VGG-style net, the fast recipe

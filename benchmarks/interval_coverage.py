@@ -16,8 +16,8 @@ import argparse
 import numpy as np
 from scipy.special import ndtr
 
-from cnnlab.analysis import stats
-from cnnlab.analysis.improvement import improvement
+from cnnlab import stats
+from cnnlab.stats.improvement import improvement
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from reference import reference_loader, to_device
 from torchvision import transforms as T
 
 from cnnlab.data.augment import build_augment, parse_augment
+from cnnlab.data.datasets import load_dataset
 from cnnlab.data.loader import DeviceLoader, channel_stats
-from cnnlab.data.registry import load_dataset
 
 CASES = {
     # name: (dataset, our spec, torchvision per-sample transforms)

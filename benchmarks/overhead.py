@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from common import Result, script_main
 
-from cnnlab.data.registry import load_dataset
-from cnnlab.study.store import load_results
+from cnnlab.data.datasets import load_dataset
+from cnnlab.study.store.database import load_results
 
 TARGET = 0.05  # at most this share of the wall time outside training steps
 

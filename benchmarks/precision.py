@@ -29,7 +29,7 @@ from common import Result, add_common_args, run_main, sync
 
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays
-from cnnlab.data.registry import load_dataset
+from cnnlab.data.datasets import load_dataset
 from cnnlab.evaluation.precision import Precision, cuda_has_native_bf16, resolve_precision
 from cnnlab.models.registry import build_model, resolve_model
 from cnnlab.records import EPOCH_COLUMNS

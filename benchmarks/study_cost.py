@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cnnlab.models.registry import build_model, resolve_model
-from cnnlab.study.spec import load_study
+from cnnlab.study.plan.study_file import load_study
 
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}  # else 3x32x32 (CIFAR, SVHN)
 

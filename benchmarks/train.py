@@ -29,8 +29,8 @@ from torchvision import transforms as T
 
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import DatasetArrays
+from cnnlab.data.datasets import load_dataset
 from cnnlab.data.loader import channel_stats, pad_to
-from cnnlab.data.registry import load_dataset
 from cnnlab.models.registry import build_model, preferred_input_size, resolve_model
 from cnnlab.training.loop import train
 

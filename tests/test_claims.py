@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cnnlab.analysis.claims import (
+from cnnlab.claims.claim import Claim, parse_claims
+from cnnlab.claims.verdicts import (
     CONTRADICTED,
     NOT_MEASURED,
     NOT_SUPPORTED,
@@ -16,10 +17,9 @@ from cnnlab.analysis.claims import (
     judge_claims,
 )
 from cnnlab.cli import main
+from cnnlab.config.problems import Problems
 from cnnlab.errors import ConfigError
-from cnnlab.study.checks import Problems
-from cnnlab.study.claims import Claim, parse_claims
-from cnnlab.study.spec import load_study
+from cnnlab.study.plan.study_file import load_study
 
 NAMES = ["a", "b", "c", "d"]
 

@@ -129,7 +129,7 @@ def test_train_from_config_file(data_dir, tmp_path):
 
 
 def test_train_help_names_every_augment_op():
-    from cnnlab.cli.train import TRAIN_EPILOG
+    from cnnlab.cli.train_command import TRAIN_EPILOG
     from cnnlab.data.augment import augment_op_names
 
     missing = [op for op in augment_op_names() if op not in TRAIN_EPILOG]

@@ -18,7 +18,7 @@ from test_report import fake_study
 from cnnlab.analysis.compare import compare_studies
 from cnnlab.cli import main
 from cnnlab.errors import ConfigError
-from cnnlab.study.folders import load_any
+from cnnlab.study.store.folders import load_any
 
 
 def one_line_error(capsys) -> str:

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from fakedata import raises_one_line, write_mnist_like, write_svhn_mat
 
 from cnnlab.data import digits_wild, printed
+from cnnlab.data.datasets import dataset_names, load_dataset, locate
 from cnnlab.data.loader import pad_to
-from cnnlab.data.registry import dataset_names, load_dataset, locate
 from cnnlab.errors import ConfigError, DataError
 
 N_PRINTED_TRAIN, N_PRINTED_TEST = 40, 20

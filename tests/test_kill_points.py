@@ -16,8 +16,8 @@ from fresh import run_cnnlab
 
 from cnnlab import faults
 from cnnlab.cli import main
-from cnnlab.study.runner import run_study
-from cnnlab.study.spec import load_study
+from cnnlab.study.plan.study_file import load_study
+from cnnlab.study.run.runner import run_study
 
 STUDY = """
 [study]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cnnlab.analysis import stats
-from cnnlab.analysis.improvement import improvement, probability_of_improvement
-from cnnlab.analysis.power import power_of, seeds_to_detect, welch_power
+from cnnlab import stats
+from cnnlab.stats.improvement import improvement, probability_of_improvement
+from cnnlab.stats.power import power_of, seeds_to_detect, welch_power
 
 
 def test_probability_of_improvement_is_mann_whitney_u_over_pairs():

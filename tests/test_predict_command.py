@@ -15,7 +15,7 @@ from PIL import Image
 from test_predict import DIGITS, bad_files, random_checkpoint, save
 
 from cnnlab.cli import main
-from cnnlab.cli import predict as cli_predict
+from cnnlab.cli import predict_command as cli_predict
 from cnnlab.config.schema import make_config
 from cnnlab.inference import images
 from cnnlab.inference.predict import predict_files
@@ -180,7 +180,7 @@ def test_real_mnist_photographed_reads_as_well_as_the_raw_test_set(mnist_lenet, 
 
     The preprocessing must undo it: accuracy within a point of the raw images'.
     """
-    from cnnlab.data.registry import load_dataset
+    from cnnlab.data.datasets import load_dataset
     from cnnlab.inference.predict import Predictor
 
     ckpt = load_checkpoint(mnist_lenet)

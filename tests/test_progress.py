@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from cnnlab.records import EpochRow
-from cnnlab.study.progress import BarStudyProgress, LineStudyProgress
+from cnnlab.study.run.study_progress import BarStudyProgress, LineStudyProgress
 
 
 def planned(run_id: str, epochs: int) -> SimpleNamespace:
@@ -62,7 +62,7 @@ def test_a_second_phase_keeps_its_own_pace(monkeypatch):
     # A search (trials pruned early), then its confirmation: the ETA of the second phase
     # comes from the second phase's epochs and clock alone.
     now = [0.0]
-    monkeypatch.setattr("cnnlab.study.progress.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("cnnlab.study.run.study_progress.time.perf_counter", lambda: now[0])
     progress = LineStudyProgress(Console(file=io.StringIO(), width=200))
     progress.begin(runs_total=2, runs_done=0, epochs_todo=4)  # clock 0: the search starts
     for name in ("t0", "t1"):

@@ -97,7 +97,7 @@ def study_files(draw: st.DrawFn) -> str:
 
 @given(study_files())
 def test_study_files_never_crash(text: str):
-    from cnnlab.study.spec import load_study
+    from cnnlab.study.plan.study_file import load_study
 
     with scratch() as folder:
         path = folder / "study.toml"
@@ -107,7 +107,7 @@ def test_study_files_never_crash(text: str):
 
 @given(st.text(max_size=200))
 def test_any_text_as_a_study_file_never_crashes(text: str):
-    from cnnlab.study.spec import load_study
+    from cnnlab.study.plan.study_file import load_study
 
     with scratch() as folder:
         path = folder / "study.toml"

@@ -17,16 +17,16 @@ from test_kill_points import reference as reference  # a fixture
 from test_kill_points import study_file as study_file  # a fixture
 
 from cnnlab.cli import main
-from cnnlab.study.runner import run_study
-from cnnlab.study.spec import load_study
-from cnnlab.study.store import load_results
+from cnnlab.study.plan.study_file import load_study
+from cnnlab.study.run.runner import run_study
+from cnnlab.study.store.database import load_results
 
 # Loopback only, no usage report: set before Ray is imported (cnnlab's import_ray does too).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray")
 
-from cnnlab.study.ray_executor import RayExecutor, RaySettings  # noqa: E402
+from cnnlab.study.run.ray_executor import RayExecutor, RaySettings  # noqa: E402
 
 QUIET = ["--no-report", "--quiet"]
 
@@ -160,8 +160,8 @@ def test_a_search_trains_trials_at_once_on_ray_and_prunes_at_the_epoch_judged(
     import optuna
     from test_search import STUDY
 
-    from cnnlab.study.search import SearchFeed
-    from cnnlab.study.store import Store
+    from cnnlab.study.run.search import SearchFeed
+    from cnnlab.study.store.database import Store
 
     path = tmp_path / "search.toml"
     path.write_text(STUDY.format(data_dir=data_dir, trials=4).replace("epochs = 1", "epochs = 2"))

@@ -10,12 +10,13 @@ import markupsafe
 import numpy as np
 import pytest
 
-from cnnlab.analysis import stats
-from cnnlab.analysis.formatting import fmt_p
-from cnnlab.analysis.numbers import analyze, to_json
+from cnnlab import stats
+from cnnlab.analysis.numbers import to_json
 from cnnlab.analysis.render import render_html, write_report
+from cnnlab.analysis.study_analysis import analyze
 from cnnlab.records import EpochRow, RunSummary
-from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.stats.formatting import fmt_p
+from cnnlab.study.store.results import RunResult, StudyResults
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -126,7 +126,7 @@ def test_the_best_variant_is_chosen_on_validation_when_there_is_one(tmp_path):
 
     from test_report import fake_study
 
-    from cnnlab.analysis.numbers import analyze
+    from cnnlab.analysis.study_analysis import analyze
 
     results = fake_study(tmp_path, {"base": [0.90, 0.91, 0.92], "new": [0.93, 0.94, 0.95]})
     numbers = analyze(results)

@@ -25,13 +25,13 @@ from test_report import (
     variant,
 )
 
-from cnnlab import cli
-from cnnlab.analysis import stats
+from cnnlab import cli, stats
 from cnnlab.analysis.compare import compare_studies
-from cnnlab.analysis.numbers import analyze, to_json
+from cnnlab.analysis.numbers import to_json
 from cnnlab.analysis.render import render_html, write_report
+from cnnlab.analysis.study_analysis import analyze
 from cnnlab.errors import CnnlabError
-from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.study.store.results import RunResult, StudyResults
 
 # --- real runs: checkpoints, predictions and the browser ---------------------------------------
 
@@ -72,7 +72,7 @@ def train_run(data_dir: Path, data, root: Path, name: str, lr: float, seed: int)
 @pytest.fixture(scope="module")
 def real_study(data_dir, tmp_path_factory) -> StudyResults:
     """2 learning rates x 2 seeds of a small MLP, 1 epoch on the learnable MNIST (~3 s)."""
-    from cnnlab.data.registry import load_dataset
+    from cnnlab.data.datasets import load_dataset
 
     root = tmp_path_factory.mktemp("real-study")
     data = load_dataset("mnist", data_dir)
@@ -128,7 +128,7 @@ def test_report_of_real_runs_predicts_with_the_best_checkpoint(real_study, real_
 
 def test_runs_save_their_test_predictions_and_the_report_reads_them(real_study, tmp_path):
     from cnnlab.evaluation.saved import FILE
-    from cnnlab.study.predictions import predict_run
+    from cnnlab.study.store.predictions import predict_run
 
     run = real_study.runs[0]
     assert (run.run_dir / FILE).is_file()
@@ -229,10 +229,10 @@ def test_report_opens_cleanly_in_headless_chromium(real_report, tmp_path):
 
 @pytest.fixture
 def fake_store(monkeypatch):
-    """`cnnlab.study.folders.load_any` serving studies from a dict (keyed by folder)."""
-    import cnnlab.cli.report
+    """`cnnlab.study.store.folders.load_any` serving studies from a dict (keyed by folder)."""
+    import cnnlab.cli.report_command
 
-    monkeypatch.setattr(cnnlab.cli.report, "console", Console(width=200, color_system=None))
+    monkeypatch.setattr(cnnlab.cli.report_command, "console", Console(width=200, color_system=None))
     studies: dict[Path, StudyResults] = {}
 
     def load_any(paths):
@@ -241,9 +241,9 @@ def fake_store(monkeypatch):
             raise CnnlabError(f"{study_dir}: not a study folder")
         return studies[Path(study_dir)]
 
-    module = types.ModuleType("cnnlab.study.folders")
+    module = types.ModuleType("cnnlab.study.store.folders")
     module.load_any = load_any
-    monkeypatch.setitem(sys.modules, "cnnlab.study.folders", module)
+    monkeypatch.setitem(sys.modules, "cnnlab.study.store.folders", module)
     return studies
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from cnnlab.cli.app import main
 from cnnlab.errors import ConfigError
-from cnnlab.study.spec import load_study
-from cnnlab.study.store import Store, load_results
+from cnnlab.study.plan.study_file import load_study
+from cnnlab.study.store.database import Store, load_results
 
 pytest.importorskip("optuna")
 
@@ -112,7 +112,7 @@ def test_trials_are_runs_and_the_winner_is_confirmed_over_seeds(tmp_path, data_d
 
 
 def test_a_killed_search_continues_to_the_number_of_trials_asked(tmp_path, data_dir, monkeypatch):
-    from cnnlab.study.executor import InProcessExecutor
+    from cnnlab.study.run.executor import InProcessExecutor
 
     study = write(tmp_path, data_dir, trials=3)
     out = tmp_path / "out"
@@ -150,10 +150,10 @@ class Hopeless:
 
 def trial_with_pruner(tmp_path, data_dir, trial, epochs: int) -> tuple[str, str | None]:
     """One search trial of ``epochs`` epochs, its pruner ``trial``: (status, error)."""
-    from cnnlab.study.events import ListFeed
-    from cnnlab.study.executor import InProcessExecutor
-    from cnnlab.study.progress import QuietStudyProgress
-    from cnnlab.study.search import prune_reason, trial_run
+    from cnnlab.study.run.events import ListFeed
+    from cnnlab.study.run.executor import InProcessExecutor
+    from cnnlab.study.run.search import prune_reason, trial_run
+    from cnnlab.study.run.study_progress import QuietStudyProgress
 
     class Judged(ListFeed):  # the run's epochs go to ``trial``'s pruner, as a search's do
         def judges(self, run):
@@ -258,7 +258,7 @@ def test_a_search_killed_by_sigkill_ends_with_exactly_the_trials_asked(tmp_path,
 def test_parameter_importances_are_drawn_only_when_there_is_a_choice(tmp_path, keys, importance):
     optuna = pytest.importorskip("optuna")
     from cnnlab.analysis.search_figures import FIG_IMPORTANCE, search_figures
-    from cnnlab.study.search import STORAGE
+    from cnnlab.study.run.search import STORAGE
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{tmp_path / STORAGE}"

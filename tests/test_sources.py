@@ -7,7 +7,7 @@ from conftest import write_learnable_mnist
 from fakedata import make_tar, write_cifar10_batches, write_image_folder, write_svhn_mat
 
 from cnnlab.data import sources
-from cnnlab.data.registry import load_dataset, locate
+from cnnlab.data.datasets import load_dataset, locate
 from cnnlab.errors import DataError
 
 
@@ -114,10 +114,10 @@ def test_real_fashion_mnist_from_the_debian_package():
 
 def test_the_settings_know_every_dataset_the_registry_reads():
     from cnnlab.config.dataset import BUILTIN_FILES, DATASET_NAMES
-    from cnnlab.data import registry, sources
+    from cnnlab.data import datasets, sources
 
     assert tuple(sources.SOURCES) == BUILTIN_FILES
-    assert tuple(registry.ENTRIES) == DATASET_NAMES
+    assert tuple(datasets.ENTRIES) == DATASET_NAMES
 
 
 def test_dataset_references_are_parsed_once_with_their_options(tmp_path):

@@ -1,4 +1,4 @@
-"""cnnlab.analysis.stats against scipy and against numbers worked out by hand."""
+"""cnnlab.stats against scipy and against numbers worked out by hand."""
 
 import math
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cnnlab.analysis import stats
+from cnnlab import stats
 
 A = [1.0, 2.0, 3.0, 4.0]
 B = [2.0, 4.0, 6.0, 8.0, 10.0]

@@ -21,7 +21,7 @@ from study_helpers import (  # noqa: F401 (autouse fixtures)
 )
 
 from cnnlab.errors import ConfigError
-from cnnlab.study.spec import load_study
+from cnnlab.study.plan.study_file import load_study
 
 # ---------------------------------------------------------------------------------------------
 # Study files: validation and expansion

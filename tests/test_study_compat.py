@@ -12,9 +12,9 @@ import sqlite3
 from pathlib import Path
 
 from cnnlab.cli import main
-from cnnlab.study.spec import load_study
-from cnnlab.study.store import load_results
-from cnnlab.study.store_schema import DB_NAME, SCHEMA_VERSION
+from cnnlab.study.plan.study_file import load_study
+from cnnlab.study.store.database import load_results
+from cnnlab.study.store.schema import DB_NAME, SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data"
 STUDY = DATA / "study-v1.toml"

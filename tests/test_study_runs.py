@@ -21,11 +21,11 @@ from study_helpers import (  # noqa: F401 (autouse fixtures)
 
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.study.progress import QuietStudyProgress
-from cnnlab.study.runner import run_study, study_lock
-from cnnlab.study.spec import load_study
-from cnnlab.study.store import load_results
-from cnnlab.training.progress import QuietReporter
+from cnnlab.study.plan.study_file import load_study
+from cnnlab.study.run.runner import run_study, study_lock
+from cnnlab.study.run.study_progress import QuietStudyProgress
+from cnnlab.study.store.database import load_results
+from cnnlab.training.reporting import QuietReporter
 
 # ---------------------------------------------------------------------------------------------
 # Running studies
@@ -286,8 +286,8 @@ def test_a_pool_of_workers_gets_the_most_training_first(data_dir, tmp_path):
     # Study order puts the small MLP first; a Ray pool should start the LeNet-5 run with
     # three epochs first, then the one-epoch LeNet-5, and the MLP last.
     pytest.importorskip("ray")
-    from cnnlab.study.ray_executor import RayExecutor
-    from cnnlab.study.store import Store
+    from cnnlab.study.run.ray_executor import RayExecutor
+    from cnnlab.study.store.database import Store
 
     variants = (
         '[[variant]]\nname = "lenet"\nmodel = "lenet5"\n'

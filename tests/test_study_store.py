@@ -27,9 +27,9 @@ from study_helpers import (  # noqa: F401 (autouse fixtures)
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, summarize_history
-from cnnlab.study.runner import run_study
-from cnnlab.study.spec import load_study
-from cnnlab.study.store import Store, load_results
+from cnnlab.study.plan.study_file import load_study
+from cnnlab.study.run.runner import run_study
+from cnnlab.study.store.database import Store, load_results
 
 # ---------------------------------------------------------------------------------------------
 # The store
@@ -247,7 +247,7 @@ def test_a_killed_study_resumes_to_the_results_of_an_uninterrupted_one(data_dir,
 
 def test_settings_added_later_keep_old_run_ids_at_their_defaults():
     from cnnlab.config.schema import config_dict, make_config
-    from cnnlab.study.spec import SETTINGS_ADDED_SINCE_V1, run_identity
+    from cnnlab.study.plan.study_file import SETTINGS_ADDED_SINCE_V1, run_identity
 
     spec = {"name": "lenet5", "args": {}}
     plain = run_identity(config_dict(make_config({})), spec)["settings"]

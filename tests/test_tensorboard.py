@@ -10,7 +10,7 @@ from cnnlab.cli.app import main
 from cnnlab.config.schema import make_config
 from cnnlab.errors import ConfigError
 from cnnlab.training.loop import train
-from cnnlab.training.progress import QuietReporter
+from cnnlab.training.reporting import QuietReporter
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 

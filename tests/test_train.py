@@ -12,14 +12,14 @@ import torch
 from cnnlab.config.files import load_config_file
 from cnnlab.config.schema import make_config
 from cnnlab.data.arrays import Split
-from cnnlab.data.registry import load_dataset
+from cnnlab.data.datasets import load_dataset
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.metrics import accuracy_by_domain, domain_counts
 from cnnlab.evaluation.precision import resolve_precision
 from cnnlab.training.checkpoint import load_checkpoint
 from cnnlab.training.loop import train
-from cnnlab.training.progress import QuietReporter
 from cnnlab.training.recipe import lr_factor
+from cnnlab.training.reporting import QuietReporter
 
 
 def small_config(data_dir: Path, **overrides):

@@ -8,8 +8,8 @@ import torch
 from test_train import small_config
 
 from cnnlab.data.arrays import Split
+from cnnlab.data.datasets import DataCache, load_dataset
 from cnnlab.data.loader import DeviceLoader, Normalization
-from cnnlab.data.registry import DataCache, load_dataset
 from cnnlab.evaluation.metrics import predict_logits
 from cnnlab.evaluation.precision import resolve_precision
 from cnnlab.inference.evaluate import evaluate_checkpoint

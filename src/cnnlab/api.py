@@ -33,7 +33,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.inference.predict import Prediction
 from cnnlab.models.factories import register_model, remember_factory
 from cnnlab.records import RunRecord
-from cnnlab.study.results import StudyResults
+from cnnlab.study.store.results import StudyResults
 
 __all__ = ["Dataset", "load_results", "predict", "register_model", "run_study", "train"]
 
@@ -100,9 +100,9 @@ def train(
     """Train one run into ``out`` (default runs/<model>-<dataset>-s<seed>, as the CLI) and
     return its typed record (``.summary``, ``.history``, ``.run_dir``; ``.to_dataframe()``).
     ``data``: a :class:`Dataset` from arrays instead of the ``dataset`` setting."""
-    from cnnlab.data.registry import DataCache
+    from cnnlab.data.datasets import DataCache
     from cnnlab.models.registry import resolve_model
-    from cnnlab.training.progress import make_reporter
+    from cnnlab.training.reporting import make_reporter
     from cnnlab.training.run import default_run_folder, train_run
 
     if data is not None:
@@ -143,11 +143,11 @@ def run_study(
     """Run a study file as `cnnlab run` does (resumable; done runs are skipped) and return
     its results (``.runs``, ``.to_dataframe()``); writes the report unless ``report=False``.
     ``data``: arrays from :class:`Dataset` for every run (in-process executor only)."""
-    from cnnlab.study.executor import InProcessExecutor
-    from cnnlab.study.progress import make_study_progress
-    from cnnlab.study.runner import default_out_dir
-    from cnnlab.study.runner import run_study as run_planned
-    from cnnlab.study.spec import load_study
+    from cnnlab.study.plan.study_file import load_study
+    from cnnlab.study.run.executor import InProcessExecutor
+    from cnnlab.study.run.runner import default_out_dir
+    from cnnlab.study.run.runner import run_study as run_planned
+    from cnnlab.study.run.study_progress import make_study_progress
 
     if data is not None:
         if executor != "inprocess":
@@ -166,7 +166,7 @@ def run_study(
     )
     out_dir = Path(out) if out is not None else default_out_dir(loaded)
     if executor == "ray":
-        from cnnlab.study.ray_executor import RayExecutor, RaySettings
+        from cnnlab.study.run.ray_executor import RayExecutor, RaySettings
 
         chosen: Any = RayExecutor(RaySettings(address, workers, cpus_per_run, gpus_per_run))
     elif executor == "inprocess":
@@ -189,7 +189,7 @@ def run_study(
 
 def load_results(*folders: str | Path) -> StudyResults:
     """A study folder's results, or `cnnlab train` run folders read as one study."""
-    from cnnlab.study.folders import load_any
+    from cnnlab.study.store.folders import load_any
 
     if not folders:
         raise ConfigError("load_results() needs a study folder or run folders")

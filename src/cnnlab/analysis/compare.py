@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab import stats
 from cnnlab.analysis import settings as settings_diff
-from cnnlab.analysis import stats
-from cnnlab.analysis.numbers import done_runs, json_safe, settings_of, variant_names
+from cnnlab.analysis.numbers import json_safe
+from cnnlab.analysis.study_analysis import done_runs, settings_of, variant_names
 from cnnlab.config.identity import canonical_json
 from cnnlab.errors import ConfigError
-from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.study.store.results import RunResult, StudyResults
 
 HIGHER = "higher in B"
 LOWER = "lower in B"

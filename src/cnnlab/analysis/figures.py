@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from cnnlab import plots
-from cnnlab.analysis.formatting import fmt_pct
 from cnnlab.analysis.numbers import CURVE_KEYS, StudyNumbers
 from cnnlab.analysis.tables import display_rows
-from cnnlab.study.predictions import Predictions
+from cnnlab.stats.formatting import fmt_pct
+from cnnlab.study.store.predictions import Predictions
 
 GRID_IMAGES = 24
 WRONG_IMAGES = 12

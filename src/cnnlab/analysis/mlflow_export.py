@@ -22,7 +22,7 @@ from typing import Any
 from cnnlab.config.identity import flatten, slugify
 from cnnlab.errors import CnnlabError
 from cnnlab.records import ARTIFACTS, EPOCH_COLUMNS
-from cnnlab.study.results import RunResult, StudyResults
+from cnnlab.study.store.results import RunResult, StudyResults
 
 INSTALL_HINT = "pip install 'cnnlab[mlflow]' (or pip install mlflow)"
 RUN_ID_TAG, STATE_TAG = "cnnlab.run_id", "cnnlab.export"

@@ -1,19 +1,15 @@
 """The report in words: summary sentences and warnings from the numbers.
 
 A variant is called better or worse ONLY when its verdict says so, and verdicts come
-from :func:`cnnlab.analysis.stats.verdict_for` (Holm-adjusted p < alpha); the sentences
+from :func:`cnnlab.stats.verdict_for` (Holm-adjusted p < alpha); the sentences
 only repeat them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from cnnlab.analysis import stats
-from cnnlab.analysis.formatting import fmt_pct, fmt_pts, p_phrase
-
-if TYPE_CHECKING:
-    from cnnlab.analysis.numbers import StudyNumbers, VariantNumbers
+from cnnlab import stats
+from cnnlab.analysis.numbers import StudyNumbers, VariantNumbers
+from cnnlab.stats.formatting import fmt_pct, fmt_pts, p_phrase
 
 
 def _plural(n: int, word: str = "run") -> str:

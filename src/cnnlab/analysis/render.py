@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.analysis import stats
+from cnnlab import stats
 from cnnlab.analysis.figures import Figure, make_figures, prediction_numbers
-from cnnlab.analysis.formatting import fmt_p, fmt_pct, fmt_pts, fmt_seconds
-from cnnlab.analysis.numbers import StudyNumbers, analyze, json_safe, to_json
+from cnnlab.analysis.numbers import StudyNumbers, json_safe, to_json
 from cnnlab.analysis.search_figures import SEARCH_PREFIX, search_figures
 from cnnlab.analysis.search_numbers import SearchNumbers
 from cnnlab.analysis.selection import peeking_figures
+from cnnlab.analysis.study_analysis import analyze
 from cnnlab.analysis.tables import (
     COLUMNS,
     DOMAIN_NOTE,
@@ -33,8 +33,9 @@ from cnnlab.analysis.tables import (
     settings_rows,
 )
 from cnnlab.atomic import atomic_write_text
-from cnnlab.study.predictions import Predictions, best_predictions
-from cnnlab.study.results import StudyResults
+from cnnlab.stats.formatting import fmt_p, fmt_pct, fmt_pts, fmt_seconds
+from cnnlab.study.store.predictions import Predictions, best_predictions
+from cnnlab.study.store.results import StudyResults
 
 METHOD_NOTES = [
     "Each variant is trained once per seed; the metric is the final (last-epoch) test accuracy.",
@@ -270,7 +271,7 @@ def write_report(
     """Write report.html, report.md and report.json (and the PNG figures) into ``out_dir``.
 
     Returns [report.html, report.md, report.json]. ``predictions``: True shows those of the
-    best variant's first finished seed (:func:`cnnlab.study.predictions.best_predictions`);
+    best variant's first finished seed (:func:`cnnlab.study.store.predictions.best_predictions`);
     False skips them (no confusion matrix or image grids); a Predictions (or the reason
     there are none) shows that.
     """

@@ -24,7 +24,7 @@ _log = logging.getLogger(__name__)
 def search_figures(study_dir: Path, name: str, objective: str, out_dir: Path) -> list[Figure]:
     """The figures of the search stored in ``study_dir`` (none without one, or without
     optuna); one that cannot be drawn (too few finished trials) is left out and logged."""
-    from cnnlab.study.search import STORAGE, import_optuna
+    from cnnlab.study.run.search import STORAGE, import_optuna
 
     storage = Path(study_dir) / STORAGE
     if not storage.is_file():

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cnnlab.analysis import stats
-from cnnlab.analysis.formatting import fmt_p, fmt_pts
-from cnnlab.study.expand import format_value
-from cnnlab.study.results import StudyResults
+from cnnlab import stats
+from cnnlab.stats.formatting import fmt_p, fmt_pts
+from cnnlab.study.plan.expand import format_value
+from cnnlab.study.store.results import StudyResults
 
 SHOWN_TRIALS = 15  # the best ones; every trial is in report.json and the store
 

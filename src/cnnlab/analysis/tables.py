@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cnnlab.analysis import stats
-from cnnlab.analysis.claims import ClaimVerdict
-from cnnlab.analysis.formatting import fmt_count, fmt_p, fmt_pct, fmt_pts, fmt_seconds
+from cnnlab import stats
 from cnnlab.analysis.numbers import Sample, StudyNumbers, VariantNumbers
 from cnnlab.analysis.settings import show
+from cnnlab.claims.verdicts import ClaimVerdict
+from cnnlab.stats.formatting import fmt_count, fmt_p, fmt_pct, fmt_pts, fmt_seconds
 
 DOMAIN_NOTE = (
     "Final test accuracy on each part of the composite test set (mean ± std over seeds); "

@@ -1,7 +1,7 @@
 """Tidy tables for pandas, R or a spreadsheet: one row per run, one column per setting,
 metric, time and provenance field (``cnnlab report DIR --format csv``); and one row per
 epoch of every run, long format (``--format epochs-csv``). The rows are
-:mod:`cnnlab.study.tables`'; this writes them as CSV."""
+:mod:`cnnlab.study.store.run_table`'; this writes them as CSV."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import io
 import json
 from typing import Any
 
-from cnnlab.study.results import StudyResults
-from cnnlab.study.tables import epoch_rows, run_rows
+from cnnlab.study.store.results import StudyResults
+from cnnlab.study.store.run_table import epoch_rows, run_rows
 
 
 def _cell(value: Any) -> Any:
@@ -32,8 +32,8 @@ def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def runs_csv(results: StudyResults) -> str:
-    return _csv(*run_rows(results))
+    return _csv(*run_rows(results.runs))
 
 
 def epochs_csv(results: StudyResults) -> str:
-    return _csv(*epoch_rows(results))
+    return _csv(*epoch_rows(results.name, results.runs))

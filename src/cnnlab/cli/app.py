@@ -19,13 +19,26 @@ from pathlib import Path
 from typing import NoReturn
 
 from cnnlab import heartbeat
-from cnnlab.cli import data, evaluate, export, models, predict, report, run, tracking, train
+from cnnlab.cli import (
+    data_command,
+    evaluate_command,
+    export_command,
+    models_command,
+    predict_command,
+    report_command,
+    run_command,
+    tracking_command,
+    train_command,
+)
 from cnnlab.cli.common import console, err_console, print_error
 from cnnlab.errors import CnnlabError
 from cnnlab.version import __version__
 
 # In the order `cnnlab --help` lists them.
-COMMANDS = (data, models, train, evaluate, report, run, predict, export, tracking)
+COMMANDS = (
+    data_command, models_command, train_command, evaluate_command, report_command,
+    run_command, predict_command, export_command, tracking_command,
+)  # fmt: skip
 
 EPILOG = """\
 examples:
@@ -113,7 +126,7 @@ def _add_logging_everywhere(parser: argparse.ArgumentParser) -> None:
                 _add_logging_everywhere(nested)
 
 
-def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return func(args)
     except CnnlabError as exc:
@@ -193,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.file = beat.wrap(sys.stdout)
     try:
         with sigterm_as_interrupt():
-            return run_command(args.func, args)
+            return run_guarded(args.func, args)
     finally:
         if beat is not None:
             heartbeat.stop()

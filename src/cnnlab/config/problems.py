@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from cnnlab.config.suggest import did_you_mean
+from cnnlab.errors import ConfigError
 
 
 def _model_at(root: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel]:
@@ -82,3 +84,50 @@ def describe_errors(
 ) -> list[str]:
     """Every problem pydantic found, one line each."""
     return [describe_error(dict(err), where, root, label) for err in exc.errors()]
+
+
+@dataclass
+class Problems:
+    """The problems of one study file, with the lines they are on."""
+
+    where: str  # the file, as the messages name it
+    text: str  # its TOML, for line numbers
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, message: str, table: str | None = None, index: int = 0, key: str = "") -> None:
+        """``message`` about ``key`` of ``table`` ("[defaults]", "[[variant]]" with its
+        0-based ``index``, "[grid]", "[study]")."""
+        line = find_line(self.text, table, index, key) if table else None
+        place = f" (line {line})" if line else ""
+        self.lines.append(f"{self.where}{place}: {message}")
+
+    def raise_if_any(self) -> None:
+        if len(self.lines) == 1:
+            raise ConfigError(self.lines[0])
+        if self.lines:
+            listed = "\n".join(f"  {line}" for line in self.lines)
+            raise ConfigError(f"{self.where}: {len(self.lines)} problems:\n{listed}")
+
+
+_HEADER = re.compile(r"^\s*(\[\[?[^\]]+\]\]?)")
+
+
+def find_line(text: str, table: str, index: int, key: str) -> int | None:
+    """The 1-based line of ``key`` (its top-level part) in the ``index``-th ``table``, or of
+    the table's header when the key is not written there; None when neither is found."""
+    top = key.split(".")[0] if table != "[grid]" else key
+    key_line = re.compile(rf'^\s*("{re.escape(top)}"|{re.escape(top)})\s*=')
+    seen, header = -1, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _HEADER.match(line)
+        if match:
+            inside = match.group(1).replace(" ", "") == table
+            seen += inside
+            if inside and seen == index:
+                header = number
+            elif header is not None:
+                break
+            continue
+        if header is not None and top and key_line.match(line):
+            return number
+    return header

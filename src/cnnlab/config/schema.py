@@ -59,7 +59,7 @@ class TrainConfig(_Strict):
     """Every setting of one training run; ``config.json`` in a run folder is this, resolved.
 
     The one schema: the `cnnlab train` flags (cnnlab.cli.train_flags) and the keys a
-    study file accepts (cnnlab.study.spec) are derived from these fields.
+    study file accepts (cnnlab.study.plan.study_file) are derived from these fields.
     """
 
     dataset: str = Field(

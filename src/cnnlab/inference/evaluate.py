@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from cnnlab.data.arrays import DatasetArrays
+from cnnlab.data.datasets import load_dataset
 from cnnlab.data.loader import DeviceLoader
-from cnnlab.data.registry import load_dataset
 from cnnlab.errors import DataError
 from cnnlab.evaluation.contract import shape_for_model
 from cnnlab.evaluation.metrics import (

@@ -129,7 +129,7 @@ def check_inputs(ckpt: Checkpoint, data_dir: Path | None, n: int = CHECK_IMAGES)
     Real images exercise the activations the model will see (saturated ReLUs, large
     logits) where random noise may not; random ones still catch a wrong graph.
     """
-    from cnnlab.data.registry import load_dataset
+    from cnnlab.data.datasets import load_dataset
     from cnnlab.evaluation.contract import shape_for_model
 
     c, h, w = ckpt.input_shape

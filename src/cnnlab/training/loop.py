@@ -24,7 +24,7 @@ from cnnlab.atomic import atomic_write_text
 from cnnlab.config.identity import RUN_ID_LENGTH, identity_hash, run_identity
 from cnnlab.config.schema import TrainConfig, config_dict
 from cnnlab.data.arrays import DatasetArrays
-from cnnlab.data.registry import DataCache
+from cnnlab.data.datasets import DataCache
 from cnnlab.errors import RunFailed
 from cnnlab.evaluation.metrics import accuracy_by_domain, loss_and_accuracy, predict_logits
 from cnnlab.evaluation.precision import configure_backends, resolve_precision
@@ -42,9 +42,9 @@ from cnnlab.records import (
 )
 from cnnlab.training.checkpoint import save_checkpoint
 from cnnlab.training.prepare import make_loaders
-from cnnlab.training.progress import QuietReporter, Reporter
 from cnnlab.training.provenance import collect_provenance
 from cnnlab.training.recipe import lr_factor, set_lr
+from cnnlab.training.reporting import QuietReporter, Reporter
 from cnnlab.training.resume import no_deterministic_kernel, previous_checkpoint
 from cnnlab.training.tensorboard import TensorBoardReporter, require_tensorboard
 from cnnlab.training.trainer import RunState, Trainer, build_trainer

@@ -9,8 +9,8 @@ import numpy as np
 from cnnlab.config.schema import TrainConfig
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.augment import build_augment
+from cnnlab.data.datasets import DataCache
 from cnnlab.data.loader import DeviceLoader, Normalization, channel_stats, stratified_split
-from cnnlab.data.registry import DataCache
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.contract import shape_for_model
 from cnnlab.evaluation.precision import Precision

@@ -9,10 +9,10 @@ from cnnlab import faults, plots
 from cnnlab.config.identity import slugify
 from cnnlab.config.schema import TrainConfig
 from cnnlab.data.arrays import DatasetArrays
-from cnnlab.data.registry import DataCache
+from cnnlab.data.datasets import DataCache
 from cnnlab.records import ARTIFACTS, Provenance, RunRecord
 from cnnlab.training import loop
-from cnnlab.training.progress import Reporter
+from cnnlab.training.reporting import Reporter
 
 
 def default_run_folder(cfg: TrainConfig) -> Path:

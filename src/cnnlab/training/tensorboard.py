@@ -18,7 +18,7 @@ from typing import Any
 from cnnlab.config.identity import flatten
 from cnnlab.errors import ConfigError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, RunSummary
-from cnnlab.training.progress import Reporter
+from cnnlab.training.reporting import Reporter
 
 INSTALL_HINT = "pip install 'cnnlab[tensorboard]' (or pip install tensorboard)"
 

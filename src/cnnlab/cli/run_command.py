@@ -1,0 +1,279 @@
+"""`cnnlab run`: a study file, every variant x seed, resumably, then its report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+
+from cnnlab.cli.common import console, err_console, output_folder, positive_int
+from cnnlab.errors import CnnlabError
+
+if TYPE_CHECKING:
+    from cnnlab.study.run.executor import Executor
+
+RUN_EPILOG = """\
+examples:
+  cnnlab run studies/quick-fashion.toml          every variant x seed; results in runs/<name>
+  cnnlab run studies/seed004-cifar10-17.toml --epochs-scale 0.1 --seeds 0,1
+  cnnlab run studies/cifar10-fast.toml --variants fast   one variant of the study
+  cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
+  cnnlab run study.toml --retry-failed           run the failed runs again too
+  cnnlab run study.toml --executor ray --workers 2   two runs at once, one thread each
+  cnnlab run study.toml --executor ray --address auto --gpus-per-run 0.25   on a Ray cluster
+
+Rerun the same command to continue: done runs are skipped, interrupted ones resume
+from their last finished epoch. Changing a setting in the study file makes new runs
+(the old results stay stored; the report shows the study file as it is now).
+Results: <out>/study.sqlite; each run's files: <out>/runs/<variant>-s<seed>-<id>/.
+Exit status 1 when a run failed (the others are kept and reported), 2 on bad input.
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a study (variants x seeds from a TOML file), resumably, then report",
+        description="Run every variant of a study file with every seed, store the results "
+        "in <out>/study.sqlite and write the report.",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("study", type=Path, help="the study file (.toml)")
+    p.add_argument("--out", type=Path, help="study folder (default runs/<study name>)")
+    p.add_argument(
+        "--epochs-scale",
+        type=float,
+        metavar="FACTOR",
+        help="multiply every run's epochs (rounded, at least 1), e.g. 0.2 for a quick look",
+    )
+    p.add_argument("--seeds", metavar="LIST", help="replace the study's seeds, e.g. 0,1")
+    p.add_argument(
+        "--variants",
+        metavar="NAMES",
+        help="run only these variants, comma-separated, e.g. fast (the baseline stays the "
+        "study's if chosen, else the first one named)",
+    )
+    p.add_argument("--dataset", help="replace the study's dataset, e.g. folder:cifar10-jpeg.tar.gz")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder holding <name>/<canonical files> (default $CNNLAB_DATA)",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument(
+        "--allow-device-change",
+        action="store_true",
+        help="resume interrupted runs although this machine resolves device/precision auto "
+        "differently from their start (e.g. begun on a CPU, continued on a GPU)",
+    )
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write TensorBoard event files into every run folder (as tensorboard = true in "
+        "[defaults]); then: tensorboard --logdir <out>",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    scale = p.add_argument_group(
+        "scale out (Ray: pip install 'cnnlab[ray]')",
+        "Several runs at once on this machine's cores, its GPUs or a Ray cluster. The study "
+        "folder must be on a filesystem every node mounts at the same path.",
+    )
+    scale.add_argument(
+        "--executor",
+        choices=["inprocess", "ray"],
+        default="inprocess",
+        help="inprocess (default): one run after another here; ray: runs in parallel",
+    )
+    scale.add_argument(
+        "--address",
+        help="join this Ray cluster (e.g. auto, or HOST:6379 of `ray start --head`); "
+        "default: start a local instance for this command",
+    )
+    scale.add_argument(
+        "--workers",
+        type=positive_int,
+        help="runs at once (default: cores / --cpus-per-run, or what the cluster holds)",
+    )
+    scale.add_argument(
+        "--cpus-per-run",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="torch threads (and Ray CPUs) of each run (default 1)",
+    )
+    scale.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="GPUs of each run; a fraction packs several runs on one GPU, e.g. 0.25 (default 0: "
+        "Ray then hides the GPUs and runs train on the CPU)",
+    )
+    p.set_defaults(func=cmd_run)
+
+
+def make_executor(args: argparse.Namespace) -> Executor:
+    """The in-process executor by default; a RayExecutor (Ray imported) for --executor ray."""
+    ray_only = {"--address": args.address, "--workers": args.workers}
+    if args.executor != "ray":
+        given = [flag for flag, value in ray_only.items() if value is not None]
+        if args.cpus_per_run != 1 or args.gpus_per_run:
+            given.append("--cpus-per-run/--gpus-per-run")
+        if given:
+            raise CnnlabError(f"{', '.join(given)} need --executor ray")
+        from cnnlab.study.run.executor import InProcessExecutor
+
+        return InProcessExecutor(args.allow_device_change)
+    if not (0 <= args.gpus_per_run <= 64):
+        raise CnnlabError(f"--gpus-per-run {args.gpus_per_run}: use 0 to 64, e.g. 0.25 or 1")
+    from cnnlab.study.run.ray_executor import RayExecutor, RaySettings
+
+    return RayExecutor(
+        RaySettings(
+            address=args.address,
+            workers=args.workers,
+            cpus_per_run=args.cpus_per_run,
+            gpus_per_run=args.gpus_per_run,
+            allow_device_change=args.allow_device_change,
+        )
+    )
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CnnlabError(f"--seeds '{text}' is not a list of integers; write e.g. 0,1,2") from None
+    if not seeds:
+        raise CnnlabError("--seeds is empty; write e.g. 0,1,2")
+    return seeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cnnlab.study.plan.study_file import load_study
+    from cnnlab.study.run.runner import (
+        check_unlocked,
+        default_out_dir,
+        run_study,
+        summary_table,
+    )
+    from cnnlab.study.run.study_progress import make_study_progress
+    from cnnlab.study.store.schema import DB_NAME
+
+    study = load_study(
+        args.study,
+        dataset=args.dataset,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
+        epochs_scale=args.epochs_scale,
+        data_dir=args.data_dir,
+        variants=[v.strip() for v in args.variants.split(",") if v.strip()]
+        if args.variants is not None
+        else None,
+    )
+    if args.tensorboard:  # not part of a run's identity: the same runs, also logged
+        study.configs = {
+            key: cfg.model_copy(update={"tensorboard": True}) for key, cfg in study.configs.items()
+        }
+    out = output_folder(Path(args.out or default_out_dir(study)))
+    check_unlocked(out)  # refused before the header is printed
+    executor = make_executor(args)
+    if not (out / DB_NAME).exists():
+        # A new study: a missing dataset or a model that cannot take the images is
+        # refused before anything is printed (run_study checks again, from the cache).
+        executor.check(study.plan(out.absolute()))
+    if not args.quiet:
+        console.print(
+            escape(
+                f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+                f"on {study.dataset} -> {out}"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    outcome = run_study(
+        study,
+        out,
+        retry_failed=args.retry_failed,
+        executor=executor,
+        progress=make_study_progress(args.quiet, console),
+    )
+    statuses = {r.run_id: r.status for r in outcome.results.runs}
+    trained = sum(statuses.get(i) == "done" for i in outcome.executed)
+    failed_now = sum(statuses.get(i) == "failed" for i in outcome.executed)
+    skipped = []
+    if outcome.skipped_done:
+        skipped.append(f"{len(outcome.skipped_done)} done before")
+    if outcome.skipped_failed:
+        skipped.append(f"{len(outcome.skipped_failed)} failed before (--retry-failed reruns them)")
+    console.print(
+        f"{trained} runs trained now"
+        + (f", {failed_now} failed" if failed_now else "")
+        + (f"; skipped {', '.join(skipped)}" if skipped else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    results = outcome.results
+    console.print(summary_table(results))
+    for r in results.runs:
+        if r.status == "failed":
+            console.print(
+                escape(f"failed: {r.variant} seed {r.seed}: {r.error}"),
+                highlight=False,
+                soft_wrap=True,
+            )
+    if not args.no_report:
+        from cnnlab.analysis.render import write_report
+
+        paths = write_report(results, out)
+        console.print(f"report: {paths[0]}", highlight=False, soft_wrap=True)
+    console.print(f"results: {out / 'study.sqlite'}", highlight=False, soft_wrap=True)
+    if results.trials:
+        return _search_status(
+            results.trials, failed=sum(r.status == "failed" for r in results.runs)
+        )
+    failed = sum(r.status == "failed" for r in results.runs)
+    if failed:
+        err_console.print(
+            f"cnnlab: {failed} of {len(results.runs)} runs failed (see above); "
+            "fix the cause and rerun with --retry-failed",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+def _search_status(trials: list[dict], failed: int) -> int:
+    """A failed trial is a finding of the search (a learning rate that diverges), not a
+    failure of the study: said, exit 0. Exit 1 when no trial finished (there was nothing
+    to confirm) or a confirmation run failed."""
+    broken = [t for t in trials if t["state"] == "failed"]
+    if broken:
+        numbers = ", ".join(str(t["number"]) for t in broken[:10])
+        err_console.print(
+            f"cnnlab: {len(broken)} of {len(trials)} search trials failed (trial "
+            f"{numbers}{', ...' if len(broken) > 10 else ''}); the search counted them and went on",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not any(t["state"] == "complete" for t in trials):
+        err_console.print(
+            "cnnlab: no search trial finished, so nothing was confirmed; look at the failed "
+            "trials' errors above and narrow the [search.space]",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    if failed > len(broken):
+        err_console.print(
+            f"cnnlab: {failed - len(broken)} confirmation runs failed (see above); fix the "
+            "cause and rerun with --retry-failed",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    return 0

@@ -1,0 +1,164 @@
+"""Runs of a study in parallel on Ray: one machine's cores, several GPUs, or a cluster.
+
+The driver (the `cnnlab run` process) owns the study database; workers never open
+it. Each worker is a long-lived Ray actor that trains one run at a time with the
+in-process executor's code (so a run trains the same wherever it runs) and sends
+everything the store and the progress display need through a Ray queue, as it
+happens: the driver writes each epoch row when it arrives, so `cnnlab report` and
+the display work while runs are going.
+
+Run folders: the study folder must be one that every node sees at the same path
+(a local instance always does; on a cluster, a shared filesystem mounted alike on
+every machine, the usual set-up). Workers write the run folders there directly; a
+worker that cannot see the study's database stops the study with one line.
+
+Faults: a run that fails for a reason of its own (it diverged, a bad setting) is
+recorded as failed once; a worker that dies (killed, its node lost) is replaced
+and its run resumed from its checkpoint, at most ``ray_driver.MAX_WORKER_DEATHS``
+times per run; a driver that dies leaves its runs interrupted, and the same command resumes
+them from their last finished epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.study.plan.study_file import PlannedRun
+from cnnlab.study.run.events import ListFeed, RunFeed
+from cnnlab.study.run.executor import InProcessExecutor
+from cnnlab.study.run.ray_driver import Driver
+from cnnlab.study.run.study_progress import QuietStudyProgress, StudyProgress
+from cnnlab.study.store.database import Store
+
+INSTALL_HINT = "Ray is not installed: pip install 'cnnlab[ray]' (or pip install ray)"
+
+
+def import_ray() -> Any:
+    """Ray, set up to stay on this machine's loopback and report nothing home."""
+    # Without the first, a single-machine instance binds the interface address.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError:
+        raise CnnlabError(f"--executor ray: {INSTALL_HINT}") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    address: str | None = None  # None: start a local instance for this command
+    workers: int | None = None  # runs at once (default: what the resources allow)
+    cpus_per_run: int = 1  # torch threads of each run
+    gpus_per_run: float = 0.0  # 0.25 packs four runs on one GPU
+    allow_device_change: bool = False  # resume runs begun on another kind of device
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """The SIGTERM and SIGINT handlers as they were before the block: a driver's ray.init
+    installs its own (SIGTERM: log and die on the spot), which would take a scheduler's stop
+    away from cnnlab's, that marks the runs interrupted and exits 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread sets handlers (and Ray sets none from elsewhere)
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, handler)
+
+
+class RayExecutor:
+    """Runs a study's runs as tasks on Ray actors; the driver records what they send."""
+
+    def __init__(self, settings: RaySettings | None = None) -> None:
+        self.settings = settings or RaySettings()
+        self.local = InProcessExecutor()  # the preflight runs here, in the driver
+        self.ray = import_ray()
+        self.nodes: dict[str, str] = {}
+
+    def check(self, runs: Sequence[PlannedRun]) -> None:
+        if not self.settings.gpus_per_run:
+            # Ray hides every GPU from a task that asked for none: such a run cannot use one.
+            for run in runs:
+                if run.config.device.startswith("cuda"):
+                    raise CnnlabError(
+                        f"variant '{run.variant}' asks for device {run.config.device}, but a Ray "
+                        "run gets a GPU only with --gpus-per-run (e.g. 1, or 0.25 for four runs "
+                        "per GPU)"
+                    )
+        self.local.check(runs)
+
+    def run_all(
+        self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
+    ) -> None:
+        if runs:
+            self.run_feed(ListFeed(self.longest_first(runs, store)), store, progress)
+
+    def longest_first(self, runs: Sequence[PlannedRun], store: Store) -> list[PlannedRun]:
+        """The runs in the order a pool finishes soonest: most training left first (ties
+        and unchecked runs in study order). In study order a study whose biggest models
+        come last, like seed 004's VGG-like nets, would start them last and wait on them."""
+        left = {run.run_id: self.local.work(run, store.epochs_done(run.run_id)) for run in runs}
+        return sorted(runs, key=lambda run: -left[run.run_id])
+
+    def run_feed(self, feed: RunFeed, store: Store, progress: StudyProgress | None = None) -> None:
+        """Train what ``feed`` gives, as many runs at once as there are workers."""
+        with self.session():
+            Driver(self, feed, store, progress or QuietStudyProgress()).run()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Ray started (or joined) for the block, unless it already is: a command that
+        trains twice (a search, then its confirmation) pays the start-up once."""
+        if self.ray.is_initialized():
+            yield
+            return
+        with _signal_handlers_kept():
+            self._start()
+        try:
+            yield
+        finally:
+            self.ray.shutdown()
+
+    def _start(self) -> None:
+        s = self.settings
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "configure_logging": False,
+            "log_to_driver": False,
+        }
+        if s.address:
+            kwargs["address"] = s.address
+        else:
+            # "local": a new instance even when `ray start` left one running on this machine
+            # (without it ray.init joins that one, whatever its size).
+            kwargs["address"] = "local"
+            workers = s.workers or max(1, (os.cpu_count() or 1) // s.cpus_per_run)
+            kwargs["num_cpus"] = workers * s.cpus_per_run
+            kwargs["num_gpus"] = None if s.gpus_per_run else 0
+        try:
+            self.ray.init(**kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the cluster at {s.address}" if s.address else "a local Ray instance"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CnnlabError(f"cannot start or join {where}: {first}") from None
+
+    def worker_count(self) -> int:
+        s = self.settings
+        if s.workers:
+            return s.workers
+        total = self.ray.cluster_resources()
+        by_cpu = int(total.get("CPU", 1) // s.cpus_per_run)
+        by_gpu = int(total.get("GPU", 0) // s.gpus_per_run) if s.gpus_per_run else by_cpu
+        return max(1, min(by_cpu, by_gpu))

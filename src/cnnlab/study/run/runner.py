@@ -1,0 +1,149 @@
+"""Running a study: plan, skip what is done, run the rest, summarise.
+
+Rerunning the same command is always safe: ``done`` runs are skipped, unfinished
+ones (``pending``, or ``interrupted`` by Ctrl-C or a kill) resume from their
+checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from cnnlab.atomic import remove_stale_temporaries
+from cnnlab.study.plan.study_file import PlannedRun, Study, slugify
+from cnnlab.study.run.executor import Executor, InProcessExecutor
+from cnnlab.study.run.study_progress import QuietStudyProgress, StudyProgress
+from cnnlab.study.store.database import DB_NAME, Store
+from cnnlab.study.store.lock import check_unlocked, study_lock
+from cnnlab.study.store.results import StudyResults
+
+__all__ = ["check_unlocked", "run_study", "study_lock", "summary_table"]
+
+
+@dataclass
+class StudyOutcome:
+    results: StudyResults  # the current expansion's runs, as stored after this invocation
+    planned: list[PlannedRun]
+    skipped_done: list[str] = field(default_factory=list)  # run ids
+    skipped_failed: list[str] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.run_id for r in self.results.runs if r.status == "failed"]
+
+
+def default_out_dir(study: Study) -> Path:
+    return Path("runs") / slugify(study.name)
+
+
+def run_study(
+    study: Study,
+    out_dir: Path,
+    *,
+    retry_failed: bool = False,
+    executor: Executor | None = None,
+    progress: StudyProgress | None = None,
+) -> StudyOutcome:
+    """Run every planned run of ``study`` not done yet into ``out_dir``; see the module doc."""
+    out_dir = Path(out_dir).absolute()
+    executor = executor or InProcessExecutor()
+    progress = progress or QuietStudyProgress()
+    planned = study.plan(out_dir)
+    if not (out_dir / DB_NAME).exists():
+        # A new study folder: a run that cannot start (missing dataset, a model that cannot
+        # take the images) is refused before the folder, its lock or its database exist.
+        executor.check(planned)
+    # A search and its confirmation share one start-up of the executor (Ray's: seconds);
+    # a study without a search starts it only if some run is left to train.
+    session = executor.session() if study.search is not None else contextlib.nullcontext()
+    with study_lock(out_dir), Store(out_dir) as store, session:
+        remove_stale_temporaries(out_dir)  # a report killed while being written
+        store.interrupt_runs()  # 'running' with the lock free: the process that ran it died
+        if study.search is not None:
+            planned = search_then_plan(study, out_dir, store, executor, progress)
+        statuses = store.statuses()
+        outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
+        todo: list[PlannedRun] = []
+        for run in planned:
+            status = statuses.get(run.run_id, "pending")
+            if status == "done":
+                outcome.skipped_done.append(run.run_id)
+            elif status == "failed" and not retry_failed:
+                outcome.skipped_failed.append(run.run_id)
+            else:
+                todo.append(run)
+        executor.check(todo)  # before anything is written or run
+        record_study(store, study, planned)
+        epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
+        try:
+            progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
+            outcome.executed = [r.run_id for r in todo]
+            executor.run_all(todo, store, progress)
+        except KeyboardInterrupt:
+            store.interrupt_runs()
+            raise
+        finally:
+            progress.close()
+        outcome.results = store.results()
+    return outcome
+
+
+def record_study(
+    store: Store, study: Study, planned: list[PlannedRun], extra: Sequence[PlannedRun] = ()
+) -> None:
+    """This invocation of ``study`` and its runs in the store (``extra``: search trials)."""
+    store.record_study(
+        name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
+        baseline=study.baseline, description=study.description, variants=study.variant_names,
+        options=study.options, runs=planned, extra_runs=extra,
+    )  # fmt: skip
+
+
+def search_then_plan(
+    study: Study, out_dir: Path, store: Store, executor: Executor, progress: StudyProgress
+) -> list[PlannedRun]:
+    """Run the [search]'s trials not done yet; add its winners to the study's variants."""
+    from cnnlab.study.run.search import add_winners, run_search
+
+    def record(trial_runs: list[PlannedRun]) -> None:
+        record_study(store, study, study.plan(out_dir), trial_runs)
+
+    trials = run_search(study, out_dir, store, executor, progress, record)
+    spec = study.search
+    assert spec is not None
+    study.options["search"] = {
+        "objective": spec.objective, "sampler": spec.sampler, "pruner": spec.pruner,
+        "trials": spec.trials, "winners": add_winners(study, trials),
+    }  # fmt: skip
+    return study.plan(out_dir)
+
+
+def summary_table(results: StudyResults) -> Table:
+    """Variant, runs done, mean ± sample std of the final test accuracy."""
+    table = Table(title=f"{results.name} on {results.dataset}")
+    table.add_column("variant")
+    table.add_column("runs done", justify="right")
+    table.add_column("final test acc (mean ± std)", justify="right")
+    table.add_column("failed", justify="right")
+    for variant in results.variants:
+        runs = [r for r in results.runs if r.variant == variant]
+        if not runs:
+            continue
+        accs = [r.final_test_acc for r in results.runs_of(variant) if r.final_test_acc is not None]
+        failed = sum(r.status == "failed" for r in runs)
+        if len(accs) >= 2:
+            acc = f"{100 * statistics.mean(accs):.2f} ± {100 * statistics.stdev(accs):.2f}%"
+        elif accs:
+            acc = f"{100 * accs[0]:.2f}%"
+        else:
+            acc = "-"
+        name = f"{variant} (baseline)" if variant == results.baseline else variant
+        table.add_row(name, f"{len(accs)}/{len(runs)}", acc, str(failed) if failed else "")
+    return table

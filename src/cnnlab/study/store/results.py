@@ -1,0 +1,57 @@
+"""What a study's analysis reads: every run of a study with its settings and metrics.
+
+The store produces it; statistics and the report consume it. Nothing here
+touches the database or the file system beyond holding paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.study.store.run_result import RUN_STATUSES, RunResult
+from cnnlab.study.store.run_table import epoch_rows, run_rows
+
+__all__ = ["RUN_STATUSES", "RunResult", "StudyResults", "require_pandas"]
+
+
+@dataclass
+class StudyResults:
+    """A study's runs in the order of its file: variants as written, seeds ascending."""
+
+    name: str
+    dataset: str
+    baseline: str | None
+    variants: list[str]
+    runs: list[RunResult]
+    study_dir: Path
+    description: str = ""
+    file_path: str = ""  # the study file as it was last run ("" for run folders)
+    file_text: str = ""
+    options: dict[str, Any] = field(
+        default_factory=dict
+    )  # `cnnlab run` overrides (epochs_scale, ...) and a search's outcome ("search")
+    trials: list[dict[str, Any]] = field(default_factory=list)  # a [search]'s, from the store
+
+    def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
+        return [r for r in self.runs if r.variant == variant and r.status == status]
+
+    def to_dataframe(self, kind: str = "runs") -> Any:
+        """A pandas DataFrame: one row per run (``"runs"``: settings, final metrics, times,
+        provenance) or per epoch of every run (``"epochs"``). Needs pandas."""
+        if kind not in ("runs", "epochs"):
+            raise ValueError(f"kind must be 'runs' or 'epochs', not {kind!r}")
+        columns, rows = run_rows(self.runs) if kind == "runs" else epoch_rows(self.name, self.runs)
+        return require_pandas().DataFrame(rows, columns=columns)
+
+
+def require_pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise CnnlabError(
+            "to_dataframe() needs pandas: pip install 'cnnlab[pandas]' (or pip install pandas)"
+        ) from None
+    return pandas
