@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -187,6 +188,12 @@ def test_claims_reach_the_report_through_the_cli(data_dir, tmp_path, capsys):
     assert c["seeds"] == {"mlp": 2, "tiny lr": 2}
     html = (out / "report.html").read_text()
     assert 'id="claims"' in html and "Adam beats SGD" in html and "2 seeds, 1 epoch" in html
+    # The claims are the stored plan's: the file's text (shown in the report) is not parsed.
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        conn.execute("UPDATE studies SET file_text = 'not [TOML'")
+    assert main(["report", str(out), "--format", "json"]) == 0
+    (again,) = json.loads(capsys.readouterr().out)["claims"]
+    assert again["claim"] == c["claim"] and again["verdict"] == c["verdict"]
 
     # A folder that ran only some variants still lists the claim, as not measured.
     only = tmp_path / "only-mlp"

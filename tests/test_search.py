@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
@@ -270,3 +271,60 @@ def test_parameter_importances_are_drawn_only_when_there_is_a_choice(tmp_path, k
     drawn = [f.file for f in search_figures(tmp_path, "s", "val_acc", tmp_path)]
     assert (FIG_IMPORTANCE in drawn) is importance
     assert len(drawn) == 2 + importance  # the history and the slice plot, always
+
+
+def test_a_kill_between_a_rounds_record_and_its_first_run_resumes_the_same_runs(
+    tmp_path, data_dir, monkeypatch
+):
+    """The search's winners are a round of the plan: stored with the study before any of
+    their runs starts, so a rerun after a kill there plans the same runs without searching
+    again, and ends with the numbers of an uninterrupted study."""
+    from fresh import run_cnnlab
+
+    study = write(tmp_path, data_dir)
+    out, whole = tmp_path / "out", tmp_path / "whole"
+    killed = run_cnnlab(
+        ["run", str(study), "--out", str(out), "--quiet"], env={"CNNLAB_KILL_AT": "round-recorded"}
+    )
+    assert killed.returncode == -9, killed.stderr
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        (plan_json,) = conn.execute("SELECT plan_json FROM studies ORDER BY id DESC").fetchone()
+        started = conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE variant = 'search #1' AND status != 'pending'"
+        ).fetchone()[0]
+    (round_,) = json.loads(plan_json)["rounds"]
+    assert round_["kind"] == "search" and [v["name"] for v in round_["variants"]] == ["search #1"]
+    assert started == 0  # recorded, none of its runs begun
+
+    assert main(["run", str(study), "--out", str(whole), "--quiet"]) == 0
+    from cnnlab.study.run import search
+
+    monkeypatch.setattr(search, "run_search", lambda *a, **k: pytest.fail("searched again"))
+    assert main(["run", str(study), "--out", str(out), "--quiet"]) == 0  # the stored round
+    resumed, uninterrupted = load_results(out), load_results(whole)
+    assert resumed.variants == uninterrupted.variants == ["default", "search #1"]
+    assert resumed.options["search"] == uninterrupted.options["search"]
+    finals = {r.run_id: r.final_test_acc for r in uninterrupted.runs}
+    assert {r.run_id: r.final_test_acc for r in resumed.runs} == finals
+    assert all(r.status == "done" for r in resumed.runs)
+
+
+def test_a_round_makes_a_new_plan_and_leaves_the_old_one_as_it_was(tmp_path, data_dir):
+    from cnnlab.study.plan.study_file import Round, Variant, add_round
+
+    study = load_study(write(tmp_path, data_dir))
+    base = study.variants[0]
+    wider = Variant(
+        "wider", base.name, {**base.settings, "batch_size": 16}, frozenset({"batch_size"})
+    )
+    grown = add_round(study, Round("search", "one better setting", (wider,), {"trials": 3}))
+    assert study.variant_names == ["default"] and study.rounds == ()  # unchanged
+    assert grown.variant_names == ["default", "wider"] and grown.options["search"] == {"trials": 3}
+    assert [r.variant for r in grown.plan(tmp_path)] == ["default"] * 2 + ["wider"] * 2
+    assert grown.configs[("wider", 1)].batch_size == 16
+    assert grown.stored()["rounds"][0]["variants"][0]["name"] == "wider"
+    with pytest.raises(ConfigError, match="adds 'wider' twice"):
+        add_round(grown, Round("search", "again", (wider,)))
+    same = Variant("same", base.name, dict(base.settings))
+    with pytest.raises(ConfigError, match="exactly the same settings"):
+        add_round(study, Round("search", "the baseline found again", (same,)))

@@ -50,11 +50,11 @@ def test_a_v1_study_folder_resumes_without_training_its_finished_run(data_dir, t
     assert (runs["small"].status, runs["small"].attempts) == ("done", 1)
     assert runs["wider"].status == "done" and runs["wider"].summary is not None
     assert (out / "report.html").is_file()
-    # The database was upgraded to schema 3 in place: the old run kept its rows (no
+    # The database was upgraded to schema 4 in place: the old run kept its rows (no
     # provenance: it was not recorded then), the new one has its provenance in the store
     # and in its summary, and its summary names the store's run id.
     with sqlite3.connect(out / DB_NAME) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 0  # the new table
         assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 2

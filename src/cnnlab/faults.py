@@ -1,4 +1,5 @@
-"""Named points in the end-of-epoch and end-of-run write sequence, for the fault tests.
+"""Named points in the end-of-epoch and end-of-run write sequence, and where a plan grows
+by a round, for the fault tests.
 
 ``reached(name)`` does nothing unless ``$CNNLAB_KILL_AT`` names this point
 (``name`` or ``name@N`` for its N-th passage in this process): then the process
@@ -23,6 +24,7 @@ POINTS = (
     "curves",  # curves.png drawn
     "finish",  # the run marked done in the study database
     "ray-driver-epoch",  # the Ray driver committed an epoch row a worker sent
+    "round-recorded",  # a plan's new round stored with the study, none of its runs started
 )
 _passed: Counter[str] = Counter()
 

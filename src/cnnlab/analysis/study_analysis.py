@@ -22,7 +22,6 @@ from cnnlab.analysis.numbers import (
 from cnnlab.analysis.prose import summarize
 from cnnlab.analysis.search_numbers import search_numbers
 from cnnlab.analysis.selection import best_variant
-from cnnlab.claims.claim import claims_of_text
 from cnnlab.claims.verdicts import judge_claims
 from cnnlab.records import EpochRow
 from cnnlab.stats.improvement import improvement
@@ -181,7 +180,7 @@ def analyze(
             results.options.get("epochs_scale"),
         ),
         baseline_settings=settings_diff.flatten(base_settings),
-        claims=judge_claims(claims_of_text(results.file_text), finals, alpha, confidence),
+        claims=judge_claims(results.claims, finals, alpha, confidence),
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,

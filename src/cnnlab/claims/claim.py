@@ -48,6 +48,17 @@ class Claim:
             "margin": self.margin,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Claim:
+        return cls(
+            says=d["says"],
+            form=d["form"],
+            variants=tuple(d["variants"]),
+            evidence=d.get("evidence", ""),
+            peak=d.get("peak"),
+            margin=d.get("margin"),
+        )
+
 
 def _names(value: Any) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):

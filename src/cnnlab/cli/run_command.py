@@ -175,9 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else None,
     )
     if args.tensorboard:  # not part of a run's identity: the same runs, also logged
-        study.configs = {
-            key: cfg.model_copy(update={"tensorboard": True}) for key, cfg in study.configs.items()
-        }
+        study = study.with_tensorboard()
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
     executor = make_executor(args)

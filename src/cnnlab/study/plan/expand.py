@@ -4,17 +4,14 @@ scaled. Pure functions over setting dicts; :mod:`cnnlab.study.plan.study_file` u
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cnnlab.config.dataset import parse_dataset
 from cnnlab.config.identity import canonical_json
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from cnnlab.study.plan.study_file import Variant
 
 
 def grid_labels(keys: list[str]) -> list[str]:
@@ -65,30 +62,6 @@ def set_dotted(settings: Mapping[str, Any], key: str, value: Any) -> dict[str, A
     inner[parts[1]] = value
     out[parts[0]] = inner
     return out
-
-
-def chosen_variants(variants: list[Variant], names: Sequence[str], where: str) -> list[Variant]:
-    """The variants named (expanded names or [[variant]] names), in file order."""
-    known = {v.name for v in variants} | {v.base for v in variants}
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        listed = ", ".join(dict.fromkeys(v.base for v in variants))
-        what = f"no variant '{unknown[0]}'" if unknown else "--variants is empty"
-        raise ConfigError(f"{where}: {what}; variants: {listed}")
-    return [v for v in variants if v.name in names or v.base in names]
-
-
-def baseline_of(name: str | None, variants: list[Variant], where: str) -> str:
-    if name is None:
-        return variants[0].name
-    for v in variants:
-        if v.name == name:
-            return v.name
-    for v in variants:  # with a grid: a [[variant]] name means its first grid point
-        if v.base == name:
-            return v.name
-    names = ", ".join(dict.fromkeys(v.base for v in variants))
-    raise ConfigError(f"{where}: baseline '{name}' is not a variant; variants: {names}")
 
 
 def scaled_epochs(epochs: int, scale: float) -> int:

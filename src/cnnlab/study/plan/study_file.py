@@ -18,21 +18,19 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cnnlab.claims.claim import Claim, parse_claims
+from cnnlab.claims.claim import parse_claims
 from cnnlab.config.files import read_toml_text
 from cnnlab.config.identity import (
-    RUN_ID_LENGTH,
     SETTINGS_ADDED_SINCE_V1,
     identity_hash,
     run_identity,
-    slugify,
 )
 from cnnlab.config.problems import Problems, describe_error
 from cnnlab.config.schema import TrainConfig, merge_settings
@@ -47,21 +45,29 @@ from cnnlab.study.plan.checks import (
 from cnnlab.study.plan.expand import (
     absolute_dataset,
     absolute_value,
-    baseline_of,
-    chosen_variants,
     format_value,
     grid_labels,
     is_model_path,
     scaled_config,
     set_dotted,
 )
-from cnnlab.study.plan.search_table import SearchSpec, parse_search
+from cnnlab.study.plan.search_table import parse_search
+from cnnlab.study.plan.study_plan import (
+    PlannedRun,
+    Round,
+    Study,
+    Variant,
+    baseline_of,
+    chosen_variants,
+)
 
 __all__ = [
     "SETTINGS_ADDED_SINCE_V1",
     "PlannedRun",
+    "Round",
     "Study",
     "Variant",
+    "add_round",
     "load_study",
     "run_identity",
 ]
@@ -86,75 +92,6 @@ class StudyFile(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     claim: list[Any] = Field(default_factory=list)  # checked by cnnlab.claims.claim
     search: dict[str, Any] | None = None  # checked by cnnlab.study.plan.search_table
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One expanded variant: a [[variant]] at one grid point, with its settings merged."""
-
-    name: str  # "7-layer" or, with a grid, "7-layer lr=0.1"
-    base: str  # the [[variant]] name
-    settings: dict[str, Any]  # [defaults] + variant + grid point, before the seed
-    # The top-level keys the [[variant]] or the grid set (a bad value elsewhere is [defaults]').
-    own: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """A run, self-contained: everything an executor needs is here (picklable)."""
-
-    run_id: str  # config_hash[:16]
-    config_hash: str  # sha256 of the canonical identity JSON
-    variant: str
-    seed: int
-    config: TrainConfig  # exactly what train() gets
-    run_dir: Path  # absolute: <out>/runs/<variant-slug>-s<seed>-<run_id[:8]>
-    identity: dict[str, Any] = field(compare=False, repr=False)  # what the hash covers
-
-
-@dataclass
-class Study:
-    """A validated study file with the command line's overrides applied."""
-
-    path: Path
-    text: str
-    name: str
-    description: str
-    dataset: str
-    seeds: list[int]
-    baseline: str  # an expanded variant name
-    variants: list[Variant]
-    claims: list[Claim]
-    options: dict[str, Any]  # the overrides, as recorded in the store
-    search: SearchSpec | None = None
-    configs: dict[tuple[str, int], TrainConfig] = field(default_factory=dict, repr=False)
-    identities: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
-
-    @property
-    def variant_names(self) -> list[str]:
-        return [v.name for v in self.variants]
-
-    def plan(self, out_dir: Path) -> list[PlannedRun]:
-        """Every (variant, seed) run in file order (variants as written, seeds as listed)."""
-        out_dir = Path(out_dir).absolute()
-        runs = []
-        for v in self.variants:
-            for seed in self.seeds:
-                identity = self.identities[(v.name, seed)]
-                digest = identity_hash(identity)
-                run_id = digest[:RUN_ID_LENGTH]
-                runs.append(
-                    PlannedRun(
-                        run_id=run_id,
-                        config_hash=digest,
-                        variant=v.name,
-                        seed=seed,
-                        config=self.configs[(v.name, seed)],
-                        run_dir=out_dir / "runs" / f"{slugify(v.name)}-s{seed}-{run_id[:8]}",
-                        identity=identity,
-                    )
-                )
-        return runs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +172,7 @@ def load_study(
         bases.append((name, merge_settings(defaults, _absolute_paths(settings, base))))
         own_keys[name] = set(settings)
 
-    all_variants = _expand(bases, grid, base, problems, own_keys)
+    all_variants = every_variant = _expand(bases, grid, base, problems, own_keys)
     if not all_variants:
         problems.raise_if_any()
     claims = parse_claims(parsed.claim, [v.name for v in all_variants], problems)
@@ -252,7 +189,10 @@ def load_study(
     search = parse_search(parsed.search, base_settings, problems)
     if search is not None and search.confirm_seeds and seeds is None:
         seed_list = list(search.confirm_seeds)
-    study = Study(
+    resolved = resolve_runs(
+        all_variants, study_dataset, seed_list, epochs_scale, data_dir, problems
+    )
+    return Study(
         path=path,
         text=text,
         name=section.name,
@@ -263,7 +203,7 @@ def load_study(
         variants=all_variants,
         claims=claims,
         search=search,
-        options={
+        overrides={
             "dataset": study_dataset if dataset is not None else None,
             "seeds": list(seeds) if seeds is not None else None,
             "epochs_scale": epochs_scale,
@@ -272,9 +212,33 @@ def load_study(
             if data_dir is not None
             else None,
         },
+        file_variants=list(dict.fromkeys(v.base for v in every_variant)),
+        declared_baseline=section.baseline,
+        configs=resolved.configs,
+        identities=resolved.identities,
     )
-    resolve_runs(study, epochs_scale, data_dir, problems)
-    return study
+
+
+def add_round(study: Study, round_: Round) -> Study:
+    """``study`` grown by ``round_``: its variants added (after the study's own, every seed
+    resolved as theirs are), the round recorded. A variant name already planned is refused."""
+    taken = set(study.variant_names)
+    clash = [v.name for v in round_.variants if v.name in taken]
+    if clash:
+        raise ConfigError(f"{study.path}: round '{round_.kind}' adds '{clash[0]}' twice")
+    problems = Problems(str(study.path), study.text)
+    data_dir = study.overrides.get("data_dir")
+    resolved = resolve_runs(
+        list(round_.variants), study.dataset, study.seeds, study.overrides.get("epochs_scale"),
+        Path(data_dir) if data_dir else None, problems, known=study.identities,
+    )  # fmt: skip
+    return replace(
+        study,
+        variants=[*study.variants, *round_.variants],
+        rounds=(*study.rounds, round_),
+        configs={**study.configs, **resolved.configs},
+        identities={**study.identities, **resolved.identities},
+    )
 
 
 def _parse_file(raw: dict[str, Any], problems: Problems) -> StudyFile:
@@ -323,71 +287,102 @@ def _expand(
     return out
 
 
-def resolve_runs(
-    study: Study, epochs_scale: float | None, data_dir: Path | None, problems: Problems
-) -> None:
-    """Validate each variant once (every problem of every variant at once), resolve its
-    model, then derive each seed's config and identity; reject identical variants."""
-    from cnnlab.models.registry import resolve_model
+@dataclass(frozen=True)
+class Resolved:
+    """Each (variant, seed)'s TrainConfig and identity."""
 
-    resolved: dict[str, TrainConfig] = {}
+    configs: dict[tuple[str, int], TrainConfig]
+    identities: dict[tuple[str, int], dict[str, Any]]
+
+
+def resolve_runs(
+    variants: list[Variant],
+    dataset: str,
+    seeds: list[int],
+    epochs_scale: float | None,
+    data_dir: Path | None,
+    problems: Problems,
+    known: Mapping[tuple[str, int], dict[str, Any]] | None = None,
+) -> Resolved:
+    """Validate each variant once (every problem of every variant at once), resolve its
+    model, then derive each seed's config and identity; reject identical variants (also
+    identical to a ``known`` one, planned before)."""
+    configs: dict[str, TrainConfig] = {}
     specs: dict[str, dict[str, Any]] = {}
-    for v in study.variants:
-        label = f"variant '{v.name}'"
-        values = dict(v.settings, dataset=study.dataset, seed=(study.seeds or [0])[0])
-        if "dataset" in v.settings:  # digits-wild training options only (checks.py)
-            if why := variant_dataset_problem(study.dataset, v.settings["dataset"]):
-                problems.add(f"{label}: {why}", "[[variant]]", _variant_index(study, v), "dataset")
-            values["dataset"] = v.settings["dataset"] if why is None else study.dataset
-        if data_dir is not None:
-            values["data_dir"] = str(Path(data_dir).expanduser().resolve())
-        index = _variant_index(study, v)
-        try:
-            cfg = TrainConfig.model_validate(values)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = [str(p) for p in err["loc"]]
-                if loc and loc[0] in v.settings and loc[0] not in v.own:
-                    continue  # a value of [defaults]: reported once, as its own
-                if loc == ["dataset"]:
-                    continue  # the study's dataset: reported once, as [study] dataset
-                line = describe_error(dict(err), label, TrainConfig)
-                problems.add(line, "[[variant]]", index, ".".join(loc))
-            continue
-        if is_model_path(cfg.model) and not Path(cfg.model).is_file():
-            problems.add(
-                f"{label}: model file not found: {cfg.model} (model paths are relative to "
-                f"the study file's folder, {study.path.absolute().parent})",
-                "[[variant]]",
-                index,
-                "model",
-            )
-            continue
-        try:
-            specs[v.name] = resolve_model(cfg.model, cfg.model_args).model_dump(mode="json")
-        except CnnlabError as exc:
-            problems.add(f"{label}: {exc}", "[[variant]]", index, "model")
-            continue
-        resolved[v.name] = scaled_config(cfg, epochs_scale) if epochs_scale is not None else cfg
+    for v in variants:
+        one = _resolve_variant(v, variants, dataset, seeds, data_dir, problems)
+        if one is not None:
+            cfg, specs[v.name] = one
+            configs[v.name] = scaled_config(cfg, epochs_scale) if epochs_scale is not None else cfg
     problems.raise_if_any()
 
-    seen: dict[str, str] = {}
-    for v in study.variants:
-        for seed in study.seeds:
-            cfg = resolved[v.name].model_copy(update={"seed": seed})
+    seen = {identity_hash(i): name for (name, _), i in (known or {}).items()}
+    out = Resolved({}, {})
+    for v in variants:
+        for seed in seeds:
+            cfg = configs[v.name].model_copy(update={"seed": seed})
             identity = run_identity(cfg.model_dump(mode="json"), specs[v.name])
             digest = identity_hash(identity)
             if digest in seen and seen[digest] != v.name:
                 raise ConfigError(
-                    f"{study.path}: variants '{seen[digest]}' and '{v.name}' have exactly the "
-                    "same settings; remove one or make them differ"
+                    f"{problems.where}: variants '{seen[digest]}' and '{v.name}' have exactly "
+                    "the same settings; remove one or make them differ"
                 )
             seen[digest] = v.name
-            study.configs[(v.name, seed)] = cfg
-            study.identities[(v.name, seed)] = identity
+            out.configs[(v.name, seed)] = cfg
+            out.identities[(v.name, seed)] = identity
+    return out
 
 
-def _variant_index(study: Study, variant: Variant) -> int:
+def _resolve_variant(
+    v: Variant,
+    variants: list[Variant],
+    dataset: str,
+    seeds: list[int],
+    data_dir: Path | None,
+    problems: Problems,
+) -> tuple[TrainConfig, dict[str, Any]] | None:
+    """A variant's settings validated and its model resolved; None (with its problems
+    added) when they do not hold."""
+    from cnnlab.models.registry import resolve_model
+
+    label, index = f"variant '{v.name}'", _variant_index(variants, v)
+    values = dict(v.settings, dataset=dataset, seed=(seeds or [0])[0])
+    if "dataset" in v.settings:  # digits-wild training options only (checks.py)
+        if why := variant_dataset_problem(dataset, v.settings["dataset"]):
+            problems.add(f"{label}: {why}", "[[variant]]", index, "dataset")
+        values["dataset"] = v.settings["dataset"] if why is None else dataset
+    if data_dir is not None:
+        values["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    try:
+        cfg = TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            if loc and loc[0] in v.settings and loc[0] not in v.own:
+                continue  # a value of [defaults]: reported once, as its own
+            if loc == ["dataset"]:
+                continue  # the study's dataset: reported once, as [study] dataset
+            line = describe_error(dict(err), label, TrainConfig)
+            problems.add(line, "[[variant]]", index, ".".join(loc))
+        return None
+    if is_model_path(cfg.model) and not Path(cfg.model).is_file():
+        problems.add(
+            f"{label}: model file not found: {cfg.model} (model paths are relative to "
+            f"the study file's folder, {Path(problems.where).absolute().parent})",
+            "[[variant]]",
+            index,
+            "model",
+        )
+        return None
+    try:
+        return cfg, resolve_model(cfg.model, cfg.model_args).model_dump(mode="json")
+    except CnnlabError as exc:
+        problems.add(f"{label}: {exc}", "[[variant]]", index, "model")
+        return None
+
+
+def _variant_index(variants: list[Variant], variant: Variant) -> int:
     """Which [[variant]] table of the file ``variant`` comes from."""
-    names = list(dict.fromkeys(v.base for v in study.variants))
+    names = list(dict.fromkeys(v.base for v in variants))
     return names.index(variant.base) if variant.base in names else 0

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from cnnlab.errors import RunPruned
 from cnnlab.records import EpochRow, Provenance, RunSummary
-from cnnlab.study.plan.study_file import PlannedRun
+from cnnlab.study.plan.study_plan import PlannedRun
 
 
 class RunEvents(Protocol):

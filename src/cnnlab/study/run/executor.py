@@ -26,10 +26,11 @@ import numpy as np
 
 from cnnlab import faults
 from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
+from cnnlab.config.identity import identity_hash, run_identity
 from cnnlab.data.datasets import DataCache
 from cnnlab.errors import CnnlabError, ConfigError, RunPruned
 from cnnlab.records import ARTIFACTS, EpochRow, Provenance, RunRecord
-from cnnlab.study.plan.study_file import PlannedRun, identity_hash, run_identity
+from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.events import JudgedEvents, ListFeed, RunEvents, RunFeed
 from cnnlab.study.run.study_progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.store.database import Store

@@ -14,7 +14,7 @@ from typing import Any
 
 from cnnlab import faults, heartbeat
 from cnnlab.errors import CnnlabError
-from cnnlab.study.plan.study_file import PlannedRun
+from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.events import RunFeed
 from cnnlab.study.run.study_progress import StudyProgress
 from cnnlab.study.store.database import DB_NAME, Store

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.study.plan.study_file import PlannedRun
+from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.events import ListFeed, RunFeed
 from cnnlab.study.run.executor import InProcessExecutor
 from cnnlab.study.run.ray_driver import Driver

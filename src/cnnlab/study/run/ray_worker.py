@@ -13,7 +13,7 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError, RunPruned
 from cnnlab.records import EpochRow, Provenance, RunSummary
-from cnnlab.study.plan.study_file import PlannedRun
+from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.executor import InProcessExecutor
 from cnnlab.study.run.study_progress import QuietStudyProgress
 from cnnlab.training.reporting import Reporter

@@ -15,8 +15,11 @@ from pathlib import Path
 
 from rich.table import Table
 
+from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
-from cnnlab.study.plan.study_file import PlannedRun, Study, slugify
+from cnnlab.config.identity import slugify
+from cnnlab.study.plan.study_file import add_round
+from cnnlab.study.plan.study_plan import PlannedRun, Round, Study
 from cnnlab.study.run.executor import Executor, InProcessExecutor
 from cnnlab.study.run.study_progress import QuietStudyProgress, StudyProgress
 from cnnlab.study.store.database import DB_NAME, Store
@@ -55,74 +58,86 @@ def run_study(
     out_dir = Path(out_dir).absolute()
     executor = executor or InProcessExecutor()
     progress = progress or QuietStudyProgress()
-    planned = study.plan(out_dir)
     if not (out_dir / DB_NAME).exists():
         # A new study folder: a run that cannot start (missing dataset, a model that cannot
         # take the images) is refused before the folder, its lock or its database exist.
-        executor.check(planned)
+        executor.check(study.plan(out_dir))
     # A search and its confirmation share one start-up of the executor (Ray's: seconds);
     # a study without a search starts it only if some run is left to train.
     session = executor.session() if study.search is not None else contextlib.nullcontext()
     with study_lock(out_dir), Store(out_dir) as store, session:
         remove_stale_temporaries(out_dir)  # a report killed while being written
         store.interrupt_runs()  # 'running' with the lock free: the process that ran it died
-        if study.search is not None:
-            planned = search_then_plan(study, out_dir, store, executor, progress)
-        statuses = store.statuses()
-        outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
-        todo: list[PlannedRun] = []
-        for run in planned:
-            status = statuses.get(run.run_id, "pending")
-            if status == "done":
-                outcome.skipped_done.append(run.run_id)
-            elif status == "failed" and not retry_failed:
-                outcome.skipped_failed.append(run.run_id)
-            else:
-                todo.append(run)
-        executor.check(todo)  # before anything is written or run
-        record_study(store, study, planned)
-        epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
-        try:
-            progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
-            outcome.executed = [r.run_id for r in todo]
-            executor.run_all(todo, store, progress)
-        except KeyboardInterrupt:
-            store.interrupt_runs()
-            raise
-        finally:
-            progress.close()
-        outcome.results = store.results()
+        # Rounds an earlier invocation recorded (it may have been killed before their runs).
+        for stored in store.recorded_rounds(study.name, study.path, study.text, study.overrides):
+            study = add_round(study, Round.from_dict(stored))
+        if study.search is not None and study.round_of("search") is None:
+            study = search_then_plan(study, out_dir, store, executor, progress)
+            record_study(store, study, study.plan(out_dir))
+            faults.reached("round-recorded")
+        planned = study.plan(out_dir)
+        return _run_planned(study, planned, store, executor, progress, retry_failed)
+
+
+def _run_planned(
+    study: Study,
+    planned: list[PlannedRun],
+    store: Store,
+    executor: Executor,
+    progress: StudyProgress,
+    retry_failed: bool,
+) -> StudyOutcome:
+    """Skip what is done (and what failed, unless retried), record the plan, run the rest."""
+    statuses = store.statuses()
+    outcome = StudyOutcome(results=None, planned=planned)  # type: ignore[arg-type]
+    todo: list[PlannedRun] = []
+    for run in planned:
+        status = statuses.get(run.run_id, "pending")
+        if status == "done":
+            outcome.skipped_done.append(run.run_id)
+        elif status == "failed" and not retry_failed:
+            outcome.skipped_failed.append(run.run_id)
+        else:
+            todo.append(run)
+    executor.check(todo)  # before anything is written or run
+    record_study(store, study, planned)
+    epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
+    try:
+        progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
+        outcome.executed = [r.run_id for r in todo]
+        executor.run_all(todo, store, progress)
+    except KeyboardInterrupt:
+        store.interrupt_runs()
+        raise
+    finally:
+        progress.close()
+    outcome.results = store.results()
     return outcome
 
 
 def record_study(
     store: Store, study: Study, planned: list[PlannedRun], extra: Sequence[PlannedRun] = ()
 ) -> None:
-    """This invocation of ``study`` and its runs in the store (``extra``: search trials)."""
+    """This invocation of ``study``, its plan and its runs in the store (``extra``: search
+    trials, registered but not planned)."""
     store.record_study(
         name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
         baseline=study.baseline, description=study.description, variants=study.variant_names,
-        options=study.options, runs=planned, extra_runs=extra,
+        options=study.options, runs=planned, extra_runs=extra, plan=study.stored(),
     )  # fmt: skip
 
 
 def search_then_plan(
     study: Study, out_dir: Path, store: Store, executor: Executor, progress: StudyProgress
-) -> list[PlannedRun]:
-    """Run the [search]'s trials not done yet; add its winners to the study's variants."""
-    from cnnlab.study.run.search import add_winners, run_search
+) -> Study:
+    """Run the [search]'s trials not done yet; the plan grown by its winners' round."""
+    from cnnlab.study.run.search import run_search, winners_round
 
     def record(trial_runs: list[PlannedRun]) -> None:
         record_study(store, study, study.plan(out_dir), trial_runs)
 
     trials = run_search(study, out_dir, store, executor, progress, record)
-    spec = study.search
-    assert spec is not None
-    study.options["search"] = {
-        "objective": spec.objective, "sampler": spec.sampler, "pruner": spec.pruner,
-        "trials": spec.trials, "winners": add_winners(study, trials),
-    }  # fmt: skip
-    return study.plan(out_dir)
+    return add_round(study, winners_round(study, trials))
 
 
 def summary_table(results: StudyResults) -> Table:

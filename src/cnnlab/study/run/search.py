@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnlab.config.identity import identity_hash, run_identity
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow
 from cnnlab.study.plan.expand import format_value, scaled_config, scaled_epochs, set_dotted
 from cnnlab.study.plan.search_table import Dimension, SearchSpec
-from cnnlab.study.plan.study_file import PlannedRun, Study, Variant, identity_hash, run_identity
+from cnnlab.study.plan.study_plan import PlannedRun, Round, Study, Variant
 from cnnlab.study.run.executor import Executor
 from cnnlab.study.run.study_progress import StudyProgress
 from cnnlab.study.store.database import Store
@@ -320,33 +321,29 @@ def _final_objective(store: Store, run_id: str, objective: str) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
-def add_winners(study: Study, trials: Trials) -> dict[str, str]:
-    """The best trials as variants "search #1" ... of ``study`` (configs and identities
-    for every seed, as the file's own variants have), skipping any whose settings are a
-    variant's already (the baseline found again). Returns each one's description."""
-    from cnnlab.config.problems import Problems
-    from cnnlab.study.plan.study_file import resolve_runs
-
+def winners_round(study: Study, trials: Trials) -> Round:
+    """The round a finished search grows the plan by: its best trials as variants
+    "search #1" ... over the study's seeds (any whose settings are a variant's already, the
+    baseline found again, is left out), with what the report tells of the search."""
     spec = study.search
     assert spec is not None
     base = next(v.settings for v in study.variants if v.name == study.baseline)
+    variants: list[Variant] = []
     described: dict[str, str] = {}
     for t in trials.best(spec, spec.confirm_top):
         settings = base
         for key, value in t["params"].items():
             settings = set_dotted(settings, key, value)
-        if any(v.settings == settings for v in study.variants):
+        if any(v.settings == settings for v in [*study.variants, *variants]):
             continue
         name = f"search #{len(described) + 1}"
         own = frozenset(k.split(".")[0] for k in t["params"])
-        study.variants.append(Variant(name=name, base=study.baseline, settings=settings, own=own))
+        variants.append(Variant(name=name, base=study.baseline, settings=settings, own=own))
         values = ", ".join(f"{k}={format_value(v)}" for k, v in t["params"].items())
         described[name] = f"trial {t['number']}: {values}"
-    if described:
-        data_dir = study.options.get("data_dir")
-        problems = Problems(str(study.path), study.text)
-        resolve_runs(
-            study, study.options.get("epochs_scale"), Path(data_dir) if data_dir else None, problems
-        )
-        problems.raise_if_any()
-    return described
+    facts = {
+        "objective": spec.objective, "sampler": spec.sampler, "pruner": spec.pruner,
+        "trials": spec.trials, "winners": described,
+    }  # fmt: skip
+    reason = f"the {len(variants)} best of {spec.trials} search trials by {spec.objective}"
+    return Round(kind="search", reason=reason, variants=tuple(variants), facts=facts)

@@ -18,7 +18,7 @@ from cnnlab.records import EpochRow, RunSummary
 from cnnlab.training.reporting import QuietReporter, Reporter, format_epoch
 
 if TYPE_CHECKING:
-    from cnnlab.study.plan.study_file import PlannedRun
+    from cnnlab.study.plan.study_plan import PlannedRun
 
 
 class StudyProgress(Protocol):

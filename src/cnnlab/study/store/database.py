@@ -2,9 +2,10 @@
 
 Tables::
 
-    studies    one row per distinct invocation of the study (file text, overrides, variants)
+    studies    one row per distinct invocation of the study (file text, overrides, variants,
+               and its plan: claims, rounds)
     plan       the runs that invocation expanded to, in order: what the report shows,
-               with the runs of earlier --variants invocations of it (store_plan)
+               with the runs of earlier --variants invocations of it (report_plan)
     runs       one row per run id: variant, seed, config, status, times, device, error
     epochs     one row per finished epoch, PRIMARY KEY (run_id, epoch): a resumed
                epoch overwrites its row instead of adding a second one
@@ -31,9 +32,9 @@ from typing import Any
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, Provenance, RunSummary
 from cnnlab.study.store.lock import is_locked
-from cnnlab.study.store.report_plan import plan_of, report_plan
-from cnnlab.study.store.results import RunResult, StudyResults
-from cnnlab.study.store.rows import run_result
+from cnnlab.study.store.reading import study_results
+from cnnlab.study.store.report_plan import plan_of, recorded_rounds
+from cnnlab.study.store.results import StudyResults
 from cnnlab.study.store.schema import (
     DB_NAME,
     SCHEMA,
@@ -128,6 +129,7 @@ class Store:
         options: Mapping[str, Any],
         runs: Sequence[Any],
         extra_runs: Sequence[Any] = (),
+        plan: Mapping[str, Any] | None = None,
     ) -> int:
         """Record this invocation of the study and its expansion (``runs``: PlannedRun-like,
         with run_id, variant, seed, config, config_hash, identity, run_dir); register new runs
@@ -135,9 +137,11 @@ class Store:
 
         Returns the studies row id; an invocation identical to the latest one reuses its row.
         ``extra_runs`` (a search's trials) are registered like ``runs`` but not planned: the
-        report shows them in its search section, not as variants.
+        report shows them in its search section, not as variants. ``plan``: the plan value
+        (``Study.stored()``), which the report and a resumed run read back.
         """
-        plan = [(r.run_id, r.variant, r.seed) for r in runs]
+        plan_json = None if plan is None else json.dumps(dict(plan))
+        planned = [(r.run_id, r.variant, r.seed) for r in runs]
         with self._transaction():
             latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
             if latest is not None and latest["name"] != name:
@@ -150,14 +154,16 @@ class Store:
                 and latest["file_text"] == file_text
                 and latest["file_path"] == str(Path(file_path).absolute())
                 and json.loads(latest["options_json"]) == json.loads(json.dumps(dict(options)))
-                and plan_of(self.conn, latest["id"]) == plan
+                and plan_of(self.conn, latest["id"]) == planned
+                and latest["plan_json"] == plan_json
             )
             if same:
                 study_id = latest["id"]
             else:
                 cur = self.conn.execute(
                     "INSERT INTO studies (name, file_path, file_text, dataset, baseline, description,"
-                    " variants_json, options_json, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " variants_json, options_json, created, plan_json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         name,
                         str(Path(file_path).absolute()),
@@ -168,12 +174,13 @@ class Store:
                         json.dumps(list(variants)),
                         json.dumps(dict(options)),
                         time.time(),
+                        plan_json,
                     ),
                 )
                 study_id = int(cur.lastrowid or 0)
                 self.conn.executemany(
                     "INSERT INTO plan (study_id, position, run_id, variant, seed) VALUES (?, ?, ?, ?, ?)",
-                    [(study_id, i, *row) for i, row in enumerate(plan)],
+                    [(study_id, i, *row) for i, row in enumerate(planned)],
                 )
             for r in [*runs, *extra_runs]:
                 config_json = json.dumps(r.config.model_dump(mode="json"), sort_keys=True)
@@ -331,41 +338,16 @@ class Store:
     def results(self, only: Sequence[str] | None = None, all_runs: bool = False) -> StudyResults:
         """The study as last run: its expansion's runs in plan order (variants as written,
         seeds as listed), each with its latest state, and those of the earlier invocations
-        that ran other ``--variants`` of it (see :mod:`store_plan`). ``only`` keeps just
+        that ran other ``--variants`` of it (see :mod:`report_plan`). ``only`` keeps just
         those run ids; ``all_runs`` appends every other stored run (earlier settings)."""
-        latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
-        if latest is None:
-            raise CnnlabError(f"{self.root}: the study database holds no study yet")
-        shown = report_plan(self.conn, latest)
-        variants = shown.variants
-        order = [run_id for run_id, _, _ in shown.runs]
-        names = {run_id: variant for run_id, variant, _ in shown.runs}
-        if all_runs:
-            rest = self.conn.execute("SELECT run_id FROM runs ORDER BY variant, seed, run_id")
-            order += [r["run_id"] for r in rest if r["run_id"] not in names]
-        if only is not None:
-            wanted = set(only)
-            order = [run_id for run_id in order if run_id in wanted]
-        runs = [self._run_result(run_id, names.get(run_id)) for run_id in order]
-        for r in runs:
-            if r.variant not in variants:
-                variants.append(r.variant)
-        return StudyResults(
-            name=latest["name"],
-            dataset=latest["dataset"],
-            baseline=shown.baseline,
-            variants=variants,
-            runs=runs,
-            study_dir=self.root,
-            description=latest["description"],
-            file_path=latest["file_path"],
-            file_text=latest["file_text"],
-            options=json.loads(latest["options_json"]),
-            trials=self.trials(),
-        )
+        return study_results(self.conn, self.root, only, all_runs, self.trials())
 
-    def _run_result(self, run_id: str, variant: str | None) -> RunResult:
-        return run_result(self.conn, run_id, variant, self._abs, self.path)
+    def recorded_rounds(
+        self, name: str, file_path: Path, file_text: str, overrides: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The rounds an earlier invocation of this same study grew its plan by."""
+        path = str(Path(file_path).absolute())
+        return recorded_rounds(self.conn, name, path, file_text, overrides)
 
 
 def load_results(

@@ -1,5 +1,11 @@
-"""Which runs a study folder's report shows: the plan of the latest invocation, widened
-by the earlier invocations that ran other variants of the same study.
+"""The plan as the store holds it, and which runs a study folder's report shows: the
+plan of the latest invocation, widened by the earlier invocations that ran other
+variants of the same study.
+
+Each invocation stores its plan (``plan_json``: the file's variants in order, the
+declared baseline, the claims, the rounds); the report reads those from it and never
+parses the study file. Invocations stored before plans were (schema 3 and older) have
+only the file's text, which is parsed for them instead.
 
 A study is often run a few variants at a time (``--variants A,B``, later ``--variants C``)
 into one folder, because a whole study does not fit in one sitting. Those invocations
@@ -17,6 +23,8 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cnnlab.claims.claim import Claim, claims_of_text
 
 PlanRow = tuple[str, str, int]  # run id, variant, seed
 
@@ -42,6 +50,11 @@ def _options_but_variants(row: sqlite3.Row) -> dict[str, Any]:
     return options
 
 
+def _stored(row: sqlite3.Row) -> dict[str, Any] | None:
+    text = row["plan_json"] if "plan_json" in row.keys() else None  # noqa: SIM118 (Row)
+    return json.loads(text) if text else None
+
+
 def _file(file_text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(file_text)
@@ -49,19 +62,51 @@ def _file(file_text: str) -> dict[str, Any]:
         return {}
 
 
-def _declared_baseline(file: dict[str, Any]) -> str | None:
-    study = file.get("study")
-    baseline = study.get("baseline") if isinstance(study, dict) else None
-    return baseline if isinstance(baseline, str) else None
-
-
-def _in_file_order(names: list[str], file: dict[str, Any]) -> list[str]:
-    """``names`` by the [[variant]] each comes from ("a" or, on a grid, "a lr=0.1": the
-    spec's naming), in the file's order; grid points of one variant, and names of no
-    [[variant]], as first run."""
+def _file_facts(row: sqlite3.Row) -> tuple[list[str], str | None]:
+    """The [[variant]] names in the file's order, and the declared baseline."""
+    plan = _stored(row)
+    if plan is not None:
+        return list(plan["file_variants"]), plan["declared_baseline"]
+    file = _file(row["file_text"])  # stored before plans were
     entries = file.get("variant")
     entries = entries if isinstance(entries, list) else []
     written = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    study = file.get("study")
+    baseline = study.get("baseline") if isinstance(study, dict) else None
+    return written, baseline if isinstance(baseline, str) else None
+
+
+def stored_claims(row: sqlite3.Row) -> list[Claim]:
+    """The claims of the invocation ``row``: its plan's, or its file's for an older one."""
+    plan = _stored(row)
+    if plan is None:
+        return claims_of_text(row["file_text"])
+    return [Claim.from_dict(c) for c in plan["claims"]]
+
+
+def recorded_rounds(
+    conn: sqlite3.Connection, name: str, file_path: str, file_text: str, overrides: Any
+) -> list[dict[str, Any]]:
+    """The rounds (``Round.to_dict``) of the latest invocation of this same study (name,
+    file, path and overrides) that grew its plan by any: what a rerun after a kill resumes."""
+    rows = conn.execute(
+        "SELECT * FROM studies WHERE name = ? AND file_text = ? AND file_path = ? ORDER BY id DESC",
+        (name, file_text, file_path),
+    )
+    wanted = json.loads(json.dumps(overrides))
+    for row in rows:
+        options = json.loads(row["options_json"])
+        options.pop("search", None)
+        plan = _stored(row)
+        if options == wanted and plan is not None and plan["rounds"]:
+            return list(plan["rounds"])
+    return []
+
+
+def _in_file_order(names: list[str], written: list[str]) -> list[str]:
+    """``names`` by the [[variant]] each comes from ("a" or, on a grid, "a lr=0.1": the
+    spec's naming), in the file's order; grid points of one variant, and names of no
+    [[variant]], as first run."""
 
     def position(name: str) -> int:
         hits = [i for i, w in enumerate(written) if name == w or name.startswith(f"{w} ")]
@@ -84,18 +129,17 @@ def report_plan(conn: sqlite3.Connection, latest: sqlite3.Row) -> ReportPlan:
     for row in siblings:
         for variant in [*json.loads(row["variants_json"]), *(v for _, v, _ in plans[row["id"]])]:
             newest_for[variant] = row["id"]
-    file = _file(latest["file_text"])
-    order = _in_file_order(list(newest_for), file)
+    written, declared = _file_facts(latest)
+    order = _in_file_order(list(newest_for), written)
     runs = [
         entry for variant in order for entry in plans[newest_for[variant]] if entry[1] == variant
     ]
-    return ReportPlan(runs, order, _baseline(latest, siblings, order, file))
+    return ReportPlan(runs, order, _baseline(latest, siblings, order, declared))
 
 
 def _baseline(
-    latest: sqlite3.Row, siblings: Sequence[sqlite3.Row], names: list[str], file: dict[str, Any]
+    latest: sqlite3.Row, siblings: Sequence[sqlite3.Row], names: list[str], declared: str | None
 ) -> str | None:
-    declared = _declared_baseline(file)
     if declared in names:
         return declared
     # No (usable) declared one: the default of a run of the whole file, if there was one.

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.claims.claim import Claim
 from cnnlab.errors import CnnlabError
 from cnnlab.study.store.run_result import RUN_STATUSES, RunResult
 from cnnlab.study.store.run_table import epoch_rows, run_rows
@@ -34,6 +35,7 @@ class StudyResults:
         default_factory=dict
     )  # `cnnlab run` overrides (epochs_scale, ...) and a search's outcome ("search")
     trials: list[dict[str, Any]] = field(default_factory=list)  # a [search]'s, from the store
+    claims: list[Claim] = field(default_factory=list)  # the plan's [[claim]]s
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]

@@ -6,10 +6,12 @@ from cnnlab.records import EPOCH_COLUMNS
 from cnnlab.study.store.results import RUN_STATUSES
 
 DB_NAME = "study.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Version 2: the 'interrupted' status and each run's provenance. Version 3: the 'pruned'
 # status (a search trial stopped early by its pruner) and the search's trials table.
-# Upgrading rebuilds the runs table (SQLite cannot change a CHECK constraint in place).
+# Version 4: each invocation's plan (study_plan.Study.stored: variants, claims, rounds).
+# Upgrading from 1 or 2 rebuilds the runs table (SQLite cannot change a CHECK constraint
+# in place).
 RUNS_V1_COLUMNS = (
     "run_id, variant, seed, config_json, config_hash, identity_json, status, started_at,"
     " ended_at, device, error, run_dir, attempts"
@@ -62,7 +64,8 @@ CREATE TABLE IF NOT EXISTS studies (
     description   TEXT NOT NULL DEFAULT '',
     variants_json TEXT NOT NULL,   -- expanded variant names, in order
     options_json  TEXT NOT NULL,   -- command-line overrides (dataset, seeds, epochs_scale, data_dir)
-    created       REAL NOT NULL
+    created       REAL NOT NULL,
+    plan_json     TEXT             -- the plan with its rounds (schema 4 on; NULL before)
 );
 CREATE TABLE IF NOT EXISTS plan (
     study_id INTEGER NOT NULL REFERENCES studies(id),
@@ -92,11 +95,14 @@ CREATE TABLE IF NOT EXISTS artifacts (
 
 
 def upgrade_from(version: int) -> str:
-    """The script that brings a version-1 or -2 database to this version."""
+    """The script that brings a version-1, -2 or -3 database to this version."""
+    plan = "ALTER TABLE studies ADD COLUMN plan_json TEXT;"
+    if version == 3:
+        return plan
     columns = RUNS_V1_COLUMNS if version == 1 else RUNS_V2_COLUMNS
     return f"""
 {runs_table("runs_new")}
 INSERT INTO runs_new ({columns}) SELECT {columns} FROM runs;
 DROP TABLE runs;
 ALTER TABLE runs_new RENAME TO runs;
-{TRIALS}"""
+{TRIALS}{plan}"""
