@@ -10,7 +10,7 @@ import pytest
 from cnnlab.cli.app import main
 from cnnlab.errors import ConfigError
 from cnnlab.study.plan.study_file import load_study
-from cnnlab.study.store.database import Store, load_results
+from cnnlab.study.store.database import Store, StudyRecord, load_results
 
 pytest.importorskip("optuna")
 
@@ -169,10 +169,19 @@ def trial_with_pruner(tmp_path, data_dir, trial, epochs: int) -> tuple[str, str 
     run = trial_run(study, base, {"optimizer.lr": 1e-3, "batch_size": 32}, 0, out)
     with Store(out) as store:
         store.record_study(
-            name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
-            baseline=study.baseline, description="", variants=study.variant_names,
-            options={}, runs=study.plan(out), extra_runs=[run],
-        )  # fmt: skip
+            StudyRecord(
+                name=study.name,
+                file_path=study.path,
+                file_text=study.text,
+                dataset=study.dataset,
+                baseline=study.baseline,
+                description="",
+                variants=study.variant_names,
+                options={},
+            ),
+            study.plan(out),
+            [run],
+        )
         InProcessExecutor().run_feed(Judged([run]), store, QuietStudyProgress())
         return store.conn.execute(
             "SELECT status, error FROM runs WHERE run_id = ?", (run.run_id,)

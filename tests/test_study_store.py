@@ -29,7 +29,7 @@ from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, summarize_history
 from cnnlab.study.plan.study_file import load_study
 from cnnlab.study.run.runner import run_study
-from cnnlab.study.store.database import Store, load_results
+from cnnlab.study.store.database import Store, StudyRecord, load_results
 
 # ---------------------------------------------------------------------------------------------
 # The store
@@ -62,10 +62,18 @@ def test_store_round_trip(tmp_path):
 
     with Store(out) as store:
         store.record_study(
-            name=study.name, file_path=path, file_text=study.text, dataset=study.dataset,
-            baseline=study.baseline, description="d", variants=study.variant_names,
-            options=study.options, runs=runs,
-        )  # fmt: skip
+            StudyRecord(
+                name=study.name,
+                file_path=path,
+                file_text=study.text,
+                dataset=study.dataset,
+                baseline=study.baseline,
+                description="d",
+                variants=study.variant_names,
+                options=study.options,
+            ),
+            runs,
+        )
         assert set(store.statuses().values()) == {"pending"}
         store.start_run(runs[0].run_id, "cpu fp32 NCHW")
         store.add_epoch(runs[0].run_id, epoch(epoch=1))
@@ -100,10 +108,18 @@ def test_store_round_trip(tmp_path):
     new_runs = changed.plan(out)
     with Store(out) as store:
         store.record_study(
-            name=changed.name, file_path=path, file_text=changed.text, dataset=changed.dataset,
-            baseline=changed.baseline, description="", variants=changed.variant_names,
-            options=changed.options, runs=new_runs,
-        )  # fmt: skip
+            StudyRecord(
+                name=changed.name,
+                file_path=path,
+                file_text=changed.text,
+                dataset=changed.dataset,
+                baseline=changed.baseline,
+                description="",
+                variants=changed.variant_names,
+                options=changed.options,
+            ),
+            new_runs,
+        )
     current = load_results(out)
     assert [r.run_id for r in current.runs] == [r.run_id for r in new_runs]
     assert current.runs[0].status == "done"  # variant 'a' did not change
@@ -122,9 +138,18 @@ def test_store_round_trip(tmp_path):
         pytest.raises(CnnlabError, match="holds results of study 'tiny'"),
     ):
         store.record_study(
-            name="other", file_path=path, file_text="", dataset="mnist", baseline=None,
-            description="", variants=[], options={}, runs=[],
-        )  # fmt: skip
+            StudyRecord(
+                name="other",
+                file_path=path,
+                file_text="",
+                dataset="mnist",
+                baseline=None,
+                description="",
+                variants=[],
+                options={},
+            ),
+            [],
+        )
 
 
 def test_a_study_run_a_few_variants_at_a_time_reports_them_all(tmp_path):
@@ -135,10 +160,18 @@ def test_a_study_run_a_few_variants_at_a_time_reports_them_all(tmp_path):
         study = load_study(path, **overrides)
         with Store(out) as store:
             store.record_study(
-                name=study.name, file_path=path, file_text=study.text, dataset=study.dataset,
-                baseline=study.baseline, description="", variants=study.variant_names,
-                options=study.options, runs=study.plan(out),
-            )  # fmt: skip
+                StudyRecord(
+                    name=study.name,
+                    file_path=path,
+                    file_text=study.text,
+                    dataset=study.dataset,
+                    baseline=study.baseline,
+                    description="",
+                    variants=study.variant_names,
+                    options=study.options,
+                ),
+                study.plan(out),
+            )
         return study
 
     record(variants=["+dropout"])

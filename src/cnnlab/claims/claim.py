@@ -11,147 +11,148 @@ states it in one of six forms over the study's variants (expanded names)::
     peak = "70 epochs", over = ["30 epochs", "50 epochs", "70 epochs", "90 epochs"]
                                                 rises up to the peak, falls after it
 
-The metric is the final test accuracy. Each mistake is one line naming the claim;
-:mod:`cnnlab.claims.verdicts` gives the verdicts.
+A table is validated by :class:`ClaimTable` (pydantic, as every other setting) into a
+:class:`Claim`. The metric is the final test accuracy. Each mistake is one line naming
+the claim; :mod:`cnnlab.claims.verdicts` gives the verdicts.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cnnlab.config.problems import Problems
 from cnnlab.config.suggest import did_you_mean
 
 FORMS = ("better", "worse", "same", "increasing", "decreasing", "peak")
+Form = Literal["better", "worse", "same", "increasing", "decreasing", "peak"]
 KEYS = ("says", "evidence", *FORMS, "than", "margin", "over")
+_PAIR = '{form} = "A" needs than = "B", both variant names'
+_TREND = (
+    '{form} = ["A", "B", "C", ...] names three or more variants in order '
+    "(for two, say better or worse)"
+)
+_PEAK = 'peak = "B" needs over = ["A", "B", "C", ...], the variants in order'
+_MARGIN = "same needs margin = the difference in points that would matter, e.g. margin = 0.3"
+# What each key takes, said when a value is missing or of the wrong kind.
+TAKES = {
+    "says": 'needs says = "the conclusion, in words"',
+    "evidence": 'evidence must be text, e.g. "one run: 99.18% -> 99.42%"',
+    "better": _PAIR.format(form="better"),
+    "worse": _PAIR.format(form="worse"),
+    "than": _PAIR.format(form="better"),
+    "same": 'same = ["A", "B"] names two variants',
+    "margin": _MARGIN,
+    "increasing": _TREND.format(form="increasing"),
+    "decreasing": _TREND.format(form="decreasing"),
+    "peak": _PEAK,
+    "over": _PEAK,
+}
 
 
-@dataclass(frozen=True)
-class Claim:
+class Claim(BaseModel):
+    """A claim as the study tests it (and as the store keeps it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     says: str
-    form: str  # one of FORMS
+    form: Form
     variants: tuple[str, ...]  # better/worse: (a, than); same: (a, b); a trend or peak: ordered
     evidence: str = ""
     peak: str | None = None
     margin: float | None = None  # same: in accuracy points
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "says": self.says,
-            "form": self.form,
-            "variants": list(self.variants),
-            "evidence": self.evidence,
-            "peak": self.peak,
-            "margin": self.margin,
-        }
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Claim:
-        return cls(
-            says=d["says"],
-            form=d["form"],
-            variants=tuple(d["variants"]),
-            evidence=d.get("evidence", ""),
-            peak=d.get("peak"),
-            margin=d.get("margin"),
-        )
+class ClaimTable(BaseModel):
+    """One ``[[claim]]`` table as written."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    says: str = Field(min_length=1)
+    evidence: str = ""
+    better: str | None = None
+    worse: str | None = None
+    than: str | None = None
+    same: list[str] | None = Field(None, min_length=2, max_length=2)
+    margin: float | None = Field(None, gt=0)
+    increasing: list[str] | None = Field(None, min_length=3)
+    decreasing: list[str] | None = Field(None, min_length=3)
+    peak: str | None = None
+    over: list[str] | None = Field(None, min_length=3)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> ClaimTable:
+        forms = [f for f in FORMS if getattr(self, f) is not None]
+        if not self.says.strip():
+            raise ValueError(TAKES["says"])
+        if len(forms) != 1:
+            has = f" (it has {', '.join(forms)})" if forms else ""
+            raise ValueError(f"say what it asserts with exactly one of {', '.join(FORMS)}{has}")
+        form = forms[0]
+        for key, owners in (("than", ("better", "worse")), ("margin", ("same",))):
+            if getattr(self, key) is not None and form not in owners:
+                raise ValueError(f"{key} belongs to {' and '.join(owners)} claims only")
+        if self.over is not None and form != "peak":
+            raise ValueError("over belongs to peak claims only")
+        if (form in ("better", "worse") and self.than is None) or (
+            form == "peak" and self.over is None
+        ):
+            raise ValueError(TAKES[form])
+        if form == "same" and self.margin is None:
+            raise ValueError(_MARGIN)
+        if form == "peak" and self.peak not in (self.over or [])[1:-1]:
+            raise ValueError(f"the peak '{self.peak}' must be inside over, not at either end")
+        if len(set(self.variants())) != len(self.variants()):
+            raise ValueError("a variant is named twice")
+        return self
+
+    def form(self) -> str:
+        return next(f for f in FORMS if getattr(self, f) is not None)
+
+    def variants(self) -> list[str]:
+        form = self.form()
+        if form in ("better", "worse"):
+            return [getattr(self, form), self.than or ""]
+        return list(self.over if form == "peak" else getattr(self, form))
+
+    def claim(self) -> Claim:
+        return Claim(
+            says=self.says.strip(), form=self.form(), variants=tuple(self.variants()),  # type: ignore[arg-type]
+            evidence=self.evidence, peak=self.peak, margin=self.margin,
+        )  # fmt: skip
 
 
-def _names(value: Any) -> list[str] | None:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    return None
+def _problem(err: Any) -> str:
+    """One pydantic error of a [[claim]] table, in the words of the table."""
+    key = str(err["loc"][0]) if err["loc"] else ""
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}'{did_you_mean(key, KEYS)}; allowed: {', '.join(KEYS)}"
+    if err["type"] == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    return TAKES.get(key, f"{key}: {err['msg']}")
 
 
 def _claim(entry: Any, i: int, known: Sequence[str] | None) -> tuple[Claim | None, list[str]]:
     """One [[claim]] table: the claim, or the lines saying what is wrong with it."""
-    label = f"claim #{i + 1}"
     if not isinstance(entry, dict):
-        return None, [f"{label}: write each claim as a [[claim]] table"]
+        return None, [f"claim #{i + 1}: write each claim as a [[claim]] table"]
     says = entry.get("says")
-    if isinstance(says, str) and says.strip():
-        label = f"claim '{says[:40]}'"
-    problems = [f"{label}: unknown key '{k}'{did_you_mean(k, KEYS)}; allowed: {', '.join(KEYS)}"
-                for k in entry if k not in KEYS]  # fmt: skip
-    if not isinstance(says, str) or not says.strip():
-        problems.append(f'{label}: needs says = "the conclusion, in words"')
-    evidence = entry.get("evidence", "")
-    if not isinstance(evidence, str):
-        problems.append(f'{label}: evidence must be text, e.g. "one run: 99.18% -> 99.42%"')
-    forms = [f for f in FORMS if f in entry]
-    if len(forms) != 1:
-        problems.append(
-            f"{label}: say what it asserts with exactly one of {', '.join(FORMS)}"
-            + (f" (it has {', '.join(forms)})" if forms else "")
-        )
-        return None, problems
-    form = forms[0]
-    variants: list[str] | None
-    peak = margin = None
-    if form in ("better", "worse"):
-        a, than = entry[form], entry.get("than")
-        variants = [a, than] if isinstance(a, str) and isinstance(than, str) else None
-        if variants is None:
-            problems.append(f'{label}: {form} = "A" needs than = "B", both variant names')
-    elif form == "same":
-        variants = _names(entry["same"])
-        margin = entry.get("margin")
-        if variants is None or len(variants) != 2:
-            problems.append(f'{label}: same = ["A", "B"] names two variants')
-            variants = None
-        if not isinstance(margin, int | float) or isinstance(margin, bool) or margin <= 0:
-            problems.append(
-                f"{label}: same needs margin = the difference in points that would matter, "
-                "e.g. margin = 0.3"
-            )
-    elif form in ("increasing", "decreasing"):
-        variants = _names(entry[form])
-        if variants is None or len(variants) < 3:
-            problems.append(
-                f'{label}: {form} = ["A", "B", "C", ...] names three or more variants in order '
-                "(for two, say better or worse)"
-            )
-            variants = None
-    else:  # peak
-        peak, variants = entry["peak"], _names(entry.get("over"))
-        if not isinstance(peak, str) or variants is None or len(variants) < 3:
-            problems.append(
-                f'{label}: peak = "B" needs over = ["A", "B", "C", ...], the variants in order'
-            )
-            variants = None
-        elif peak not in variants[1:-1]:
-            problems.append(f"{label}: the peak '{peak}' must be inside over, not at either end")
-    if form != "same" and "margin" in entry:
-        problems.append(f"{label}: margin belongs to same claims only")
-    if form not in ("better", "worse") and "than" in entry:
-        problems.append(f"{label}: than belongs to better and worse claims only")
-    if form != "peak" and "over" in entry:
-        problems.append(f"{label}: over belongs to peak claims only")
-    for name in variants or []:
-        if known is not None and name not in known:
-            problems.append(
-                f"{label}: no variant '{name}'{did_you_mean(name, known)}; "
-                f"variants: {', '.join(known)}"
-            )
-    if variants and len(set(variants)) != len(variants):
-        problems.append(f"{label}: a variant is named twice")
-    if problems:
-        return None, problems
-    assert variants is not None
-    return (
-        Claim(
-            says=str(says).strip(),
-            form=form,
-            variants=tuple(variants),
-            evidence=str(evidence),
-            peak=peak,
-            margin=None if margin is None else float(margin),
-        ),
-        [],
-    )
+    label = f"claim '{says[:40]}'" if isinstance(says, str) and says.strip() else f"claim #{i + 1}"
+    try:
+        claim = ClaimTable.model_validate(entry).claim()
+    except ValidationError as exc:
+        lines = dict.fromkeys(f"{label}: {_problem(err)}" for err in exc.errors())
+        return None, list(lines)
+    unknown = [name for name in claim.variants if known is not None and name not in known]
+    problems = [
+        f"{label}: no variant '{name}'{did_you_mean(name, known or [])}; "
+        f"variants: {', '.join(known or [])}"
+        for name in unknown
+    ]
+    return (None, problems) if problems else (claim, [])
 
 
 def parse_claims(entries: Any, known: Sequence[str] | None, problems: Problems) -> list[Claim]:
@@ -173,9 +174,10 @@ def parse_claims(entries: Any, known: Sequence[str] | None, problems: Problems) 
 
 
 def claims_of_text(text: str) -> list[Claim]:
-    """The claims of a study file already run (its text from the store). A claim naming a
-    variant this folder never ran (``--variants`` chose others) is kept, so the report can
-    say it was not measured instead of leaving it out; a malformed one is left out."""
+    """The claims of a study file already run (its text, stored before plans were). A
+    claim naming a variant this folder never ran (``--variants`` chose others) is kept, so
+    the report can say it was not measured instead of leaving it out; a malformed one is
+    left out."""
     try:
         entries = tomllib.loads(text).get("claim")
     except tomllib.TOMLDecodeError:

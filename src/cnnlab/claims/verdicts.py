@@ -58,7 +58,7 @@ class ClaimVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["claim"] = self.claim.to_dict()
+        out["claim"] = self.claim.model_dump(mode="json")
         return out
 
 

@@ -106,15 +106,29 @@ def train(
     finally:
         reporter.close()
 
+    return _finish(trainer, state, out_dir, test_logits, board, provenance)
+
+
+def _finish(
+    trainer: Trainer,
+    state: RunState,
+    out_dir: Path,
+    test_logits: torch.Tensor | None,
+    board: TensorBoardReporter | None,
+    provenance: Provenance,
+) -> RunRecord:
+    """The run's predictions, summary and files, rewritten from its state whatever point a
+    kill hit; ``test_logits``: the last epoch's, when it was trained just now."""
+    cfg = trainer.cfg
     if test_logits is None and _predictions_stale(out_dir, state.epoch):
         # Resumed with no epoch left to train, after a kill between the final checkpoint
         # and the predictions: predict again with the checkpoint's weights.
         _, test_logits = evaluate_epoch(trainer)
     if test_logits is not None:
-        save_predictions(out_dir, test_logits, loaders.test.labels, state.epoch)
+        save_predictions(out_dir, test_logits, trainer.loaders.test.labels, state.epoch)
         faults.reached("predictions")
     # Every file the checkpoint implies is rewritten from it, whatever point a kill hit.
-    identity = run_identity(config_dict(cfg), spec.model_dump(mode="json"))
+    identity = run_identity(config_dict(cfg), trainer.spec.model_dump(mode="json"))
     summary = _summary(trainer, state)
     summary.identity, summary.provenance = identity, provenance
     summary.run_id = identity_hash(identity)[:RUN_ID_LENGTH]

@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from cnnlab.config.problems import Problems
 from cnnlab.config.schema import TrainConfig
@@ -37,6 +37,10 @@ from cnnlab.study.plan.expand import format_value, set_dotted
 
 FORMS = ("log_uniform", "uniform", "int", "choices")
 TABLE = "[search]"
+Number = Annotated[float, Strict()]  # an int or float as TOML writes it; no bool, no text
+Whole = Annotated[int, Strict()]
+EXAMPLE = "e.g. { log_uniform = [1e-4, 1e-1] } or { choices = [64, 128] }"
+TAKES = {"log_uniform": "[1e-4, 1e-1]", "uniform": "[1, 8]", "int": "[2, 8] (whole numbers)"}
 
 
 class _Strict(BaseModel):
@@ -96,46 +100,63 @@ class SearchSpec:
         return ", ".join(f"{k.split('.')[-1]}={format_value(v)}" for k, v in params.items())
 
 
-def _dimension(key: str, raw: dict[str, Any], add: Any) -> Dimension | None:
-    forms = [f for f in FORMS if f in raw]
-    extra = sorted(set(raw) - {*FORMS, "zero"})
-    example = "e.g. { log_uniform = [1e-4, 1e-1] } or { choices = [64, 128] }"
-    if len(forms) != 1 or extra:
-        add(f"'{key}' needs exactly one of {', '.join(FORMS)} ({example})")
-        return None
-    form = forms[0]
-    value = raw[form]
-    zero = raw.get("zero", False)
-    if zero is not False and (form != "log_uniform" or zero is not True):
-        add(f"'{key}': zero = true goes with log_uniform only (it adds the value 0)")
-        return None
-    if form == "choices":
-        if not isinstance(value, list) or not value:
+class DimensionTable(_Strict):
+    """One key of [search.space] as written: exactly one form, with its values."""
+
+    log_uniform: tuple[Number, Number] | None = None
+    uniform: tuple[Number, Number] | None = None
+    whole: tuple[Whole, Whole] | None = Field(None, alias="int")
+    choices: list[Any] | None = Field(None, min_length=1)
+    zero: Annotated[bool, Strict()] = False
+
+    def given(self) -> dict[str, Any]:
+        """The forms written, with their values (``int`` by its own name)."""
+        values = {"log_uniform": self.log_uniform, "uniform": self.uniform, "int": self.whole}
+        values["choices"] = self.choices
+        return {form: value for form, value in values.items() if value is not None}
+
+    @model_validator(mode="after")
+    def _checked(self) -> DimensionTable:
+        given = self.given()
+        if len(given) != 1:
+            raise ValueError(f"needs exactly one of {', '.join(FORMS)} ({EXAMPLE})")
+        ((form, value),) = given.items()
+        if self.zero and form != "log_uniform":
+            raise ValueError("zero = true goes with log_uniform only (it adds the value 0)")
+        if form == "choices":
+            if len({format_value(v) for v in value}) != len(value):
+                raise ValueError("choices lists a value twice")
+            return self
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"{form} = [{low}, {high}]: low must be below high")
+        if form == "log_uniform" and low <= 0:
+            raise ValueError("log_uniform needs low > 0 (add zero = true to also try 0)")
+        return self
+
+    def dimension(self, key: str) -> Dimension:
+        ((form, value),) = self.given().items()
+        if form == "choices":
+            return Dimension(key, form, choices=tuple(value))
+        return Dimension(key, form, low=float(value[0]), high=float(value[1]), zero=self.zero)
+
+
+def _dimension(key: str, raw: Any, add: Any) -> Dimension | None:
+    try:
+        return DimensionTable.model_validate(raw).dimension(key)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "value_error":
+            message = str(err["msg"]).removeprefix("Value error, ")
+            add(f"'{key}' {message}" if message.startswith("needs") else f"'{key}': {message}")
+        elif field == "choices":
             add(f"'{key}': choices must be a non-empty list, e.g. choices = [64, 128, 256]")
-            return None
-        if len({format_value(v) for v in value}) != len(value):
-            add(f"'{key}': choices lists a value twice")
-            return None
-        return Dimension(key, form, choices=tuple(value))
-    numbers = value if isinstance(value, list) else []
-    if len(numbers) != 2 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers
-    ):
-        add(
-            f"'{key}': {form} takes [low, high], e.g. {form} = [{'1e-4, 1e-1' if form == 'log_uniform' else '1, 8'}]"
-        )
+        elif field in TAKES:
+            add(f"'{key}': {field} takes [low, high], e.g. {field} = {TAKES[field]}")
+        else:
+            add(f"'{key}' needs exactly one of {', '.join(FORMS)} ({EXAMPLE})")
         return None
-    low, high = float(numbers[0]), float(numbers[1])
-    if not low < high:
-        add(f"'{key}': {form} = [{numbers[0]}, {numbers[1]}]: low must be below high")
-        return None
-    if form == "log_uniform" and low <= 0:
-        add(f"'{key}': log_uniform needs low > 0 (add zero = true to also try 0)")
-        return None
-    if form == "int" and not all(isinstance(v, int) for v in numbers):
-        add(f"'{key}': int takes whole numbers, e.g. int = [2, 8]")
-        return None
-    return Dimension(key, form, low=low, high=high, zero=bool(zero))
 
 
 def _value_problem(base: dict[str, Any], key: str, value: Any) -> str | None:
@@ -205,11 +226,7 @@ def parse_search(
         if key.split(".")[0] in ("seed", "dataset"):
             add(f"[search.space]: '{key}' cannot be searched", key)
             continue
-        dim = _dimension(
-            key,
-            spec if isinstance(spec, dict) else {},
-            lambda m, k=key: add(f"[search.space]: {m}", k),
-        )
+        dim = _dimension(key, spec, lambda m, k=key: add(f"[search.space]: {m}", k))
         if dim is None:
             continue
         for value in dim.values_to_check():

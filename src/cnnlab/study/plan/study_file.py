@@ -124,15 +124,7 @@ def load_study(
     problems = Problems(where, text)
     parsed = _parse_file(raw, problems)
     section = parsed.study
-
-    seed_list = list(seeds if seeds is not None else section.seeds)
-    if seeds is not None and not seed_list:
-        problems.add("--seeds is empty; give at least one seed, e.g. 0,1,2")
-    if len(set(seed_list)) != len(seed_list):
-        dup = sorted({s for s in seed_list if seed_list.count(s) > 1})
-        problems.add(
-            f"seed {dup[0]} is listed twice; each seed runs once per variant", "[study]", 0, "seeds"
-        )
+    seed_list = _seed_list(section.seeds, seeds, problems)
     if epochs_scale is not None and not (math.isfinite(epochs_scale) and epochs_scale > 0):
         problems.add(f"--epochs-scale {epochs_scale}: must be a positive number, e.g. 0.2")
     study_dataset = section.dataset
@@ -144,6 +136,55 @@ def load_study(
     except ConfigError as exc:
         problems.add(str(exc), "[study]", 0, "dataset")
 
+    every_variant = _variants(parsed, base, problems)
+    if not every_variant:
+        problems.raise_if_any()
+    claims = parse_claims(parsed.claim, [v.name for v in every_variant], problems)
+    kept, baseline = every_variant, ""
+    try:
+        baseline = baseline_of(section.baseline, every_variant, where)
+        if variants is not None:
+            kept = chosen_variants(every_variant, variants, where)
+            baseline = baseline if any(v.name == baseline for v in kept) else kept[0].name
+    except ConfigError as exc:
+        problems.add(str(exc).removeprefix(f"{where}: "), "[study]", 0, "baseline")
+    base_settings = next((v.settings for v in kept if v.name == baseline), {})
+    search = parse_search(parsed.search, base_settings, problems)
+    if search is not None and search.confirm_seeds and seeds is None:
+        seed_list = list(search.confirm_seeds)
+    resolved = resolve_runs(kept, study_dataset, seed_list, epochs_scale, data_dir, problems)
+    overrides = {
+        "dataset": study_dataset if dataset is not None else None,
+        "seeds": list(seeds) if seeds is not None else None,
+        "epochs_scale": epochs_scale,
+        "variants": list(variants) if variants is not None else None,
+        "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve()),
+    }
+    return Study(
+        path=path, text=text, name=section.name, description=section.description,
+        dataset=study_dataset, seeds=seed_list, baseline=baseline, variants=kept,
+        claims=claims, search=search, overrides=overrides,
+        file_variants=list(dict.fromkeys(v.base for v in every_variant)),
+        declared_baseline=section.baseline,
+        configs=resolved.configs, identities=resolved.identities,
+    )  # fmt: skip
+
+
+def _seed_list(written: list[int], given: Sequence[int] | None, problems: Problems) -> list[int]:
+    """The seeds to run: ``given`` (--seeds) or the file's, each once."""
+    seed_list = list(given if given is not None else written)
+    if given is not None and not seed_list:
+        problems.add("--seeds is empty; give at least one seed, e.g. 0,1,2")
+    if len(set(seed_list)) != len(seed_list):
+        dup = sorted({s for s in seed_list if seed_list.count(s) > 1})
+        problems.add(
+            f"seed {dup[0]} is listed twice; each seed runs once per variant", "[study]", 0, "seeds"
+        )
+    return seed_list
+
+
+def _variants(parsed: StudyFile, base: Path, problems: Problems) -> list[Variant]:
+    """Every [[variant]] over [defaults], at every grid point, each checked."""
     defaults = check_settings(parsed.defaults, "[defaults]", problems, "[defaults]")
     defaults = _absolute_paths(defaults, base)
     check_defaults(defaults, problems)
@@ -171,52 +212,7 @@ def load_study(
         settings = check_settings(settings, f"variant '{name}'", problems, "[[variant]]", i)
         bases.append((name, merge_settings(defaults, _absolute_paths(settings, base))))
         own_keys[name] = set(settings)
-
-    all_variants = every_variant = _expand(bases, grid, base, problems, own_keys)
-    if not all_variants:
-        problems.raise_if_any()
-    claims = parse_claims(parsed.claim, [v.name for v in all_variants], problems)
-    baseline = ""
-    try:
-        baseline = baseline_of(section.baseline, all_variants, where)
-        if variants is not None:
-            chosen = chosen_variants(all_variants, variants, where)
-            baseline = baseline if any(v.name == baseline for v in chosen) else chosen[0].name
-            all_variants = chosen
-    except ConfigError as exc:
-        problems.add(str(exc).removeprefix(f"{where}: "), "[study]", 0, "baseline")
-    base_settings = next((v.settings for v in all_variants if v.name == baseline), {})
-    search = parse_search(parsed.search, base_settings, problems)
-    if search is not None and search.confirm_seeds and seeds is None:
-        seed_list = list(search.confirm_seeds)
-    resolved = resolve_runs(
-        all_variants, study_dataset, seed_list, epochs_scale, data_dir, problems
-    )
-    return Study(
-        path=path,
-        text=text,
-        name=section.name,
-        description=section.description,
-        dataset=study_dataset,
-        seeds=seed_list,
-        baseline=baseline,
-        variants=all_variants,
-        claims=claims,
-        search=search,
-        overrides={
-            "dataset": study_dataset if dataset is not None else None,
-            "seeds": list(seeds) if seeds is not None else None,
-            "epochs_scale": epochs_scale,
-            "variants": list(variants) if variants is not None else None,
-            "data_dir": str(Path(data_dir).expanduser().resolve())
-            if data_dir is not None
-            else None,
-        },
-        file_variants=list(dict.fromkeys(v.base for v in every_variant)),
-        declared_baseline=section.baseline,
-        configs=resolved.configs,
-        identities=resolved.identities,
-    )
+    return _expand(bases, grid, base, problems, own_keys)
 
 
 def add_round(study: Study, round_: Round) -> Study:

@@ -160,7 +160,7 @@ class Study:
             "declared_baseline": self.declared_baseline,
             "baseline": self.baseline,
             "seeds": list(self.seeds),
-            "claims": [c.to_dict() for c in self.claims],
+            "claims": [c.model_dump(mode="json") for c in self.claims],
             "rounds": [r.to_dict() for r in self.rounds],
         }
 

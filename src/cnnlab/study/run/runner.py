@@ -22,7 +22,7 @@ from cnnlab.study.plan.study_file import add_round
 from cnnlab.study.plan.study_plan import PlannedRun, Round, Study
 from cnnlab.study.run.executor import Executor, InProcessExecutor
 from cnnlab.study.run.study_progress import QuietStudyProgress, StudyProgress
-from cnnlab.study.store.database import DB_NAME, Store
+from cnnlab.study.store.database import DB_NAME, Store, StudyRecord
 from cnnlab.study.store.lock import check_unlocked, study_lock
 from cnnlab.study.store.results import StudyResults
 
@@ -120,11 +120,12 @@ def record_study(
 ) -> None:
     """This invocation of ``study``, its plan and its runs in the store (``extra``: search
     trials, registered but not planned)."""
-    store.record_study(
+    record = StudyRecord(
         name=study.name, file_path=study.path, file_text=study.text, dataset=study.dataset,
         baseline=study.baseline, description=study.description, variants=study.variant_names,
-        options=study.options, runs=planned, extra_runs=extra, plan=study.stored(),
+        options=study.options, plan=study.stored(),
     )  # fmt: skip
+    store.record_study(record, planned, extra)
 
 
 def search_then_plan(

@@ -26,6 +26,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,36 @@ from cnnlab.study.store.schema import (
     VALUE_COLUMNS,
     upgrade_from,
 )
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One invocation of a study, as its ``studies`` row keeps it."""
+
+    name: str
+    file_path: Path
+    file_text: str
+    dataset: str
+    baseline: str | None
+    description: str
+    variants: Sequence[str]
+    options: Mapping[str, Any]  # the command line's overrides, and a search's facts
+    plan: Mapping[str, Any] | None = None  # the plan value (study_plan.Study.stored())
+
+    def row(self) -> dict[str, Any]:
+        """The row's values by column, as stored (JSON in canonical form)."""
+        return {
+            "name": self.name,
+            "file_path": str(Path(self.file_path).absolute()),
+            "file_text": self.file_text,
+            "dataset": self.dataset,
+            "baseline": self.baseline,
+            "description": self.description,
+            "variants_json": json.dumps(list(self.variants)),
+            "options_json": json.dumps(dict(self.options)),
+            "created": time.time(),
+            "plan_json": None if self.plan is None else json.dumps(dict(self.plan)),
+        }
 
 
 class Store:
@@ -117,19 +148,7 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
 
     def record_study(
-        self,
-        *,
-        name: str,
-        file_path: Path,
-        file_text: str,
-        dataset: str,
-        baseline: str | None,
-        description: str,
-        variants: Sequence[str],
-        options: Mapping[str, Any],
-        runs: Sequence[Any],
-        extra_runs: Sequence[Any] = (),
-        plan: Mapping[str, Any] | None = None,
+        self, study: StudyRecord, runs: Sequence[Any], extra_runs: Sequence[Any] = ()
     ) -> int:
         """Record this invocation of the study and its expansion (``runs``: PlannedRun-like,
         with run_id, variant, seed, config, config_hash, identity, run_dir); register new runs
@@ -137,71 +156,54 @@ class Store:
 
         Returns the studies row id; an invocation identical to the latest one reuses its row.
         ``extra_runs`` (a search's trials) are registered like ``runs`` but not planned: the
-        report shows them in its search section, not as variants. ``plan``: the plan value
-        (``Study.stored()``), which the report and a resumed run read back.
+        report shows them in its search section, not as variants.
         """
-        plan_json = None if plan is None else json.dumps(dict(plan))
+        row = study.row()
         planned = [(r.run_id, r.variant, r.seed) for r in runs]
         with self._transaction():
             latest = self.conn.execute("SELECT * FROM studies ORDER BY id DESC LIMIT 1").fetchone()
-            if latest is not None and latest["name"] != name:
+            if latest is not None and latest["name"] != study.name:
                 raise CnnlabError(
-                    f"{self.root} holds results of study '{latest['name']}', not '{name}'; "
+                    f"{self.root} holds results of study '{latest['name']}', not '{study.name}'; "
                     "choose another --out"
                 )
-            same = (
-                latest is not None
-                and latest["file_text"] == file_text
-                and latest["file_path"] == str(Path(file_path).absolute())
-                and json.loads(latest["options_json"]) == json.loads(json.dumps(dict(options)))
-                and plan_of(self.conn, latest["id"]) == planned
-                and latest["plan_json"] == plan_json
-            )
-            if same:
+            same = latest is not None and plan_of(self.conn, latest["id"]) == planned
+            if same and all(latest[k] == v for k, v in row.items() if k != "created"):
                 study_id = latest["id"]
             else:
+                columns = ", ".join(row)
                 cur = self.conn.execute(
-                    "INSERT INTO studies (name, file_path, file_text, dataset, baseline, description,"
-                    " variants_json, options_json, created, plan_json)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        name,
-                        str(Path(file_path).absolute()),
-                        file_text,
-                        dataset,
-                        baseline,
-                        description,
-                        json.dumps(list(variants)),
-                        json.dumps(dict(options)),
-                        time.time(),
-                        plan_json,
-                    ),
+                    f"INSERT INTO studies ({columns}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
                 )
                 study_id = int(cur.lastrowid or 0)
                 self.conn.executemany(
                     "INSERT INTO plan (study_id, position, run_id, variant, seed) VALUES (?, ?, ?, ?, ?)",
-                    [(study_id, i, *row) for i, row in enumerate(planned)],
+                    [(study_id, i, *entry) for i, entry in enumerate(planned)],
                 )
             for r in [*runs, *extra_runs]:
-                config_json = json.dumps(r.config.model_dump(mode="json"), sort_keys=True)
-                self.conn.execute(
-                    "INSERT INTO runs (run_id, variant, seed, config_json, config_hash, identity_json,"
-                    " status, run_dir) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)"
-                    " ON CONFLICT (run_id) DO UPDATE SET variant = excluded.variant,"
-                    " run_dir = CASE WHEN runs.status = 'done' THEN runs.run_dir ELSE excluded.run_dir END,"
-                    " config_json = CASE WHEN runs.status = 'done' THEN runs.config_json"
-                    " ELSE excluded.config_json END",
-                    (
-                        r.run_id,
-                        r.variant,
-                        r.seed,
-                        config_json,
-                        r.config_hash,
-                        json.dumps(r.identity, sort_keys=True),
-                        self._rel(r.run_dir),
-                    ),
-                )
+                self._register_run(r)
         return study_id
+
+    def _register_run(self, r: Any) -> None:
+        """A planned run as pending, or a not yet finished one brought up to date."""
+        self.conn.execute(
+            "INSERT INTO runs (run_id, variant, seed, config_json, config_hash, identity_json,"
+            " status, run_dir) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)"
+            " ON CONFLICT (run_id) DO UPDATE SET variant = excluded.variant,"
+            " run_dir = CASE WHEN runs.status = 'done' THEN runs.run_dir ELSE excluded.run_dir END,"
+            " config_json = CASE WHEN runs.status = 'done' THEN runs.config_json"
+            " ELSE excluded.config_json END",
+            (
+                r.run_id,
+                r.variant,
+                r.seed,
+                json.dumps(r.config.model_dump(mode="json"), sort_keys=True),
+                r.config_hash,
+                json.dumps(r.identity, sort_keys=True),
+                self._rel(r.run_dir),
+            ),
+        )
 
     def statuses(self) -> dict[str, str]:
         return {

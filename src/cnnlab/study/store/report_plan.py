@@ -81,7 +81,7 @@ def stored_claims(row: sqlite3.Row) -> list[Claim]:
     plan = _stored(row)
     if plan is None:
         return claims_of_text(row["file_text"])
-    return [Claim.from_dict(c) for c in plan["claims"]]
+    return [Claim.model_validate(c) for c in plan["claims"]]
 
 
 def recorded_rounds(
