@@ -14,7 +14,7 @@ from pathlib import Path
 from cnnlab.cli import main
 from cnnlab.study.plan.study_file import load_study
 from cnnlab.study.store.database import load_results
-from cnnlab.study.store.schema import DB_NAME, SCHEMA_VERSION
+from cnnlab.study.store.sqlite_schema import DB_NAME, SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data"
 STUDY = DATA / "study-v1.toml"

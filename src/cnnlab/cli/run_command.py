@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary_table,
     )
     from cnnlab.study.run.study_progress import make_study_progress
-    from cnnlab.study.store.schema import DB_NAME
+    from cnnlab.study.store.sqlite_schema import DB_NAME
 
     study = load_study(
         args.study,

@@ -36,7 +36,7 @@ from cnnlab.study.store.lock import is_locked
 from cnnlab.study.store.reading import study_results
 from cnnlab.study.store.report_plan import plan_of, recorded_rounds
 from cnnlab.study.store.results import StudyResults
-from cnnlab.study.store.schema import (
+from cnnlab.study.store.sqlite_schema import (
     DB_NAME,
     SCHEMA,
     SCHEMA_VERSION,

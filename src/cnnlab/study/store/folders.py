@@ -27,7 +27,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import ARTIFACTS, EpochRow, RunSummary
 from cnnlab.study.store.database import load_results
 from cnnlab.study.store.results import RunResult, StudyResults
-from cnnlab.study.store.schema import DB_NAME
+from cnnlab.study.store.sqlite_schema import DB_NAME
 
 ADVICE = "pass a folder written by `cnnlab run` or by `cnnlab train --out`"
 

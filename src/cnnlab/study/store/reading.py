@@ -13,7 +13,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, Provenance, RunSummary
 from cnnlab.study.store.report_plan import report_plan, stored_claims
 from cnnlab.study.store.results import RunResult, StudyResults
-from cnnlab.study.store.schema import DB_NAME
+from cnnlab.study.store.sqlite_schema import DB_NAME
 
 
 def run_result(
