@@ -46,7 +46,7 @@ model_args = { hidden = [32, 16] }
 PER_EPOCH = ("evaluated", "checkpoint", "metrics", "store-epoch")
 # The Ray driver's own point is reached only on Ray: tests/test_ray.py kills it there; a
 # round is recorded only by a study that grows (tests/test_search.py kills it there).
-ELSEWHERE = ("ray-driver-epoch", "round-recorded")
+ELSEWHERE = ("driver-epoch", "round-recorded")
 KILLS = [f"{p}@2" if p in PER_EPOCH else p for p in faults.POINTS if p not in ELSEWHERE]
 KILLS.insert(0, "checkpoint@1")
 TIMING = {"images_per_s", "epoch_seconds", "wall_seconds"}

@@ -90,7 +90,7 @@ def test_a_killed_driver_resumes_with_the_same_command(local_ray, study_file, re
     # (its workers never reach that point): some run is always left half-done.
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
-    job = cnnlab(*args, "--workers", "2", env={"CNNLAB_KILL_AT": "ray-driver-epoch@2"})
+    job = cnnlab(*args, "--workers", "2", env={"CNNLAB_KILL_AT": "driver-epoch@2"})
     assert job.returncode == -signal.SIGKILL, job.stderr
     with sqlite3.connect(out / "study.sqlite") as conn:
         statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
@@ -106,7 +106,7 @@ def test_sigterm_stops_a_ray_study_like_ctrl_c(study_file, tmp_path):
     # stay in charge: one line, exit 143, runs marked interrupted, the rerun finishing them.
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
-    env = {"CNNLAB_KILL_AT": "ray-driver-epoch@2", "CNNLAB_KILL_SIGNAL": "TERM"}
+    env = {"CNNLAB_KILL_AT": "driver-epoch@2", "CNNLAB_KILL_SIGNAL": "TERM"}
     job = cnnlab(*args, "--workers", "2", env=env)
     assert job.returncode == 143, job.stderr
     assert "terminated (SIGTERM)" in job.stderr and "Traceback" not in job.stderr

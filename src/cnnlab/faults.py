@@ -23,7 +23,7 @@ POINTS = (
     "summary",  # summary.json (and metrics.csv from the record) written
     "curves",  # curves.png drawn
     "finish",  # the run marked done in the study database
-    "ray-driver-epoch",  # the Ray driver committed an epoch row a worker sent
+    "driver-epoch",  # a parallel executor's driver committed an epoch row a worker sent
     "round-recorded",  # a plan's new round stored with the study, none of its runs started
 )
 _passed: Counter[str] = Counter()

@@ -14,7 +14,7 @@ worker that cannot see the study's database stops the study with one line.
 
 Faults: a run that fails for a reason of its own (it diverged, a bad setting) is
 recorded as failed once; a worker that dies (killed, its node lost) is replaced
-and its run resumed from its checkpoint, at most ``ray_driver.MAX_WORKER_DEATHS``
+and its run resumed from its checkpoint, at most ``driver.MAX_WORKER_DEATHS``
 times per run; a driver that dies leaves its runs interrupted, and the same command resumes
 them from their last finished epoch.
 """
@@ -27,14 +27,13 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.study.plan.study_plan import PlannedRun
-from cnnlab.study.run.events import ListFeed, RunFeed
-from cnnlab.study.run.executor import InProcessExecutor
-from cnnlab.study.run.ray_driver import Driver
-from cnnlab.study.run.study_progress import QuietStudyProgress, StudyProgress
+from cnnlab.study.run.pool_executor import PoolExecutor
+from cnnlab.study.run.ray_pool import RayPool
 from cnnlab.study.store.database import Store
 
 INSTALL_HINT = "Ray is not installed: pip install 'cnnlab[ray]' (or pip install ray)"
@@ -78,14 +77,13 @@ def _signal_handlers_kept() -> Iterator[None]:
                 signal.signal(sig, handler)
 
 
-class RayExecutor:
-    """Runs a study's runs as tasks on Ray actors; the driver records what they send."""
+class RayExecutor(PoolExecutor):
+    """Runs a study's runs on Ray actors; the driver records what they send."""
 
     def __init__(self, settings: RaySettings | None = None) -> None:
         self.settings = settings or RaySettings()
-        self.local = InProcessExecutor()  # the preflight runs here, in the driver
+        super().__init__(self.settings.allow_device_change)
         self.ray = import_ray()
-        self.nodes: dict[str, str] = {}
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
         if not self.settings.gpus_per_run:
@@ -97,25 +95,13 @@ class RayExecutor:
                         "run gets a GPU only with --gpus-per-run (e.g. 1, or 0.25 for four runs "
                         "per GPU)"
                     )
-        self.local.check(runs)
+        super().check(runs)
 
-    def run_all(
-        self, runs: Sequence[PlannedRun], store: Store, progress: StudyProgress | None = None
-    ) -> None:
-        if runs:
-            self.run_feed(ListFeed(self.longest_first(runs, store)), store, progress)
-
-    def longest_first(self, runs: Sequence[PlannedRun], store: Store) -> list[PlannedRun]:
-        """The runs in the order a pool finishes soonest: most training left first (ties
-        and unchecked runs in study order). In study order a study whose biggest models
-        come last, like seed 004's VGG-like nets, would start them last and wait on them."""
-        left = {run.run_id: self.local.work(run, store.epochs_done(run.run_id)) for run in runs}
-        return sorted(runs, key=lambda run: -left[run.run_id])
-
-    def run_feed(self, feed: RunFeed, store: Store, progress: StudyProgress | None = None) -> None:
-        """Train what ``feed`` gives, as many runs at once as there are workers."""
-        with self.session():
-            Driver(self, feed, store, progress or QuietStudyProgress()).run()
+    def pool(self, store: Store) -> RayPool:
+        s = self.settings
+        return RayPool(
+            self.ray, Path(store.root), s.cpus_per_run, s.gpus_per_run, s.allow_device_change
+        )
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -154,7 +140,7 @@ class RayExecutor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CnnlabError(f"cannot start or join {where}: {first}") from None
 
-    def worker_count(self) -> int:
+    def workers(self) -> int:
         s = self.settings
         if s.workers:
             return s.workers
