@@ -83,3 +83,11 @@ def _bundled_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Printed digits from matplotlib's fonts only: checking every font of the machine
     takes half a minute per fresh cache (tests/test_fonts.py covers the discovery)."""
     monkeypatch.setenv("CNNLAB_FONTS", "matplotlib")
+
+
+@pytest.fixture(autouse=True)
+def _one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Studies run in process unless a test asks for workers: a worker's start (a fresh
+    interpreter importing torch) would cost seconds in each of the many tiny studies
+    here. tests/test_local_executor.py and the README's examples run the default pool."""
+    monkeypatch.setenv("CNNLAB_WORKERS", "1")

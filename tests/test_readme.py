@@ -90,6 +90,7 @@ def test_every_readme_example_runs_as_written(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
     monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.delenv("CNNLAB_WORKERS")  # the default: local worker processes
     # digits-wild's printed digits at a fraction of their number (the commands run here).
     monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TRAIN", 200)
     monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TEST", 100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,8 @@ examples:
   cnnlab run studies/cifar10-fast.toml --variants fast   one variant of the study
   cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
   cnnlab run study.toml --retry-failed           run the failed runs again too
-  cnnlab run study.toml --executor ray --workers 2   two runs at once, one thread each
+  cnnlab run study.toml --workers 1              one run after another, in this process
+  cnnlab run study.toml --workers 4 --threads-per-run 2   4 runs at once, 2 threads each
   cnnlab run study.toml --executor ray --address auto --gpus-per-run 0.25   on a Ray cluster
 
 Rerun the same command to continue: done runs are skipped, interrupted ones resume
@@ -78,56 +80,103 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     scale = p.add_argument_group(
-        "scale out (Ray: pip install 'cnnlab[ray]')",
-        "Several runs at once on this machine's cores, its GPUs or a Ray cluster. The study "
-        "folder must be on a filesystem every node mounts at the same path.",
+        "using the whole machine, or a cluster",
+        "Runs train side by side in worker processes on this machine by default: one "
+        "one-thread run per core (small CNNs use a second thread poorly: two one-thread runs "
+        "at once finish a study about 1.5x sooner than one two-thread run after another on "
+        "2 cores, benchmarks/study_throughput.py), or two runs per GPU. A run's numbers "
+        "depend only on its settings and its thread count, not on the executor or the "
+        "number of workers. Ray (pip install 'cnnlab[ray]') takes runs to several machines; "
+        "its study folder must be on a filesystem every node mounts at the same path.",
     )
     scale.add_argument(
         "--executor",
-        choices=["inprocess", "ray"],
-        default="inprocess",
-        help="inprocess (default): one run after another here; ray: runs in parallel",
-    )
-    scale.add_argument(
-        "--address",
-        help="join this Ray cluster (e.g. auto, or HOST:6379 of `ray start --head`); "
-        "default: start a local instance for this command",
+        choices=["local", "inprocess", "ray"],
+        default="local",
+        help="local (default): worker processes on this machine; inprocess: one run after "
+        "another in this process (as --workers 1); ray: Ray workers, here or on a cluster",
     )
     scale.add_argument(
         "--workers",
-        type=positive_int,
-        help="runs at once (default: cores / --cpus-per-run, or what the cluster holds)",
+        type=workers_count,
+        metavar="N|auto",
+        help="runs at once (default auto, or $CNNLAB_WORKERS: one per core at one thread "
+        "each, two per GPU; with ray: what the cluster holds); 1: one after another here",
     )
     scale.add_argument(
+        "--threads-per-run",
         "--cpus-per-run",
+        dest="threads_per_run",
         type=positive_int,
-        default=1,
         metavar="K",
-        help="torch threads (and Ray CPUs) of each run (default 1)",
+        help="torch threads of each run (default: 1 with several workers, all cores with "
+        "--workers 1); a run's last digits depend on it",
+    )
+    scale.add_argument(
+        "--address",
+        help="ray: join this cluster (e.g. auto, or HOST:6379 of `ray start --head`); "
+        "default: start a local instance for this command",
     )
     scale.add_argument(
         "--gpus-per-run",
         type=float,
         default=0.0,
         metavar="F",
-        help="GPUs of each run; a fraction packs several runs on one GPU, e.g. 0.25 (default 0: "
-        "Ray then hides the GPUs and runs train on the CPU)",
+        help="ray: GPUs of each run; a fraction packs several runs on one GPU, e.g. 0.25 "
+        "(default 0: Ray then hides the GPUs and runs train on the CPU)",
     )
     p.set_defaults(func=cmd_run)
 
 
-def make_executor(args: argparse.Namespace) -> Executor:
-    """The in-process executor by default; a RayExecutor (Ray imported) for --executor ray."""
-    ray_only = {"--address": args.address, "--workers": args.workers}
+def workers_count(text: str) -> int | None:
+    """``--workers``: a positive number, or auto (None)."""
+    if text.strip().lower() == "auto":
+        return None
+    return positive_int(text)
+
+
+def make_executor(args: argparse.Namespace, uses_gpu: bool) -> Executor:
+    """The executor the flags ask for: local workers (``auto``: as many as the machine
+    runs well), the in-process one for one worker, or Ray (imported only then)."""
+    workers = args.workers
+    if workers is None and os.environ.get("CNNLAB_WORKERS", "auto") != "auto":
+        workers = _workers_from_env(os.environ["CNNLAB_WORKERS"])
     if args.executor != "ray":
-        given = [flag for flag, value in ray_only.items() if value is not None]
-        if args.cpus_per_run != 1 or args.gpus_per_run:
-            given.append("--cpus-per-run/--gpus-per-run")
+        given = [
+            f for f, v in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run)) if v
+        ]
         if given:
             raise CnnlabError(f"{', '.join(given)} need --executor ray")
-        from cnnlab.study.run.executor import InProcessExecutor
+    if args.executor == "ray":
+        return _ray_executor(args, workers)
+    from cnnlab.study.run.executor import InProcessExecutor
 
-        return InProcessExecutor(args.allow_device_change)
+    if args.executor == "inprocess" or workers == 1:
+        return InProcessExecutor(args.allow_device_change, args.threads_per_run)
+    from cnnlab.study.run.local_executor import LocalExecutor, auto_layout, cores, gpu_count
+
+    layout = auto_layout(workers, args.threads_per_run, cores(), gpu_count() if uses_gpu else 0)
+    if layout.workers == 1:
+        return InProcessExecutor(args.allow_device_change, layout.threads)
+    return LocalExecutor(layout, args.allow_device_change)
+
+
+def _layout_text(executor: Executor) -> str:
+    from cnnlab.study.run.local_executor import LocalExecutor
+
+    return f" ({executor.layout.describe()})" if isinstance(executor, LocalExecutor) else ""
+
+
+def _workers_from_env(text: str) -> int:
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise CnnlabError(
+            f"$CNNLAB_WORKERS={text!r}: use a positive number or auto (or unset it)"
+        ) from None
+
+
+def _ray_executor(args: argparse.Namespace, workers: int | None) -> Executor:
     if not (0 <= args.gpus_per_run <= 64):
         raise CnnlabError(f"--gpus-per-run {args.gpus_per_run}: use 0 to 64, e.g. 0.25 or 1")
     from cnnlab.study.run.ray_executor import RayExecutor, RaySettings
@@ -135,8 +184,8 @@ def make_executor(args: argparse.Namespace) -> Executor:
     return RayExecutor(
         RaySettings(
             address=args.address,
-            workers=args.workers,
-            cpus_per_run=args.cpus_per_run,
+            workers=workers,
+            cpus_per_run=args.threads_per_run or 1,
             gpus_per_run=args.gpus_per_run,
             allow_device_change=args.allow_device_change,
         )
@@ -178,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         study = study.with_tensorboard()
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
-    executor = make_executor(args)
+    executor = make_executor(args, any(c.device != "cpu" for c in study.configs.values()))
     if not (out / DB_NAME).exists():
         # A new study: a missing dataset or a model that cannot take the images is
         # refused before anything is printed (run_study checks again, from the cache).
@@ -187,7 +236,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(
             escape(
                 f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
-                f"on {study.dataset} -> {out}"
+                f"on {study.dataset} -> {out}{_layout_text(executor)}"
             ),
             highlight=False,
             soft_wrap=True,

@@ -136,8 +136,9 @@ class InProcessExecutor:
     Its runs share one :class:`DataCache`: every run of a study trains on the same arrays.
     """
 
-    def __init__(self, allow_device_change: bool = False) -> None:
+    def __init__(self, allow_device_change: bool = False, threads: int | None = None) -> None:
         self.data = DataCache()
+        self.threads = threads  # torch threads while it trains (None: torch's default)
         # Resume runs begun on another kind of device or precision (train.resume).
         self.allow_device_change = allow_device_change
         # (dataset, model identity) -> multiply-accumulates per image of the model built
@@ -199,10 +200,19 @@ class InProcessExecutor:
         self.run_feed(ListFeed(runs), store, progress)  # in study order
 
     def run_feed(self, feed: RunFeed, store: Store, progress: StudyProgress | None = None) -> None:
+        import torch
+
         progress = progress or QuietStudyProgress()
-        while (run := feed.next_run()) is not None:
-            self.run_one(run, JudgedEvents(store, feed) if feed.judges(run) else store, progress)
-            feed.ended(run)
+        before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            while (run := feed.next_run()) is not None:
+                events = JudgedEvents(store, feed) if feed.judges(run) else store
+                self.run_one(run, events, progress)
+                feed.ended(run)
+        finally:
+            torch.set_num_threads(before)
 
     def run_one(self, run: PlannedRun, store: RunEvents, progress: StudyProgress) -> bool:
         """Train one run into its folder, reporting to ``store``; True when it finished."""

@@ -1,0 +1,180 @@
+"""The local transport of the driver's workers: long-lived processes on this machine.
+
+Each worker is a child process started with the ``spawn`` method (a fresh interpreter:
+no forked torch threads or locks), which imports torch once, sets its thread count,
+and trains the runs it is sent one at a time with the shared
+:class:`~cnnlab.study.run.worker.RunWorker`, keeping its datasets loaded between them.
+One duplex pipe per worker carries its runs and a judged run's verdicts in, its events
+out; a worker killed mid-message spoils only its own pipe, which goes with it.
+
+A worker ignores Ctrl-C (the driver stops it and marks its run interrupted), and dies
+with the driver: Linux delivers it SIGKILL when its parent dies, however the parent
+died, so a killed `cnnlab run` leaves no process behind. On a machine with GPUs, worker
+``i`` sees only GPU ``i % count`` (``CUDA_VISIBLE_DEVICES``), so runs spread over them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from cnnlab.study.plan.study_plan import PlannedRun
+
+STOP_WAIT_S = 5.0  # an idle worker asked to stop is killed if it has not after this long
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(eq=False)
+class LocalWorker:
+    process: Any  # multiprocessing's SpawnProcess
+    conn: Connection
+    index: int
+    run_id: str | None = None  # the run it is training
+    dead: bool = False
+    pid: int = field(default=0)
+
+
+def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: bool) -> None:
+    """A worker process's life: take runs from the pipe until told to stop."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops the pool
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch starts CUDA
+    from cnnlab.study.run.worker import RunWorker
+
+    worker = RunWorker(threads, conn.send, allow_change)
+    conn.send(("ready", "", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the driver is gone
+        if message[0] == "stop":
+            return
+        _, run, epochs_done, judged = message
+
+        def verdict(run_id: str, epoch: int) -> str | None:
+            _, _, _, why = conn.recv()  # ("verdict", run id, epoch, why): the driver's answer
+            return why
+
+        try:
+            worker.run(run, epochs_done, verdict if judged else None)
+        except Exception as exc:  # the run could not be taken at all (its folder is held)
+            conn.send(("task_error", run.run_id, str(exc).splitlines()[0] if str(exc) else ""))
+        conn.send(("task_done", run.run_id))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (elsewhere: a no-op)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request: go now
+        os._exit(1)
+
+
+class LocalPool:
+    """Worker processes on this machine, kept for the whole session: a search and its
+    confirmation train in the same workers."""
+
+    def __init__(self, threads: int, gpus: int = 0, allow_device_change: bool = False) -> None:
+        self.threads, self.gpus, self.allow_device_change = threads, gpus, allow_device_change
+        self.context = mp.get_context("spawn")
+        self.workers: list[LocalWorker] = []
+
+    def start(self, count: int) -> list[LocalWorker]:
+        """``count`` workers: idle ones of this session first, then new processes."""
+        idle = [w for w in self.workers if w.run_id is None and not w.dead][:count]
+        for _ in range(count - len(idle)):
+            idle.append(self._spawn(len(self.workers)))
+        return idle
+
+    def _spawn(self, index: int) -> LocalWorker:
+        ours, theirs = self.context.Pipe(duplex=True)
+        gpu = str(index % self.gpus) if self.gpus else None
+        process = self.context.Process(
+            target=worker_main,
+            args=(theirs, self.threads, gpu, self.allow_device_change),
+            name=f"cnnlab-worker-{index}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()  # the child holds its end: EOF here when it dies
+        worker = LocalWorker(process, ours, index, pid=process.pid or 0)
+        self.workers.append(worker)
+        return worker
+
+    def submit(self, worker: LocalWorker, run: PlannedRun, epochs_done: int, judged: bool) -> None:
+        worker.run_id = run.run_id
+        try:
+            worker.conn.send(("run", run, epochs_done, judged))
+        except (BrokenPipeError, OSError):
+            worker.dead = True  # found by the next wait
+
+    def wait(self, timeout: float) -> tuple[list[tuple[Any, ...]], list[tuple[Any, bool]]]:
+        live = [w for w in self.workers if not w.dead]
+        handles: list[Any] = [w.conn for w in live] + [w.process.sentinel for w in live]
+        ready = set(wait(handles, timeout)) if handles else set()
+        events: list[tuple[Any, ...]] = []
+        ended: list[tuple[Any, bool]] = []
+        for worker in live:
+            if worker.conn in ready and self._read(worker, events):
+                ended.append((worker, False))
+                worker.run_id = None
+            if worker.dead or worker.process.sentinel in ready or not worker.process.is_alive():
+                self._read(worker, events)  # what it managed to send before it died
+                self._bury(worker)
+        for worker in self.workers:
+            if worker.dead and worker.run_id is not None:  # died with a run: it resumes
+                ended.append((worker, True))
+                worker.run_id = None
+        return events, ended
+
+    def _read(self, worker: LocalWorker, events: list[tuple[Any, ...]]) -> bool:
+        """Every message waiting on ``worker``'s pipe; True when its run is over."""
+        over = False
+        try:
+            while not worker.dead and worker.conn.poll():
+                message = worker.conn.recv()
+                if message[0] == "task_done":
+                    over = True
+                elif message[0] != "ready":
+                    events.append(message)
+        except Exception:  # closed, or a message cut short by the worker's death
+            worker.dead = True
+        return over
+
+    def _bury(self, worker: LocalWorker) -> None:
+        worker.dead = True
+        worker.process.join(timeout=1.0)
+        with contextlib.suppress(OSError):
+            worker.conn.close()
+
+    def decide(self, worker: LocalWorker, run_id: str, epoch: int, why: str | None) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            worker.conn.send(("verdict", run_id, epoch, why))
+
+    def where(self, worker: LocalWorker) -> str:
+        return f"local worker {worker.index}"
+
+    def stop(self, worker: LocalWorker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        self._bury(worker)
+
+    def close(self) -> None:
+        """Every worker ended: idle ones asked to stop, the rest (and the slow) killed."""
+        for worker in self.workers:
+            if not worker.dead and worker.run_id is None:
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    worker.conn.send(("stop",))
+        for worker in self.workers:
+            worker.process.join(timeout=STOP_WAIT_S if worker.run_id is None else 0.0)
+            self.stop(worker)
+        self.workers = []
