@@ -137,8 +137,10 @@ def test_a_cuda_run_without_gpus_per_run_is_refused_before_anything_starts(study
 
 
 def test_ray_flags_without_the_ray_executor_are_refused(study_file, tmp_path, capsys):
-    assert main(["run", str(study_file), "--out", str(tmp_path / "o"), "--workers", "2"]) == 2
-    assert "--workers need --executor ray" in capsys.readouterr().err
+    args = ["run", str(study_file), "--out", str(tmp_path / "o"), "--address", "auto"]
+    assert main(args) == 2
+    assert "--address need --executor ray" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_without_an_address_a_new_local_instance_starts_even_beside_a_running_one(monkeypatch):

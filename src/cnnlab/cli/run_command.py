@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,9 +93,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     scale.add_argument(
         "--executor",
         choices=["local", "inprocess", "ray"],
-        default="local",
-        help="local (default): worker processes on this machine; inprocess: one run after "
-        "another in this process (as --workers 1); ray: Ray workers, here or on a cluster",
+        help="local (the default; one worker then trains in this process): worker "
+        "processes on this machine; inprocess: one run after another in this process; ray: "
+        "Ray workers, here or on a cluster",
     )
     scale.add_argument(
         "--workers",
@@ -151,14 +152,20 @@ def make_executor(args: argparse.Namespace, uses_gpu: bool) -> Executor:
         return _ray_executor(args, workers)
     from cnnlab.study.run.executor import InProcessExecutor
 
-    if args.executor == "inprocess" or workers == 1:
+    if args.executor == "inprocess" or (workers == 1 and args.executor is None):
         return InProcessExecutor(args.allow_device_change, args.threads_per_run)
     from cnnlab.study.run.local_executor import LocalExecutor, auto_layout, cores, gpu_count
 
     layout = auto_layout(workers, args.threads_per_run, cores(), gpu_count() if uses_gpu else 0)
-    if layout.workers == 1:
+    if layout.workers == 1 and args.executor is None:  # a pool of one: this process will do
         return InProcessExecutor(args.allow_device_change, layout.threads)
     return LocalExecutor(layout, args.allow_device_change)
+
+
+def _early_session(executor: Executor) -> AbstractContextManager[None]:
+    from cnnlab.study.run.local_executor import LocalExecutor
+
+    return executor.session() if isinstance(executor, LocalExecutor) else nullcontext()
 
 
 def _layout_text(executor: Executor) -> str:
@@ -228,26 +235,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
     executor = make_executor(args, any(c.device != "cpu" for c in study.configs.values()))
-    if not (out / DB_NAME).exists():
-        # A new study: a missing dataset or a model that cannot take the images is
-        # refused before anything is printed (run_study checks again, from the cache).
-        executor.check(study.plan(out.absolute()))
-    if not args.quiet:
-        console.print(
-            escape(
-                f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
-                f"on {study.dataset} -> {out}{_layout_text(executor)}"
-            ),
-            highlight=False,
-            soft_wrap=True,
+    # A local pool's workers start first: they import torch and load the data while this
+    # process checks the study (Ray starts only when there is something to run).
+    with _early_session(executor):
+        if not (out / DB_NAME).exists():
+            # A new study: a missing dataset or a model that cannot take the images is
+            # refused before anything is printed (run_study checks again, from the cache).
+            executor.check(study.plan(out.absolute()))
+        if not args.quiet:
+            console.print(
+                escape(
+                    f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+                    f"on {study.dataset} -> {out}{_layout_text(executor)}"
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+        outcome = run_study(
+            study,
+            out,
+            retry_failed=args.retry_failed,
+            executor=executor,
+            progress=make_study_progress(args.quiet, console),
         )
-    outcome = run_study(
-        study,
-        out,
-        retry_failed=args.retry_failed,
-        executor=executor,
-        progress=make_study_progress(args.quiet, console),
-    )
     statuses = {r.run_id: r.status for r in outcome.results.runs}
     trained = sum(statuses.get(i) == "done" for i in outcome.executed)
     failed_now = sum(statuses.get(i) == "failed" for i in outcome.executed)

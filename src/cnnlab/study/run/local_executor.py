@@ -74,17 +74,23 @@ class LocalExecutor(PoolExecutor):
 
     def check(self, runs: Sequence[PlannedRun]) -> None:
         self.pinned = self.pinned or any(r.config.device.startswith("cuda:") for r in runs)
+        if self.current is not None:  # workers already starting: they load the data meanwhile
+            for dataset, data_dir in dict.fromkeys(
+                (r.config.dataset, r.config.data_dir) for r in runs
+            ):
+                self.current.warm(dataset, data_dir)
         super().check(runs)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """The workers kept for the block, unless a session is open already: a command
+        """The workers started for the block, unless a session is open already: a command
         that trains twice (a search, then its confirmation) starts them once."""
         if self.current is not None:
             yield
             return
         gpus = 0 if self.pinned else self.layout.gpus
         self.current = LocalPool(self.layout.threads, gpus, self.allow_device_change)
+        self.current.start(self.layout.workers)  # they import torch while the driver goes on
         try:
             yield
         finally:

@@ -49,6 +49,8 @@ def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: b
     from cnnlab.study.run.worker import RunWorker
 
     worker = RunWorker(threads, conn.send, allow_change)
+    import torch._dynamo  # noqa: F401  (what the first optimizer imports: seconds, paid now)
+
     conn.send(("ready", "", os.getpid()))
     while True:
         try:
@@ -57,6 +59,10 @@ def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: b
             return  # the driver is gone
         if message[0] == "stop":
             return
+        if message[0] == "warm":  # a dataset its runs will read: loaded while it waits
+            with contextlib.suppress(Exception):  # a run that reads it says what is wrong
+                worker.inner.data.dataset(message[1], message[2])
+            continue
         _, run, epochs_done, judged = message
 
         def verdict(run_id: str, epoch: int) -> str | None:
@@ -109,6 +115,13 @@ class LocalPool:
         worker = LocalWorker(process, ours, index, pid=process.pid or 0)
         self.workers.append(worker)
         return worker
+
+    def warm(self, dataset: str, data_dir: str | None) -> None:
+        """Have every idle worker load ``dataset`` before its first run asks for it."""
+        for worker in self.workers:
+            if not worker.dead and worker.run_id is None:
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    worker.conn.send(("warm", dataset, data_dir))
 
     def submit(self, worker: LocalWorker, run: PlannedRun, epochs_done: int, judged: bool) -> None:
         worker.run_id = run.run_id

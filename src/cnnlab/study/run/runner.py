@@ -99,18 +99,21 @@ def _run_planned(
             outcome.skipped_failed.append(run.run_id)
         else:
             todo.append(run)
-    executor.check(todo)  # before anything is written or run
-    record_study(store, study, planned)
-    epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
-    try:
-        progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
-        outcome.executed = [r.run_id for r in todo]
-        executor.run_all(todo, store, progress)
-    except KeyboardInterrupt:
-        store.interrupt_runs()
-        raise
-    finally:
-        progress.close()
+    # The executor starts before the preflight when there is work: a local pool's workers
+    # import torch while the driver checks the runs.
+    with executor.session() if todo else contextlib.nullcontext():
+        executor.check(todo)  # before anything is written or run
+        record_study(store, study, planned)
+        epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
+        try:
+            progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
+            outcome.executed = [r.run_id for r in todo]
+            executor.run_all(todo, store, progress)
+        except KeyboardInterrupt:
+            store.interrupt_runs()
+            raise
+        finally:
+            progress.close()
     outcome.results = store.results()
     return outcome
 
