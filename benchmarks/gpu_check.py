@@ -5,8 +5,9 @@ used; cnnlab runs from ``src/`` without an install), in at most ``--budget`` sec
 (default 480): the device and its compute capability; the CUDA-only tests
 (``pytest -m cuda``); the CIFAR-10 fast recipe (studies/cifar10-fast.toml, seed 0, its
 short and its longer variant) with accuracy and seconds; ``benchmarks/all.py --quick``;
-and, when Ray is installed, 8 LeNet-5 runs packed on the GPU (``--gpus-per-run 0.125``)
-against the same runs one at a time. Each part runs as its own process with what is
+8 LeNet-5 runs packed on the GPU by the default local pool (``--workers 8``) and, when
+Ray is installed, by Ray (``--gpus-per-run 0.125``), each against the same runs one at a
+time (``--workers 1``). Each part runs as its own process with what is
 left of the budget, so one that fails or overruns becomes a row saying so.
 
 ``--dry-run`` does the same on this CPU at small sizes (one recipe variant for 1 epoch,
@@ -212,7 +213,8 @@ def packing_rows(plan: Plan) -> list[Row]:
         result = f"{packed:.1f} s packed (dry run: no one-at-a-time baseline)"
         check = f"Ray packing: {runs} LeNet-5 runs, --gpus-per-run {gpus}"
         return [Row(check, result if ok else f"failed: {last_line(out_2)}", packed, ok=ok)]
-    code_1, out_1, one_by_one = plan.call(cnnlab(*common, "--out", str(plan.work / "seq")), 150)
+    one_at_a_time = cnnlab(*common, "--out", str(plan.work / "seq"), "--workers", "1")
+    code_1, out_1, one_by_one = plan.call(one_at_a_time, 150)
     if code_1 != 0 or code_2 != 0:
         bad = out_1 if code_1 != 0 else out_2
         return [Row("Ray packing", f"failed: {last_line(bad)}", one_by_one + packed, ok=False)]
@@ -224,6 +226,31 @@ def packing_rows(plan: Plan) -> list[Row]:
             packed,
         )
     ]
+
+
+def local_packing_rows(plan: Plan) -> list[Row]:
+    """The default executor's GPU path: N local worker processes sharing the GPU (worker i
+    sees GPU i % count), against the same runs one at a time in one process."""
+    runs = 2 if plan.dry else PACKED_RUNS
+    study = plan.work / "local-packing.toml"
+    study.write_text(PACK_STUDY.format(seeds=list(range(runs))))
+    common = ["run", str(study), "--quiet", "--no-report"]
+    check = f"local pool packing: {runs} LeNet-5 runs, --workers {runs}"
+    pool = cnnlab(*common, "--out", str(plan.work / "pool"), "--workers", str(runs))
+    code_2, out_2, packed = plan.call(pool, 150)
+    if code_2 != 0:
+        return [Row(check, f"failed: {last_line(out_2)}", packed, ok=False)]
+    if plan.dry:
+        return [Row(check, f"{packed:.1f} s packed (dry run: no one-at-a-time baseline)", packed)]
+    one_at_a_time = cnnlab(*common, "--out", str(plan.work / "pool-seq"), "--workers", "1")
+    code_1, out_1, one_by_one = plan.call(one_at_a_time, 150)
+    if code_1 != 0:
+        return [Row(check, f"failed: {last_line(out_1)}", one_by_one + packed, ok=False)]
+    result = (
+        f"{one_by_one:.1f} s one at a time vs {packed:.1f} s packed: "
+        f"{one_by_one / packed:.2f}x (start-up included)"
+    )
+    return [Row(check, result, packed)]
 
 
 def table(rows: list[Row], title: str) -> str:
@@ -249,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cnnlab-gpu-check-") as work:
         plan = Plan(args.device, args.dry_run, args.data_dir, started + args.budget, Path(work))
         rows = [device_row(plan)]
-        for part in (tests_row, recipe_rows, benchmark_rows, packing_rows):
+        for part in (tests_row, recipe_rows, benchmark_rows, local_packing_rows, packing_rows):
             if plan.left() < 5:
                 rows.append(
                     Row(part.__name__.removesuffix("_rows"), "skipped: budget spent", ok=False)

@@ -155,6 +155,13 @@ def report_on(db: bytes | None = None, foreign: bool = False):
     return make
 
 
+def run_on_garbage_db() -> list[str]:
+    argv = study(VARIANT)()
+    Path("out").mkdir()
+    Path("out/study.sqlite").write_bytes(b"not a database" * 20)
+    return argv
+
+
 INF = "inf"
 CASES = [
     Case("ckpt-missing", lambda: ["predict", "nothing.pt", image()], 2, ("nothing.pt",)),
@@ -239,6 +246,18 @@ CASES = [
     Case("study-batch-too-big", study(VARIANT + "batch_size = 500\n"), 2, ("batch",)),
     Case("study-grid-key", study(VARIANT + '[grid]\n"optimizer.lrr" = [0.1]\n'), 2, ("lrr",)),
     Case(
+        "study-epochs-scale-nan",
+        lambda: [*study(VARIANT)(), "--epochs-scale", "nan"],
+        2,
+        ("--epochs-scale nan", "positive number"),
+    ),
+    Case(
+        "study-epochs-scale-inf",
+        lambda: [*study(VARIANT)(), "--epochs-scale", "inf"],
+        2,
+        ("--epochs-scale inf", "positive number"),
+    ),
+    Case(
         "study-run-fails",
         study(VARIANT + 'optimizer = { name = "sgd", lr = 1e6, momentum = 0.9 }\n'),
         1,
@@ -279,6 +298,7 @@ CASES = [
         ("diverged",),
         writes=("out",),
     ),
+    Case("run-garbage-db", run_on_garbage_db, 2, ("out/study.sqlite", "not a readable")),
     Case("report-missing", lambda: ["report", "nowhere"], 2, ("nowhere",)),
     Case("report-zero-byte-db", report_on(b""), 2, ("study.sqlite",)),
     Case("report-foreign-db", report_on(foreign=True), 2, ("study.sqlite",)),

@@ -35,4 +35,5 @@ def test_the_gpu_check_runs_every_part_in_its_dry_mode(tmp_path):
     assert "CIFAR-10 fast recipe: fast" in checks  # the dry run trains one variant
     assert any(c.startswith("bench loader:") for c in checks)
     assert any(c.startswith("Ray packing") for c in checks)
+    assert any(c.startswith("local pool packing: 2 LeNet-5 runs") for c in checks)
     assert "| check | result | seconds |" in done.stdout  # one table, ready for the README

@@ -131,9 +131,9 @@ def run_study(
     dataset: str | None = None,
     data_dir: str | Path | None = None,
     data: DatasetArrays | None = None,
-    executor: str = "inprocess",
+    executor: str | None = None,
     workers: int | None = None,
-    cpus_per_run: int = 1,
+    threads_per_run: int | None = None,
     gpus_per_run: float = 0.0,
     address: str | None = None,
     retry_failed: bool = False,
@@ -142,20 +142,23 @@ def run_study(
 ) -> StudyResults:
     """Run a study file as `cnnlab run` does (resumable; done runs are skipped) and return
     its results (``.runs``, ``.to_dataframe()``); writes the report unless ``report=False``.
-    ``data``: arrays from :class:`Dataset` for every run (in-process executor only)."""
+    ``executor``/``workers``/``threads_per_run``: as the command's flags (default: local
+    worker processes, as many as the machine runs well). ``data``: arrays from
+    :class:`Dataset` for every run; they live in this process, so the runs train here."""
     from cnnlab.study.plan.study_file import load_study
     from cnnlab.study.run.executor import InProcessExecutor
+    from cnnlab.study.run.executor_choice import ExecutorChoice, choose_executor
     from cnnlab.study.run.runner import default_out_dir
     from cnnlab.study.run.runner import run_study as run_planned
     from cnnlab.study.run.study_progress import make_study_progress
 
     if data is not None:
-        if executor != "inprocess":
+        if executor not in (None, "inprocess"):
             raise ConfigError(
-                "data= arrays live in this process: use executor='inprocess', or save them as "
-                "an image folder for Ray workers"
+                "data= arrays live in this process: leave executor out (or 'inprocess'), or "
+                "save them as an image folder for worker processes"
             )
-        dataset = data.name
+        executor, dataset = "inprocess", data.name
     loaded = load_study(
         Path(study),
         dataset=dataset,
@@ -165,17 +168,13 @@ def run_study(
         variants=variants,
     )
     out_dir = Path(out) if out is not None else default_out_dir(loaded)
-    if executor == "ray":
-        from cnnlab.study.run.ray_executor import RayExecutor, RaySettings
-
-        chosen: Any = RayExecutor(RaySettings(address, workers, cpus_per_run, gpus_per_run))
-    elif executor == "inprocess":
-        chosen = InProcessExecutor()
-        if data is not None:
-            for cfg in loaded.configs.values():
-                chosen.data.hold(data, cfg.data_dir)
-    else:
-        raise ConfigError(f"executor '{executor}': use 'inprocess' or 'ray'")
+    choice = ExecutorChoice(executor, workers, threads_per_run, address=address,
+                            gpus_per_run=gpus_per_run)  # fmt: skip
+    chosen = choose_executor(choice, any(c.device != "cpu" for c in loaded.configs.values()))
+    if data is not None:
+        assert isinstance(chosen, InProcessExecutor)
+        for cfg in loaded.configs.values():
+            chosen.data.hold(data, cfg.data_dir)
     outcome = run_planned(
         loaded, out_dir, retry_failed=retry_failed, executor=chosen,
         progress=make_study_progress(not progress),

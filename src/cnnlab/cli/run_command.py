@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,29 +136,15 @@ def workers_count(text: str) -> int | None:
 
 
 def make_executor(args: argparse.Namespace, uses_gpu: bool) -> Executor:
-    """The executor the flags ask for: local workers (``auto``: as many as the machine
-    runs well), the in-process one for one worker, or Ray (imported only then)."""
-    workers = args.workers
-    if workers is None and os.environ.get("CNNLAB_WORKERS", "auto") != "auto":
-        workers = _workers_from_env(os.environ["CNNLAB_WORKERS"])
-    if args.executor != "ray":
-        given = [
-            f for f, v in (("--address", args.address), ("--gpus-per-run", args.gpus_per_run)) if v
-        ]
-        if given:
-            raise CnnlabError(f"{', '.join(given)} need --executor ray")
-    if args.executor == "ray":
-        return _ray_executor(args, workers)
-    from cnnlab.study.run.executor import InProcessExecutor
+    """The executor the flags ask for (see :mod:`cnnlab.study.run.executor_choice`)."""
+    from cnnlab.study.run.executor_choice import ExecutorChoice, choose_executor
 
-    if args.executor == "inprocess" or (workers == 1 and args.executor is None):
-        return InProcessExecutor(args.allow_device_change, args.threads_per_run)
-    from cnnlab.study.run.local_executor import LocalExecutor, auto_layout, cores, gpu_count
-
-    layout = auto_layout(workers, args.threads_per_run, cores(), gpu_count() if uses_gpu else 0)
-    if layout.workers == 1 and args.executor is None:  # a pool of one: this process will do
-        return InProcessExecutor(args.allow_device_change, layout.threads)
-    return LocalExecutor(layout, args.allow_device_change)
+    choice = ExecutorChoice(
+        kind=args.executor, workers=args.workers, threads_per_run=args.threads_per_run,
+        allow_device_change=args.allow_device_change, address=args.address,
+        gpus_per_run=args.gpus_per_run,
+    )  # fmt: skip
+    return choose_executor(choice, uses_gpu)
 
 
 def _early_session(executor: Executor) -> AbstractContextManager[None]:
@@ -172,31 +157,6 @@ def _layout_text(executor: Executor) -> str:
     from cnnlab.study.run.local_executor import LocalExecutor
 
     return f" ({executor.layout.describe()})" if isinstance(executor, LocalExecutor) else ""
-
-
-def _workers_from_env(text: str) -> int:
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise CnnlabError(
-            f"$CNNLAB_WORKERS={text!r}: use a positive number or auto (or unset it)"
-        ) from None
-
-
-def _ray_executor(args: argparse.Namespace, workers: int | None) -> Executor:
-    if not (0 <= args.gpus_per_run <= 64):
-        raise CnnlabError(f"--gpus-per-run {args.gpus_per_run}: use 0 to 64, e.g. 0.25 or 1")
-    from cnnlab.study.run.ray_executor import RayExecutor, RaySettings
-
-    return RayExecutor(
-        RaySettings(
-            address=args.address,
-            workers=workers,
-            cpus_per_run=args.threads_per_run or 1,
-            gpus_per_run=args.gpus_per_run,
-            allow_device_change=args.allow_device_change,
-        )
-    )
 
 
 def parse_seeds(text: str) -> list[int]:

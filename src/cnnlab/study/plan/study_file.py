@@ -127,6 +127,7 @@ def load_study(
     seed_list = _seed_list(section.seeds, seeds, problems)
     if epochs_scale is not None and not (math.isfinite(epochs_scale) and epochs_scale > 0):
         problems.add(f"--epochs-scale {epochs_scale}: must be a positive number, e.g. 0.2")
+        epochs_scale = None  # reported: the variants are still checked, unscaled
     study_dataset = section.dataset
     try:
         if dataset is not None:

@@ -49,7 +49,9 @@ def study_lock(out_dir: Path) -> Iterator[None]:
         yield
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK_NAME, "a+") as f:
+    path = out_dir / LOCK_NAME
+    created = not path.exists()
+    with open(path, "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -58,7 +60,12 @@ def study_lock(out_dir: Path) -> Iterator[None]:
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
-        yield
+        try:
+            yield
+        except CnnlabError:
+            if created:  # a refused run leaves the folder as it found it
+                path.unlink(missing_ok=True)
+            raise
 
 
 def is_locked(out_dir: Path) -> bool:
