@@ -1,4 +1,4 @@
-"""The study progress display with runs that overlap (Ray trains several at once)."""
+"""The study progress display with runs that overlap (worker processes train several at once)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,21 @@ def test_a_second_phase_keeps_its_own_pace(monkeypatch):
     now[0] = 110.0
     reporter.end_epoch(row(1))
     assert progress.eta.text() == "ETA 30s"  # 10 s an epoch, 3 epochs left
+
+
+def test_the_bars_count_every_run_in_flights_epochs():
+    # Workers send epochs, not steps: two runs' epochs that end interleaved both count.
+    progress = BarStudyProgress(Console(file=io.StringIO(), width=200, force_terminal=True))
+    try:
+        progress.begin(runs_total=2, runs_done=0, epochs_todo=4)
+        ra = progress.run_started(planned("a", 2), 0)
+        rb = progress.run_started(planned("b", 2), 0)
+        ra.start_epoch(1, 2, 10)
+        rb.start_epoch(1, 2, 10)
+        rb.step(5, 1.0, 0.5, 100.0)  # half of b's epoch
+        ra.end_epoch(row(1))
+        assert progress.eta.done == 1.5
+        rb.end_epoch(row(1))
+        assert progress.eta.done == 2
+    finally:
+        progress.close()

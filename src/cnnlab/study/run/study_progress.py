@@ -195,13 +195,15 @@ class _BarRunReporter(QuietReporter):
     def __init__(self, owner: BarStudyProgress, run: PlannedRun) -> None:
         self.owner, self.run = owner, run
         self.steps = 1
-        self.epoch_base = owner.eta.done
+        # The share of the current epoch this run has added to the ETA's count: runs in
+        # flight at once each add their own, so none overwrites another's progress.
+        self.credited = 0.0
         self.task: Any = None
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         p = self.owner.progress
         self.steps = max(1, steps)
-        self.epoch_base = self.owner.eta.done
+        self.credited = 0.0
         label = f"{self.run.variant} s{self.run.seed} epoch {epoch}/{epochs}"
         if self.task is None:
             self.task = p.add_task(label, total=steps, info="")
@@ -210,7 +212,7 @@ class _BarRunReporter(QuietReporter):
 
     def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
         owner = self.owner
-        owner.eta.done = self.epoch_base + done / self.steps
+        self._credit(done / self.steps)
         owner.progress.update(
             self.task,
             completed=done,
@@ -218,8 +220,12 @@ class _BarRunReporter(QuietReporter):
         )
         owner.progress.update(owner.overall, info=owner.eta.text())
 
+    def _credit(self, share: float) -> None:
+        self.owner.eta.done += share - self.credited
+        self.credited = share
+
     def end_epoch(self, row: EpochRow) -> None:
-        self.owner.eta.done = self.epoch_base + 1
+        self._credit(1.0)
         self.owner._trained_one(self.run)
         if self.task is not None:  # steps do not travel from Ray workers: the epoch is done
             acc = f"test acc {100 * (row.test_acc or 0):.2f}%"
