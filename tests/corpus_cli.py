@@ -56,6 +56,13 @@ class Evil:
         return (os.system, ("touch pwned",))
 
 
+def malicious_plain_pickle() -> list[str]:
+    import pickle
+
+    Path("bad.pt").write_bytes(pickle.dumps({"x": Evil()}, protocol=4))
+    return ["predict", "bad.pt", image()]
+
+
 def malicious() -> list[str]:
     torch.save({"format": "cnnlab-checkpoint/1", "x": Evil()}, "bad.pt", pickle_protocol=2)
     return ["predict", "bad.pt", image()]
@@ -169,6 +176,7 @@ CASES = [
     Case("ckpt-truncated", lambda: export(raw=b"PK\x03\x04" + b"\0" * 60), 2, ("bad.pt",)),
     Case("ckpt-text", lambda: predict(raw=b"hello, world\n"), 2, ("bad.pt",)),
     Case("ckpt-malicious", malicious, 2, ("bad.pt", "refused", "system")),
+    Case("ckpt-malicious-plain-pickle", malicious_plain_pickle, 2, ("bad.pt", "not a readable")),
     Case("ckpt-plain-state-dict", plain_state_dict, 2, ("bad.pt", "not a cnnlab checkpoint")),
     Case("ckpt-no-weights", lambda: export(lambda p: p.pop("state_dict")), 2, ("state_dict",)),
     Case("ckpt-nan-weight", lambda: predict(nan_weight), 2, ("bad.pt", "NaN")),

@@ -154,6 +154,16 @@ def test_diverging_loss_is_reported(data_dir, tmp_path):
         train(cfg, tmp_path / "run")
 
 
+def test_a_run_that_fails_leaves_a_folder_that_says_why(data_dir, tmp_path):
+    from cnnlab.errors import RunFailed
+    from cnnlab.training.run import train_run
+
+    cfg = small_config(data_dir, epochs=1, optimizer={"name": "sgd", "lr": 1e6, "momentum": 0.9})
+    with pytest.raises(RunFailed):
+        train_run(cfg, tmp_path / "run")
+    assert "diverged" in (tmp_path / "run" / "error.txt").read_text()
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [

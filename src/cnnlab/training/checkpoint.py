@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import pickle
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,11 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
     if not path.is_file():
         raise DataError(f"{path}: no such checkpoint file; pass the checkpoint.pt of a run folder")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        # torch warns about a plain pickle's protocol before refusing it: the refusal is
+        # the one line the user needs.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # arbitrary bytes make the unpickler raise anything
         raise DataError(f"{path}: {_load_refusal(exc)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
