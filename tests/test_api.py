@@ -160,3 +160,18 @@ def test_run_study_and_load_results_return_tables(data_dir, tmp_path):
     assert set(runs["setting.model"]) == {"mlp", f"{__name__}:tiny_net"}
     epochs = loaded.to_dataframe("epochs")
     assert len(epochs) == 4 and set(epochs["epoch"]) == {1}  # 2 epochs x 0.5
+
+
+def test_a_factory_module_in_the_current_folder_is_found_as_python_m_finds_it(data_dir, tmp_path):
+    from fresh import run_cnnlab
+
+    (tmp_path / "mymodels.py").write_text(
+        "from torch import nn\n\n"
+        "def flat(in_shape, num_classes):\n"
+        "    c, h, w = in_shape\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes))\n"
+    )
+    args = ["train", "--model", "mymodels:flat", "--epochs", "1", "--quiet"]
+    done = run_cnnlab([*args, "--data-dir", str(data_dir), "--out", "run"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()

@@ -107,6 +107,15 @@ def test_train_then_evaluate(data_dir, tmp_path):
         str(run),
     )
     assert again.returncode == 2 and "--resume" in again.stderr
+    # Resuming a finished run: says so and touches nothing.
+    stamps = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    resumed = cnnlab("train", "--out", str(run), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already finished: test accuracy" in resumed.stdout and "training" not in resumed.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == stamps
+    (run / "curves.png").unlink()  # a kill before the last file: the resume writes it
+    assert cnnlab("train", "--out", str(run), "--resume").returncode == 0
+    assert (run / "curves.png").is_file()
 
     evaluated = cnnlab("evaluate", str(run / "checkpoint.pt"), "--data-dir", str(data_dir))
     assert evaluated.returncode == 0, evaluated.stderr
@@ -232,3 +241,16 @@ def test_out_naming_a_file_is_one_error_line(tmp_path, capsys):
         assert f"{taken} is a file, not a folder" in " ".join(err.split())
         assert "Traceback" not in err
     assert taken.read_text() == "mine"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_asked_for_on_a_machine_without_one_is_refused_before_any_data_is_read(
+    tmp_path, capsys
+):
+    from cnnlab.cli import main
+
+    args = ["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "no-data-here")]
+    assert main([*args, "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    captured = capsys.readouterr()
+    assert "no CUDA GPU is available; use --device cpu" in captured.err
+    assert "training" not in captured.out and not (tmp_path / "run").exists()

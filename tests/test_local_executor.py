@@ -165,6 +165,7 @@ def test_sigterm_and_ctrl_c_stop_every_worker_and_leave_runs_resumable(
     job = cnnlab(*args, env=env)
     assert job.returncode == status, job.stderr
     assert "Traceback" not in job.stderr and len(job.stderr.strip().splitlines()) == 1
+    assert "rerun the same command to continue" in job.stderr
     assert gone(before)
     with sqlite3.connect(out / "study.sqlite") as conn:
         statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]

@@ -281,3 +281,9 @@ def test_time_to_target_uses_the_mean_curve():
     assert stats.time_to_target(curves, seconds, 0.6).epoch == 1
     never = stats.time_to_target(curves, seconds, 0.99)
     assert (never.epoch, never.seconds) == (None, None)
+
+
+def test_counts_say_their_noun_in_the_singular_for_one():
+    from cnnlab.stats.formatting import counted
+
+    assert [counted(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]

@@ -44,7 +44,7 @@ def test_a_v1_study_folder_resumes_without_training_its_finished_run(data_dir, t
     args = ["run", str(STUDY), "--out", str(out), "--data-dir", str(data_dir), "--quiet"]
     assert main(args) == 0
     printed = " ".join(capsys.readouterr().out.split())
-    assert "1 runs trained now; skipped 1 done before" in printed
+    assert "1 run trained now; skipped 1 done before" in printed
     assert {p.name: p.stat().st_mtime_ns for p in done_before.iterdir()} == stamps
     runs = {r.variant: r for r in load_results(out).runs}
     assert (runs["small"].status, runs["small"].attempts) == ("done", 1)

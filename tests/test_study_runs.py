@@ -133,7 +133,7 @@ def test_failed_run_is_recorded_the_study_goes_on_and_retry_reruns_it(data_dir, 
     assert main(args) == 1
     printed = capsys.readouterr()
     assert "failed: diverges seed 0: training diverged" in flat(printed.out)
-    assert "1 runs trained now, 1 failed" in flat(printed.out)  # only finished runs count
+    assert "1 run trained now, 1 failed" in flat(printed.out)  # only finished runs count
     assert "1 of 2 runs failed" in flat(printed.err)  # and exit status 1 for scripts
     by_variant = {r.variant: r for r in load_results(out).runs}
     assert by_variant["mlp"].status == "done"  # the run after the failed one

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from cnnlab import stats
 from cnnlab.analysis.numbers import StudyNumbers, VariantNumbers
-from cnnlab.stats.formatting import fmt_pct, fmt_pts, p_phrase
-
-
-def _plural(n: int, word: str = "run") -> str:
-    return f"{n} {word}{'s' if n != 1 else ''}"
+from cnnlab.stats.formatting import counted, fmt_pct, fmt_pts, p_phrase
 
 
 def _diff_text(c: stats.Comparison) -> str:
@@ -91,7 +87,7 @@ def _baseline_sentences(numbers: StudyNumbers) -> tuple[list[str], list[str]]:
     spread = f" ± {100 * b.std:.2f}" if b.std is not None else ""
     return [
         f"Baseline '{baseline}': final test accuracy {fmt_pct(b.mean)}{spread} "
-        f"(mean ± std over {_plural(b.n, 'seed')})."
+        f"(mean ± std over {counted(b.n, 'seed')})."
     ], []
 
 
@@ -118,13 +114,13 @@ def _run_count_warnings(numbers: StudyNumbers) -> list[str]:
     failed = numbers.failed_runs
     if failed:
         warnings.append(
-            f"{_plural(len(failed))} failed (listed below with their errors); the statistics "
+            f"{counted(len(failed), 'run')} failed (listed below with their errors); the statistics "
             "use the finished runs only, which may bias them if failures depend on the variant."
         )
     unfinished = sum(v.runs.unfinished for v in variants)
     if unfinished:
         warnings.append(
-            f"{_plural(unfinished)} not finished yet (pending, running or interrupted): this report is partial."
+            f"{counted(unfinished, 'run')} not finished yet (pending, running or interrupted): this report is partial."
         )
     empty = [v.name for v in variants if v.runs.done == 0]
     if empty:

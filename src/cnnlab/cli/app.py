@@ -133,11 +133,20 @@ def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         print_error(exc)
         return exc.exit_code
     except Terminated:
-        err_console.print("cnnlab: terminated (SIGTERM); rerun the same command to continue")
+        err_console.print(f"cnnlab: terminated (SIGTERM){_how_to_continue(args)}")
         return 143
     except KeyboardInterrupt:
-        err_console.print("cnnlab: interrupted")
+        err_console.print(f"cnnlab: interrupted (Ctrl-C){_how_to_continue(args)}")
         return 130
+
+
+def _how_to_continue(args: argparse.Namespace) -> str:
+    """What continues the work a stop cut short, for the commands that can."""
+    if args.command == "train":
+        return "; to continue: the same command with --resume (and the same --out)"
+    if args.command == "run":
+        return "; rerun the same command to continue (finished runs are kept)"
+    return ""
 
 
 class Terminated(KeyboardInterrupt):

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from cnnlab.cli.common import console, err_console, output_folder, positive_int
 from cnnlab.errors import CnnlabError
+from cnnlab.stats.formatting import counted
 
 if TYPE_CHECKING:
     from cnnlab.study.run.executor import Executor
@@ -205,7 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.quiet:
             console.print(
                 escape(
-                    f"study {study.name}: {len(study.variants)} variants x {len(study.seeds)} seeds "
+                    f"study {study.name}: {counted(len(study.variants), 'variant')} x "
+                    f"{counted(len(study.seeds), 'seed')} "
                     f"on {study.dataset} -> {out}{_layout_text(executor)}"
                 ),
                 highlight=False,
@@ -227,7 +229,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if outcome.skipped_failed:
         skipped.append(f"{len(outcome.skipped_failed)} failed before (--retry-failed reruns them)")
     console.print(
-        f"{trained} runs trained now"
+        f"{counted(trained, 'run')} trained now"
         + (f", {failed_now} failed" if failed_now else "")
         + (f"; skipped {', '.join(skipped)}" if skipped else ""),
         highlight=False,

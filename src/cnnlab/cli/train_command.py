@@ -12,6 +12,7 @@ from cnnlab.cli.common import (
     output_folder,
 )
 from cnnlab.cli.train_flags import add_setting_flags, setting_overrides
+from cnnlab.stats.formatting import counted
 
 TRAIN_EPILOG = """\
 examples:
@@ -79,10 +80,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.config.schema import make_config
     from cnnlab.data.datasets import DataCache
     from cnnlab.errors import ConfigError
+    from cnnlab.evaluation.precision import resolve_precision
     from cnnlab.models.registry import resolve_model
     from cnnlab.records import ARTIFACTS
     from cnnlab.training.reporting import make_reporter
-    from cnnlab.training.run import default_run_folder, train_run
+    from cnnlab.training.run import default_run_folder, finished_summary, train_run
 
     overrides = setting_overrides(args)
     config = args.config
@@ -100,14 +102,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         if config
         else make_config(overrides, "flags", label=flag_of)
     )
-    # Everything that can be refused is checked before the first line is printed.
+    # Everything that can be refused is checked before the first line is printed, and
+    # before any data is read: the model, and the device (--device cuda without a GPU).
     resolve_model(cfg.model, cfg.model_args)
+    resolve_precision(cfg.precision, cfg.device)
     out = output_folder(Path(args.out or default_run_folder(cfg)))
+    if args.resume and (done := finished_summary(cfg, out, args.allow_device_change)):
+        console.print(
+            f"already finished: test accuracy {100 * done.final.test_acc:.2f}% after "
+            f"{counted(done.epochs, 'epoch')}; nothing to do (results in {out})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 0
     with console.status(f"loading {cfg.dataset}..."):  # a spinner on a terminal only
         data = DataCache().dataset(cfg.dataset_ref, cfg.data_dir)
     if not args.quiet:
         console.print(
-            escape(f"training {cfg.model} on {cfg.dataset} for {cfg.epochs} epochs -> {out}")
+            escape(
+                f"training {cfg.model} on {cfg.dataset} for {counted(cfg.epochs, 'epoch')} -> {out}"
+            )
         )
     record = train_run(
         cfg,
@@ -120,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary, final = record.summary, record.summary.final
     console.print(
         f"done: test accuracy {100 * final.test_acc:.2f}% (loss {final.test_loss:.4f}) after "
-        f"{summary.epochs} epochs, {summary.train_seconds:.1f}s training, "
+        f"{counted(summary.epochs, 'epoch')}, {summary.train_seconds:.1f}s training, "
         f"{summary.params:,} parameters, {summary.precision}; results in {out}"
     )
     return 0

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -62,13 +64,16 @@ def import_factory(path: str) -> Factory:
     if path in _CALLABLES:
         return _CALLABLES[path]
     module_name, _, qualname = path.partition(":")
+    here = os.getcwd()
+    if "" not in sys.path and here not in sys.path:
+        sys.path.append(here)  # a module in the current folder, as `python -m` finds it
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as exc:  # an ImportError, or whatever the module raises on import
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ConfigError(
             f"model factory '{path}': cannot import {module_name} ({reason}); make the module "
-            "importable here (installed, or its folder on PYTHONPATH)"
+            "importable here (in the current folder, installed, or its folder on PYTHONPATH)"
         ) from None
     for part in qualname.split("."):
         target = getattr(target, part, None)

@@ -50,3 +50,8 @@ def fmt_seconds(s: float | None) -> str:
     if s < 3600:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.2f} h"
+
+
+def counted(n: int, word: str) -> str:
+    """ "1 epoch", "2 epochs": a count with its noun (regular plurals only)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -3,6 +3,7 @@ call :func:`train_run`, so a run's folder holds the same files whoever trained i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cnnlab import faults, plots
@@ -12,7 +13,7 @@ from cnnlab.config.schema import TrainConfig
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.datasets import DataCache
 from cnnlab.errors import RunFailed
-from cnnlab.records import ARTIFACTS, Provenance, RunRecord
+from cnnlab.records import ARTIFACTS, Provenance, RunRecord, RunSummary
 from cnnlab.training import loop
 from cnnlab.training.reporting import Reporter
 
@@ -21,6 +22,32 @@ def default_run_folder(cfg: TrainConfig) -> Path:
     """Where a run goes without --out: ``runs/<model>-<dataset>-s<seed>``, folder-safe
     (``folder:/data/photos`` -> ``folder-data-photos``)."""
     return Path("runs") / slugify(f"{Path(cfg.model).stem}-{cfg.dataset}-s{cfg.seed}")
+
+
+def finished_summary(
+    cfg: TrainConfig, out_dir: Path, allow_device_change: bool = False
+) -> RunSummary | None:
+    """The summary of ``out_dir``'s run when it is this run (same settings, same kind of
+    machine: else a one-line refusal) and finished with every file written; None when
+    there is training or writing left to do."""
+    from cnnlab.evaluation.precision import resolve_precision
+    from cnnlab.training.resume import previous_checkpoint
+
+    out_dir = Path(out_dir)
+    precision = resolve_precision(cfg.precision, cfg.device)
+    ckpt = previous_checkpoint(
+        cfg, out_dir / ARTIFACTS["checkpoint"], True, precision, allow_device_change
+    )
+    files = [out_dir / ARTIFACTS[k] for k in ("summary", "metrics", "curves", "predictions")]
+    if ckpt is None or not all(f.is_file() for f in files):
+        return None
+    try:
+        summary = RunSummary.from_dict(json.loads(files[0].read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # damaged: the resume rewrites it from the checkpoint
+    stopped = bool((ckpt.trainer_state or {}).get("stopped_early"))
+    done = ckpt.epoch >= cfg.epochs or stopped
+    return summary if done and summary.epochs == ckpt.epoch else None
 
 
 def train_run(
