@@ -175,3 +175,11 @@ def test_a_factory_module_in_the_current_folder_is_found_as_python_m_finds_it(da
     done = run_cnnlab([*args, "--data-dir", str(data_dir), "--out", "run"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_load_dataset_reads_a_built_in_dataset_and_names_a_misspelt_one(data_dir):
+    data = cnnlab.load_dataset("mnist", data_dir=data_dir)
+    assert data.train.images.shape[1:] == (1, 28, 28) and len(data.classes) == 10
+    assert len(data.test) == 200
+    with pytest.raises(ConfigError, match="did you mean 'mnist'"):
+        cnnlab.load_dataset("mnsit", data_dir=data_dir)

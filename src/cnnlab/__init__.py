@@ -1,8 +1,8 @@
 """cnnlab: train and compare small image classifiers, with evidence.
 
 The Python API (see :mod:`cnnlab.api`): ``cnnlab.train``, ``cnnlab.run_study``,
-``cnnlab.load_results``, ``cnnlab.predict``, ``cnnlab.register_model`` and
-``cnnlab.Dataset.from_arrays``. They are imported on first use, so that ``import cnnlab``
+``cnnlab.load_results``, ``cnnlab.predict``, ``cnnlab.register_model``,
+``cnnlab.load_dataset`` and ``cnnlab.Dataset.from_arrays``. They are imported on first use, so that ``import cnnlab``
 (and the command line's ``--help``) stays fast.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from cnnlab.version import __version__
 
-API = ("Dataset", "load_results", "predict", "register_model", "run_study", "train")
+API = ("Dataset", "load_dataset", "load_results", "predict", "register_model", "run_study", "train")
 __all__ = [*API, "__version__"]
 
 

@@ -35,7 +35,9 @@ from cnnlab.models.factories import register_model, remember_factory
 from cnnlab.records import RunRecord
 from cnnlab.study.store.results import StudyResults
 
-__all__ = ["Dataset", "load_results", "predict", "register_model", "run_study", "train"]
+__all__ = [
+    "Dataset", "load_dataset", "load_results", "predict", "register_model", "run_study", "train",
+]  # fmt: skip
 
 
 class Dataset:
@@ -43,6 +45,18 @@ class Dataset:
     y_test, classes=[...])`` -> the DatasetArrays that ``train``/``run_study`` take."""
 
     from_arrays = staticmethod(from_arrays)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> DatasetArrays:
+    """A dataset as cnnlab reads it, e.g. ``load_dataset("mnist")``: ``.train`` and
+    ``.test`` (uint8 ``images`` N x C x H x W, int ``labels``), ``.classes``. ``name`` is
+    any dataset setting (``"fashion-mnist"``, ``"folder:photos.tar.gz"``, ...);
+    ``data_dir`` as ``--data-dir`` (default ``$CNNLAB_DATA``)."""
+    from cnnlab.config.schema import make_config
+    from cnnlab.data.datasets import load_dataset as load
+
+    ref = make_config({"dataset": name}, "load_dataset").dataset_ref  # one line if misspelt
+    return load(ref, Path(data_dir) if data_dir is not None else None)
 
 
 def _short_names() -> dict[str, str]:
