@@ -254,3 +254,20 @@ def test_a_gpu_asked_for_on_a_machine_without_one_is_refused_before_any_data_is_
     captured = capsys.readouterr()
     assert "no CUDA GPU is available; use --device cpu" in captured.err
     assert "training" not in captured.out and not (tmp_path / "run").exists()
+
+
+def test_init_writes_a_starter_study_that_runs_as_it_is(data_dir, tmp_path, monkeypatch, capsys):
+    from cnnlab.cli import main
+    from cnnlab.study.plan.study_file import load_study
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "first.toml"]) == 0
+    study = load_study(tmp_path / "first.toml")
+    assert (study.name, study.baseline, len(study.claims)) == ("first", "LeNet-5", 1)
+    assert "# Every key of [defaults]" in (tmp_path / "first.toml").read_text()
+    args = ["run", "first.toml", "--dataset", "mnist", "--data-dir", str(data_dir)]
+    assert main([*args, "--epochs-scale", "0.34", "--seeds", "0,1", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["init", "first.toml"]) == 2  # never overwrites
+    assert "exists already" in capsys.readouterr().err
+    assert main(["init", "notes.txt"]) == 2

@@ -23,6 +23,7 @@ from cnnlab.cli import (
     data_command,
     evaluate_command,
     export_command,
+    init_command,
     models_command,
     predict_command,
     report_command,
@@ -36,7 +37,7 @@ from cnnlab.version import __version__
 
 # In the order `cnnlab --help` lists them.
 COMMANDS = (
-    data_command, models_command, train_command, evaluate_command, report_command,
+    init_command, data_command, models_command, train_command, evaluate_command, report_command,
     run_command, predict_command, export_command, tracking_command,
 )  # fmt: skip
 
