@@ -333,3 +333,40 @@ def test_epochs_scale_and_seeds_override(tmp_path):
     scaled = load_study(path, epochs_scale=0.2).plan(tmp_path / "o")
     assert not {r.run_id for r in plain} & {r.run_id for r in scaled}
     assert [r.seed for r in study.plan(tmp_path / "o")] == [5, 7, 5, 7]
+
+
+def test_settings_by_their_flags_names_are_the_same_runs(tmp_path):
+    """``lr = 0.05`` and ``optimizer = "sgd"`` mean what the flags --lr and --optimizer do,
+    in study files as in config files: the same settings, so the same run ids."""
+    header = '[study]\nname = "s"\ndataset = "mnist"\nseeds = [0]\n'
+    nested = (
+        '[defaults]\noptimizer = { name = "sgd", lr = 0.05, momentum = 0.8 }\n'
+        'schedule = { name = "step", step_every = 2 }\n'
+        '[[variant]]\nname = "a"\nmodel = "mlp"\n'
+        '[[variant]]\nname = "b"\nmodel = "mlp"\noptimizer = { lr = 0.1 }\n'
+    )
+    short = (
+        '[defaults]\noptimizer = "sgd"\nlr = 0.05\nmomentum = 0.8\nschedule = "step"\n'
+        "step_every = 2\n"
+        '[[variant]]\nname = "a"\nmodel = "mlp"\n'
+        '[[variant]]\nname = "b"\nmodel = "mlp"\nlr = 0.1\n'
+    )
+    (tmp_path / "n").mkdir()
+    (tmp_path / "s").mkdir()
+    a = load_study(write_study(tmp_path / "n", nested, header=header)).plan(tmp_path / "o")
+    b = load_study(write_study(tmp_path / "s", short, header=header)).plan(tmp_path / "o")
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    assert b[1].config.optimizer.lr == 0.1 and b[1].config.optimizer.name == "sgd"
+    with pytest.raises(ConfigError, match="unknown setting 'lrr' \\(did you mean 'lr'\\?\\)"):
+        load_study(
+            write_study(tmp_path / "s", short.replace("lr = 0.1", "lrr = 0.1"), header=header)
+        )
+
+
+def test_a_config_file_takes_the_flags_names_too(tmp_path):
+    from cnnlab.config.files import load_config_file
+
+    path = tmp_path / "c.toml"
+    path.write_text('optimizer = "sgd"\nlr = 0.05\nwarmup_epochs = 1.0\n')
+    cfg = load_config_file(path)
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.schedule.warmup_epochs) == ("sgd", 0.05, 1.0)

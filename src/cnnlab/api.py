@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.config.schema import (
-    NESTED,
     TrainConfig,
     config_dict,
     make_config,
     merge_settings,
-    setting_keys,
+    nested_form,
+    short_names,
 )
 from cnnlab.config.suggest import did_you_mean
 from cnnlab.data.arrays import DatasetArrays
@@ -59,43 +59,22 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> DatasetArrays
     return load(ref, Path(data_dir) if data_dir is not None else None)
 
 
-def _short_names() -> dict[str, str]:
-    """Flag-style names of nested settings: "lr" -> "optimizer.lr"."""
-    out = {}
-    for key in setting_keys():
-        sub = key.partition(".")[2]
-        if sub and sub != "name":
-            out.setdefault(sub, key)
-    return out
-
-
 def settings_of(config: Any = None, **settings: Any) -> TrainConfig:
     """A validated TrainConfig from a config file / run folder / dict / TrainConfig, with
     ``settings`` on top (what the CLI's flags do)."""
     from cnnlab.config.files import load_config_file
 
-    nested: dict[str, Any] = {}
-    short = _short_names()
-    for key, value in settings.items():
-        if key == "model" and callable(value):
-            value = remember_factory(value)
-        if key in TrainConfig.model_fields:
-            if key in NESTED and isinstance(value, str):  # optimizer="sgd": its name
-                nested.setdefault(key, {})["name"] = value
-            elif key in NESTED and isinstance(value, Mapping):
-                nested.setdefault(key, {}).update(value)
-            else:
-                nested[key] = value
-        elif key in short:
-            top, _, sub = short[key].partition(".")
-            nested.setdefault(top, {})[sub] = value
-        else:
-            known = [*TrainConfig.model_fields, *short]
-            raise ConfigError(f"unknown setting '{key}'{did_you_mean(key, known)}")
+    if callable(settings.get("model")):
+        settings["model"] = remember_factory(settings["model"])
+    nested = nested_form(settings)
+    unknown = [k for k in nested if k not in TrainConfig.model_fields]
+    if unknown:
+        known = [*TrainConfig.model_fields, *short_names()]
+        raise ConfigError(f"unknown setting '{unknown[0]}'{did_you_mean(unknown[0], known)}")
     if isinstance(config, TrainConfig):
         return make_config(merge_settings(config_dict(config), nested), "arguments")
     if isinstance(config, Mapping):
-        return make_config(merge_settings(config, nested), "arguments")
+        return make_config(merge_settings(nested_form(config), nested), "arguments")
     if config is not None:
         return load_config_file(Path(config), nested)
     return make_config(nested, "arguments")

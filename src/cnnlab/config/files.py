@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.config.schema import TrainConfig, make_config, merge_settings
+from cnnlab.config.schema import TrainConfig, make_config, merge_settings, nested_form
 from cnnlab.errors import ConfigError
 
 
@@ -63,5 +63,5 @@ def load_config_file(
 ) -> TrainConfig:
     """A config file (TOML, or a run's config.json), with command-line ``overrides``
     (already nested) applied on top."""
-    values = merge_settings(read_settings(path), overrides or {})
+    values = merge_settings(nested_form(read_settings(path)), overrides or {})
     return make_config(values, where=str(path), label=label)

@@ -175,6 +175,38 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 NESTED: dict[str, type[BaseModel]] = {"optimizer": OptimizerConfig, "schedule": ScheduleConfig}
 
 
+def short_names() -> dict[str, str]:
+    """Flag-style names of nested settings: "lr" -> "optimizer.lr", "warmup_epochs" ->
+    "schedule.warmup_epochs" (each the name of its `cnnlab train` flag)."""
+    out: dict[str, str] = {}
+    for key in setting_keys():
+        sub = key.partition(".")[2]
+        if sub and sub != "name":
+            out.setdefault(sub, key)
+    return out
+
+
+def nested_form(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as TrainConfig nests them, however they were written: a nested setting by
+    its flag's name (``lr = 1e-3`` -> ``optimizer.lr``), a nested table by its name alone
+    (``optimizer = "sgd"`` -> ``optimizer.name``). The same short names work in study
+    files, config files, flags and the API. Unknown keys pass through for the caller."""
+    short = short_names()
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in NESTED and isinstance(value, str):
+            value = {"name": value}
+        elif key not in TrainConfig.model_fields and key in short:
+            key, sub = short[key].split(".")
+            value = {sub: value}
+        inner = out.get(key)
+        if key in NESTED and isinstance(value, Mapping) and isinstance(inner, Mapping):
+            out[key] = {**inner, **value}
+        else:
+            out[key] = dict(value) if key in NESTED and isinstance(value, Mapping) else value
+    return out
+
+
 def merge_settings(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """``top`` over ``base``: THE rule for layering settings ([defaults] and a variant, a
     config file and flags, a config and the API's arguments). Nested tables (optimizer,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from cnnlab.config.dataset import DIGITS_WILD, parse_dataset
 from cnnlab.config.problems import Problems, describe_error
-from cnnlab.config.schema import NESTED, TrainConfig, setting_keys
+from cnnlab.config.schema import NESTED, TrainConfig, nested_form, setting_keys, short_names
 from cnnlab.config.suggest import did_you_mean
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.study.plan.expand import format_value
@@ -65,8 +65,10 @@ def allowed_settings() -> list[str]:
 def check_settings(
     settings: Mapping[str, Any], label: str, problems: Problems, table: str, index: int = 0
 ) -> dict[str, Any]:
-    """Top-level keys of a [defaults] or [[variant]] table are settings (not dataset/seed);
-    the settings without the keys that are not, so that their values are checked too."""
+    """Top-level keys of a [defaults] or [[variant]] table are settings (not dataset/seed),
+    by their name or their flag's (``lr``: see :func:`~cnnlab.config.schema.nested_form`);
+    the settings, nested, without the keys that are not, so their values are checked too."""
+    settings = nested_form(settings)
     allowed = allowed_settings()
     extra = "name, " if table == "[[variant]]" else ""
     for key in settings:
@@ -84,7 +86,7 @@ def check_settings(
             )
         elif key not in allowed:
             problems.add(
-                f"{label}: unknown setting '{key}'{did_you_mean(key, allowed)}; allowed: "
+                f"{label}: unknown setting '{key}'{did_you_mean(key, [*allowed, *short_names()])}; allowed: "
                 f"{extra}{', '.join(allowed)}",
                 table,
                 index,
