@@ -271,3 +271,12 @@ def test_init_writes_a_starter_study_that_runs_as_it_is(data_dir, tmp_path, monk
     assert main(["init", "first.toml"]) == 2  # never overwrites
     assert "exists already" in capsys.readouterr().err
     assert main(["init", "notes.txt"]) == 2
+
+
+def test_a_flags_default_is_said_once(capsys):
+    from cnnlab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default $CNNLAB_DATA)" in text and "$CNNLAB_DATA) (default" not in text

@@ -78,10 +78,13 @@ def test_each_run_arrives_with_params_metrics_tags_and_artifacts(study_dir, clie
     )
 
 
-def test_exporting_again_adds_nothing_and_a_half_sent_run_is_sent_again(study_dir, client, capsys):
+def test_exporting_again_adds_nothing_and_a_half_sent_run_is_sent_again(
+    study_dir, client, capsys, monkeypatch
+):
     uri, make = client
     assert main(["mlflow", str(study_dir), "--tracking-uri", uri, "--quiet"]) == 0
-    assert main(["mlflow", str(study_dir), "--tracking-uri", uri]) == 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where MLflow's own tools look
+    assert main(["mlflow", str(study_dir)]) == 0
     assert "0 runs sent, 4 already there" in capsys.readouterr().out
     c = make()
     first = runs_of(c)
@@ -89,7 +92,7 @@ def test_exporting_again_adds_nothing_and_a_half_sent_run_is_sent_again(study_di
     cut = first[0]
     c.set_tag(cut.info.run_id, "cnnlab.export", "incomplete")  # as a kill half-way leaves it
     assert main(["mlflow", str(study_dir), "--tracking-uri", uri]) == 0
-    assert "1 runs sent, 3 already there, 1 of them half-sent before" in capsys.readouterr().out
+    assert "1 run sent, 3 already there, 1 of them half-sent before" in capsys.readouterr().out
     again = runs_of(c)
     assert len(again) == 4
     assert {r.data.tags["cnnlab.run_id"] for r in again} == {

@@ -4,7 +4,7 @@ A terminal shows live bars and spinners; a pipe shows only finished lines, so a 
 decode (20 s), a long epoch or a big evaluation would print nothing for minutes. The
 command line starts one heartbeat per process when its output is not a terminal; code
 anywhere says what it is doing with :func:`doing` (cheap: it only stores the text), and
-a background thread prints "still working: <text> (<elapsed>)" whenever the output has
+a background thread prints "still working: <text> (for <time at it>)" whenever the output has
 been quiet for ``every`` seconds.
 """
 
@@ -52,7 +52,7 @@ class Heartbeat:
             if now - self.last >= self.every:
                 self.last = now
                 elapsed = _duration(now - self.since)
-                self.out.write(f"still working: {self.text} ({elapsed})\n")
+                self.out.write(f"still working: {self.text} (for {elapsed})\n")
                 self.out.flush()
 
 

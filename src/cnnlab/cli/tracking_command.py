@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rich.markup import escape
 
 from cnnlab.cli.common import console
+from cnnlab.errors import CnnlabError
+from cnnlab.stats.formatting import counted
 
 EPILOG = """\
 examples:
@@ -39,9 +42,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--tracking-uri",
-        required=True,
+        default=os.environ.get("MLFLOW_TRACKING_URI") or None,
         metavar="URI",
-        help="where MLflow keeps runs: sqlite:///path/mlflow.db, a folder, or http://host:port",
+        help="where MLflow keeps runs: sqlite:///path/mlflow.db, a folder, or http://host:port "
+        "(default $MLFLOW_TRACKING_URI, as MLflow's own tools)",
     )
     p.add_argument("--experiment", help="MLflow experiment name (default: the study's name)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
@@ -52,11 +56,16 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     from cnnlab.analysis.mlflow_export import export_study
     from cnnlab.study.store.folders import load_any
 
+    if not args.tracking_uri:
+        raise CnnlabError(
+            "where should the runs go? pass --tracking-uri (e.g. sqlite:///mlflow.db) or set "
+            "$MLFLOW_TRACKING_URI"
+        )
     results = load_any(args.study_dir)
     with console.status("sending runs to MLflow..."):
         done = export_study(results, args.tracking_uri, args.experiment)
     if not args.quiet:
-        parts = [f"{len(done.added) + len(done.redone)} runs sent"]
+        parts = [f"{counted(len(done.added) + len(done.redone), 'run')} sent"]
         if done.present:
             parts.append(f"{len(done.present)} already there")
         if done.redone:

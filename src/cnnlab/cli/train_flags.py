@@ -43,6 +43,8 @@ def _plain(annotation: Any) -> Any:
 
 def _default_text(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
+    if "(default" in (field.description or ""):  # the description says it already
+        return ""
     if default is None:
         return " (default: off)"
     if default == "":
