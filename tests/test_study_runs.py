@@ -109,6 +109,16 @@ def test_tiny_study_end_to_end_through_the_cli(data_dir, tmp_path, capsys):
     ]
     assert [(r.run_dir / "summary.json").stat().st_mtime_ns for r in again.runs] == mtimes
 
+    # A run folder deleted by hand: that run trains again, the others stay skipped.
+    shutil.rmtree(again.runs[1].run_dir)
+    capsys.readouterr()
+    assert (
+        main(["run", str(study), "--out", str(out), "--data-dir", str(data_dir), "--no-report"])
+        == 0
+    )
+    assert "1 run trained now; skipped 3 done before" in flat(capsys.readouterr().out)
+    assert (again.runs[1].run_dir / "summary.json").is_file()
+
     # The report, end to end from the real store: written by `run`, read back by `report`.
     assert main(["run", str(study), "--out", str(out), "--data-dir", str(data_dir)]) == 0
     html = (out / "report.html").read_text()

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
+from cnnlab.records import ARTIFACTS
 from cnnlab.config.identity import slugify
 from cnnlab.study.plan.study_file import add_round
 from cnnlab.study.plan.study_plan import PlannedRun, Round, Study
@@ -93,7 +94,9 @@ def _run_planned(
     todo: list[PlannedRun] = []
     for run in planned:
         status = statuses.get(run.run_id, "pending")
-        if status == "done":
+        if status == "done" and not (run.run_dir / ARTIFACTS["summary"]).is_file():
+            todo.append(run)  # its folder was deleted by hand: the run is trained again
+        elif status == "done":
             outcome.skipped_done.append(run.run_id)
         elif status == "failed" and not retry_failed:
             outcome.skipped_failed.append(run.run_id)
