@@ -17,8 +17,8 @@ from rich.table import Table
 
 from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
-from cnnlab.records import ARTIFACTS
 from cnnlab.config.identity import slugify
+from cnnlab.records import ARTIFACTS
 from cnnlab.study.plan.study_file import add_round
 from cnnlab.study.plan.study_plan import PlannedRun, Round, Study
 from cnnlab.study.run.executor import Executor, InProcessExecutor
