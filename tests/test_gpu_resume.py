@@ -120,6 +120,7 @@ def test_the_cli_flag_reaches_the_resume(data_dir, tmp_path, monkeypatch, capsys
     assert main(["train", *common, "--device", "cpu", "--out", str(out)]) == 0
     there = other_kind()
     monkeypatch.setattr(loop, "resolve_precision", lambda *args: there)
+    (out / "summary.json").unlink()  # work left to do (a finished run has none: no refusal)
     assert main(["train", "--resume", "--out", str(out), "--quiet"]) == 2
     assert f"would go on here as {there.label}" in capsys.readouterr().err
     flags = ["train", "--resume", "--out", str(out), "--quiet", "--allow-device-change"]

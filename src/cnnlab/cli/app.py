@@ -134,10 +134,10 @@ def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         print_error(exc)
         return exc.exit_code
     except Terminated:
-        err_console.print(f"cnnlab: terminated (SIGTERM){_how_to_continue(args)}")
+        err_console.print(f"cnnlab: terminated (SIGTERM){_how_to_continue(args)}", soft_wrap=True)
         return 143
     except KeyboardInterrupt:
-        err_console.print(f"cnnlab: interrupted (Ctrl-C){_how_to_continue(args)}")
+        err_console.print(f"cnnlab: interrupted (Ctrl-C){_how_to_continue(args)}", soft_wrap=True)
         return 130
 
 
