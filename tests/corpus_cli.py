@@ -149,7 +149,7 @@ def train(*flags: str, config: str | None = None):
     return make
 
 
-def report_on(db: bytes | None = None, foreign: bool = False):
+def report_on(db: bytes | None = None, foreign: int | bool = False):
     def make() -> list[str]:
         Path("study").mkdir()
         if db is not None:
@@ -157,6 +157,8 @@ def report_on(db: bytes | None = None, foreign: bool = False):
         if foreign:
             with sqlite3.connect("study/study.sqlite") as con:
                 con.execute("create table notes (text)")
+                if foreign is not True:  # a schema version, as cnnlab's own files carry
+                    con.execute(f"pragma user_version = {int(foreign)}")
         return ["report", "study"]
 
     return make
@@ -310,6 +312,7 @@ CASES = [
     Case("report-missing", lambda: ["report", "nowhere"], 2, ("nowhere",)),
     Case("report-zero-byte-db", report_on(b""), 2, ("study.sqlite",)),
     Case("report-foreign-db", report_on(foreign=True), 2, ("study.sqlite",)),
+    Case("report-foreign-db-versioned", report_on(foreign=3), 2, ("study.sqlite", "not a cnnlab")),
     Case("report-not-sqlite", report_on(b"not a database" * 20), 2, ("study.sqlite",)),
     Case("compare-missing", lambda: ["compare", "a", "b"], 2, ("a",)),
 ]

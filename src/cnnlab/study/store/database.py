@@ -98,12 +98,13 @@ class Store:
                 raise CnnlabError(
                     f"{self.path}: written by a newer cnnlab (schema {version}); upgrade cnnlab"
                 )
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+            if (version == 0 and not create) or (version > 0 and "studies" not in tables):
+                raise CnnlabError(
+                    f"{self.path}: not a cnnlab study database (no cnnlab tables); "
+                    "pass the folder a `cnnlab run` wrote"
+                )
             if not create:
-                if version == 0:
-                    raise CnnlabError(
-                        f"{self.path}: not a cnnlab study database (no cnnlab tables); "
-                        "pass the folder a `cnnlab run` wrote"
-                    )
                 return
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
