@@ -176,26 +176,10 @@ def test_sigterm_and_ctrl_c_stop_every_worker_and_leave_runs_resumable(
 def test_a_search_trains_its_trials_at_once_on_the_pool(data_dir, tmp_path, monkeypatch):
     pytest.importorskip("optuna")
     import optuna
-    from test_search import STUDY
+    from test_search import search_with_trial_1_pruned
 
-    from cnnlab.study.run.search import SearchFeed
-    from cnnlab.study.store.database import Store
-
-    path = tmp_path / "search.toml"
-    path.write_text(STUDY.format(data_dir=data_dir, trials=4).replace("epochs = 1", "epochs = 2"))
-    judged = SearchFeed.judge
-
-    def judge(self, run_id, row):  # the pruner, told to stop trial 1 after its 1st epoch
-        verdict = judged(self, run_id, row)
-        return "pruned by the test" if self.running[run_id][0].number == 1 else verdict
-
-    monkeypatch.setattr(SearchFeed, "judge", judge)
-    out = tmp_path / "out"
     executor = LocalExecutor(Layout(2, 1))
-    run_study(load_study(path), out, executor=executor)
-    with Store(out) as store:
-        trials = {t["number"]: t for t in store.trials()}
-        epochs = dict(store.conn.execute("SELECT run_id, COUNT(*) FROM epochs GROUP BY run_id"))
+    out, trials, epochs = search_with_trial_1_pruned(executor, data_dir, tmp_path, monkeypatch)
     assert {n: t["state"] for n, t in trials.items()} == {
         0: "complete", 1: "pruned", 2: "complete", 3: "complete"
     }  # fmt: skip

@@ -160,26 +160,10 @@ def test_a_search_trains_trials_at_once_on_ray_and_prunes_at_the_epoch_judged(
     local_ray, data_dir, tmp_path, monkeypatch
 ):
     import optuna
-    from test_search import STUDY
+    from test_search import search_with_trial_1_pruned
 
-    from cnnlab.study.run.search import SearchFeed
-    from cnnlab.study.store.database import Store
-
-    path = tmp_path / "search.toml"
-    path.write_text(STUDY.format(data_dir=data_dir, trials=4).replace("epochs = 1", "epochs = 2"))
-    judged = SearchFeed.judge
-
-    def judge(self, run_id, row):  # the pruner, told to stop trial 1 after its 1st epoch
-        verdict = judged(self, run_id, row)
-        return "pruned by the test" if self.running[run_id][0].number == 1 else verdict
-
-    monkeypatch.setattr(SearchFeed, "judge", judge)
-    out = tmp_path / "out"
     executor = RayExecutor(RaySettings(workers=2))
-    run_study(load_study(path), out, executor=executor)
-    with Store(out) as store:
-        trials = {t["number"]: t for t in store.trials()}
-        epochs = dict(store.conn.execute("SELECT run_id, COUNT(*) FROM epochs GROUP BY run_id"))
+    out, trials, epochs = search_with_trial_1_pruned(executor, data_dir, tmp_path, monkeypatch)
     assert {n: t["state"] for n, t in trials.items()} == {
         0: "complete", 1: "pruned", 2: "complete", 3: "complete"
     }  # fmt: skip

@@ -10,7 +10,8 @@ import pytest
 from cnnlab.cli.app import main
 from cnnlab.errors import ConfigError
 from cnnlab.study.plan.study_file import load_study
-from cnnlab.study.store.database import Store, StudyRecord, load_results
+from cnnlab.study.run.runner import record_study
+from cnnlab.study.store.database import Store, load_results
 
 pytest.importorskip("optuna")
 
@@ -168,20 +169,7 @@ def trial_with_pruner(tmp_path, data_dir, trial, epochs: int) -> tuple[str, str 
     base = {**study.variants[0].settings, "epochs": epochs}
     run = trial_run(study, base, {"optimizer.lr": 1e-3, "batch_size": 32}, 0, out)
     with Store(out) as store:
-        store.record_study(
-            StudyRecord(
-                name=study.name,
-                file_path=study.path,
-                file_text=study.text,
-                dataset=study.dataset,
-                baseline=study.baseline,
-                description="",
-                variants=study.variant_names,
-                options={},
-            ),
-            study.plan(out),
-            [run],
-        )
+        record_study(store, study, study.plan(out), [run])
         InProcessExecutor().run_feed(Judged([run]), store, QuietStudyProgress())
         return store.conn.execute(
             "SELECT status, error FROM runs WHERE run_id = ?", (run.run_id,)
@@ -337,3 +325,26 @@ def test_a_round_makes_a_new_plan_and_leaves_the_old_one_as_it_was(tmp_path, dat
     same = Variant("same", base.name, dict(base.settings))
     with pytest.raises(ConfigError, match="exactly the same settings"):
         add_round(study, Round("search", "the baseline found again", (same,)))
+
+
+def search_with_trial_1_pruned(executor, data_dir, tmp_path, monkeypatch):
+    """A 4-trial search of 2 epochs on ``executor``, its pruner told to stop trial 1 after
+    its first epoch: (the study folder, trials by number, epochs stored per run id)."""
+    from cnnlab.study.run.runner import run_study
+    from cnnlab.study.run.search import SearchFeed
+
+    path = tmp_path / "search.toml"
+    path.write_text(STUDY.format(data_dir=data_dir, trials=4).replace("epochs = 1", "epochs = 2"))
+    judged = SearchFeed.judge
+
+    def judge(self, run_id, row):
+        verdict = judged(self, run_id, row)
+        return "pruned by the test" if self.running[run_id][0].number == 1 else verdict
+
+    monkeypatch.setattr(SearchFeed, "judge", judge)
+    out = tmp_path / "out"
+    run_study(load_study(path), out, executor=executor)
+    with Store(out) as store:
+        trials = {t["number"]: t for t in store.trials()}
+        epochs = dict(store.conn.execute("SELECT run_id, COUNT(*) FROM epochs GROUP BY run_id"))
+    return out, trials, epochs

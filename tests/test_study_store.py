@@ -28,7 +28,7 @@ from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, summarize_history
 from cnnlab.study.plan.study_file import load_study
-from cnnlab.study.run.runner import run_study
+from cnnlab.study.run.runner import record_study, run_study
 from cnnlab.study.store.database import Store, StudyRecord, load_results
 
 # ---------------------------------------------------------------------------------------------
@@ -61,19 +61,7 @@ def test_store_round_trip(tmp_path):
         return EpochRow.from_dict(row | changes)
 
     with Store(out) as store:
-        store.record_study(
-            StudyRecord(
-                name=study.name,
-                file_path=path,
-                file_text=study.text,
-                dataset=study.dataset,
-                baseline=study.baseline,
-                description="d",
-                variants=study.variant_names,
-                options=study.options,
-            ),
-            runs,
-        )
+        record_study(store, study, runs)
         assert set(store.statuses().values()) == {"pending"}
         store.start_run(runs[0].run_id, "cpu fp32 NCHW")
         store.add_epoch(runs[0].run_id, epoch(epoch=1))
@@ -107,19 +95,7 @@ def test_store_round_trip(tmp_path):
     )
     new_runs = changed.plan(out)
     with Store(out) as store:
-        store.record_study(
-            StudyRecord(
-                name=changed.name,
-                file_path=path,
-                file_text=changed.text,
-                dataset=changed.dataset,
-                baseline=changed.baseline,
-                description="",
-                variants=changed.variant_names,
-                options=changed.options,
-            ),
-            new_runs,
-        )
+        record_study(store, changed, new_runs)
     current = load_results(out)
     assert [r.run_id for r in current.runs] == [r.run_id for r in new_runs]
     assert current.runs[0].status == "done"  # variant 'a' did not change
@@ -159,19 +135,7 @@ def test_a_study_run_a_few_variants_at_a_time_reports_them_all(tmp_path):
     def record(**overrides):
         study = load_study(path, **overrides)
         with Store(out) as store:
-            store.record_study(
-                StudyRecord(
-                    name=study.name,
-                    file_path=path,
-                    file_text=study.text,
-                    dataset=study.dataset,
-                    baseline=study.baseline,
-                    description="",
-                    variants=study.variant_names,
-                    options=study.options,
-                ),
-                study.plan(out),
-            )
+            record_study(store, study, study.plan(out))
         return study
 
     record(variants=["+dropout"])

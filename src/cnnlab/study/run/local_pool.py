@@ -20,7 +20,7 @@ import ctypes
 import multiprocessing as mp
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -37,7 +37,6 @@ class LocalWorker:
     index: int
     run_id: str | None = None  # the run it is training
     dead: bool = False
-    pid: int = field(default=0)
 
 
 def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: bool) -> None:
@@ -112,7 +111,7 @@ class LocalPool:
         )
         process.start()
         theirs.close()  # the child holds its end: EOF here when it dies
-        worker = LocalWorker(process, ours, index, pid=process.pid or 0)
+        worker = LocalWorker(process, ours, index)
         self.workers.append(worker)
         return worker
 
