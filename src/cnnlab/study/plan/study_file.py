@@ -2,7 +2,8 @@
 
 A study file is TOML::
 
-    [study]                       name, dataset, seeds; optional description, baseline
+    [study]                       name, dataset, seeds (a list, or { start = 3, max = 12 }:
+                                  seeds until decided); optional description, baseline
     [defaults]                    any TrainConfig setting, for every variant
     [[variant]]                   name + any TrainConfig setting (overrides [defaults])
     [grid]                        optional: "dotted.key" = [values], crossed with every variant
@@ -52,6 +53,7 @@ from cnnlab.study.plan.expand import (
     set_dotted,
 )
 from cnnlab.study.plan.search_table import parse_search
+from cnnlab.study.plan.seed_design import seed_plan
 from cnnlab.study.plan.study_plan import (
     PlannedRun,
     Round,
@@ -106,6 +108,7 @@ def load_study(
     epochs_scale: float | None = None,
     data_dir: Path | None = None,
     variants: Sequence[str] | None = None,
+    until_decided: int | None = None,
 ) -> Study:
     """Read, validate and expand a study file; raise a ConfigError listing every problem.
 
@@ -122,9 +125,14 @@ def load_study(
     text, raw = read_toml_text(path)
     base = path.absolute().parent
     problems = Problems(where, text)
-    parsed = _parse_file(raw, problems)
+    parsed, seeds_table = _parse_file(raw, problems)
     section = parsed.study
     seed_list = _seed_list(section.seeds, seeds, problems)
+    if seeds_table is not None:
+        seeds_plan = seed_plan(seeds_table, seeds, until_decided, problems)
+    else:
+        seeds_plan = seed_plan(seed_list, None, until_decided, problems)
+    seed_list = seeds_plan.start
     if epochs_scale is not None and not (math.isfinite(epochs_scale) and epochs_scale > 0):
         problems.add(f"--epochs-scale {epochs_scale}: must be a positive number, e.g. 0.2")
         epochs_scale = None  # reported: the variants are still checked, unscaled
@@ -151,7 +159,7 @@ def load_study(
         problems.add(str(exc).removeprefix(f"{where}: "), "[study]", 0, "baseline")
     base_settings = next((v.settings for v in kept if v.name == baseline), {})
     search = parse_search(parsed.search, base_settings, problems)
-    if search is not None and search.confirm_seeds and seeds is None:
+    if search is not None and search.confirm_seeds and seeds is None and seeds_plan.design is None:
         seed_list = list(search.confirm_seeds)
     resolved = resolve_runs(kept, study_dataset, seed_list, epochs_scale, data_dir, problems)
     overrides = {
@@ -161,12 +169,14 @@ def load_study(
         "variants": list(variants) if variants is not None else None,
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser().resolve()),
     }
+    if until_decided is not None:  # only when asked: older folders' options stay as they were
+        overrides["until_decided"] = until_decided
     return Study(
         path=path, text=text, name=section.name, description=section.description,
         dataset=study_dataset, seeds=seed_list, baseline=baseline, variants=kept,
         claims=claims, search=search, overrides=overrides,
         file_variants=list(dict.fromkeys(v.base for v in every_variant)),
-        declared_baseline=section.baseline,
+        declared_baseline=section.baseline, design=seeds_plan.design, seed_pool=seeds_plan.pool,
         configs=resolved.configs, identities=resolved.identities,
     )  # fmt: skip
 
@@ -218,16 +228,23 @@ def _variants(parsed: StudyFile, base: Path, problems: Problems) -> list[Variant
 
 def add_round(study: Study, round_: Round) -> Study:
     """``study`` grown by ``round_``: its variants added (after the study's own, every seed
-    resolved as theirs are), the round recorded. A variant name already planned is refused."""
+    resolved as theirs are) or its seeds added to the variants it names, the round
+    recorded. A variant name already planned, or a seed a variant already has, is refused."""
     taken = set(study.variant_names)
     clash = [v.name for v in round_.variants if v.name in taken]
+    clash += [f"seed {s} of {v}" for v in round_.seeded for s in round_.seeds if s in study.seeds_of(v)]
     if clash:
         raise ConfigError(f"{study.path}: round '{round_.kind}' adds '{clash[0]}' twice")
+    unknown = [v for v in round_.seeded if v not in taken]
+    if unknown:
+        raise ConfigError(f"{study.path}: round '{round_.kind}' seeds '{unknown[0]}', not planned")
     problems = Problems(str(study.path), study.text)
     data_dir = study.overrides.get("data_dir")
+    seeded = [v for v in study.variants if v.name in round_.seeded]
     resolved = resolve_runs(
-        list(round_.variants), study.dataset, study.seeds, study.overrides.get("epochs_scale"),
-        Path(data_dir) if data_dir else None, problems, known=study.identities,
+        [*round_.variants, *seeded], study.dataset, list(round_.seeds) or study.seeds,
+        study.overrides.get("epochs_scale"), Path(data_dir) if data_dir else None, problems,
+        known=study.identities,
     )  # fmt: skip
     return replace(
         study,
@@ -238,12 +255,18 @@ def add_round(study: Study, round_: Round) -> Study:
     )
 
 
-def _parse_file(raw: dict[str, Any], problems: Problems) -> StudyFile:
+def _parse_file(raw: dict[str, Any], problems: Problems) -> tuple[StudyFile, Any]:
+    """The file validated, and its [study] seeds table (seeds until decided) if it has one:
+    the table is checked by :mod:`~cnnlab.study.plan.seed_design`, in its own words."""
     if "variant" in raw and not isinstance(raw["variant"], list):
         problems.add("write each variant as a [[variant]] table (double brackets)")
         problems.raise_if_any()
+    section, table = raw.get("study"), None
+    if isinstance(section, dict) and isinstance(section.get("seeds"), dict):
+        table = section["seeds"]
+        raw = {**raw, "study": {**section, "seeds": [0]}}  # a stand-in the list check passes
     try:
-        return StudyFile.model_validate(raw)
+        return StudyFile.model_validate(raw), table
     except ValidationError as exc:
         file_problems(exc, problems, {"study": StudySection})
         problems.raise_if_any()

@@ -20,6 +20,7 @@ from cnnlab.claims.claim import Claim
 from cnnlab.config.identity import RUN_ID_LENGTH, identity_hash, slugify
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import ConfigError
+from cnnlab.stats.sequential import SequentialDesign
 from cnnlab.study.plan.search_table import SearchSpec
 
 PLAN_FORMAT = "cnnlab-plan/1"
@@ -64,12 +65,16 @@ class PlannedRun:
 @dataclass(frozen=True)
 class Round:
     """How a plan grew after it was built, and why: ``variants`` added (a search's winners,
-    trained over the study's seeds), with what the report tells of it (``facts``)."""
+    trained over the study's seeds), or ``seeds`` added to the variants named in
+    ``seeded`` (a look of seeds until decided), with what the report tells of it
+    (``facts``)."""
 
-    kind: str  # "search"
+    kind: str  # "search" or "seeds"
     reason: str
     variants: tuple[Variant, ...] = ()
     facts: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = ()
+    seeded: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,12 +82,17 @@ class Round:
             "reason": self.reason,
             "variants": [v.to_dict() for v in self.variants],
             "facts": self.facts,
+            "seeds": list(self.seeds),
+            "seeded": list(self.seeded),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Round:
         variants = tuple(Variant.from_dict(v) for v in d.get("variants") or ())
-        return cls(d["kind"], d["reason"], variants, dict(d.get("facts") or {}))
+        return cls(
+            d["kind"], d["reason"], variants, dict(d.get("facts") or {}),
+            tuple(d.get("seeds") or ()), tuple(d.get("seeded") or ()),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,8 @@ class Study:
     file_variants: list[str] = field(default_factory=list)  # every [[variant]], file order
     declared_baseline: str | None = None  # [study] baseline as written
     rounds: tuple[Round, ...] = ()
+    design: SequentialDesign | None = None  # seeds until decided
+    seed_pool: tuple[int, ...] = ()  # with a design: every seed its looks may add, in order
     configs: Mapping[tuple[str, int], TrainConfig] = field(default_factory=dict, repr=False)
     identities: Mapping[tuple[str, int], dict[str, Any]] = field(default_factory=dict, repr=False)
 
@@ -120,6 +132,16 @@ class Study:
                 out["search"] = r.facts
         return out
 
+    def seeds_of(self, variant: str) -> list[int]:
+        """The study's seeds, then those the rounds of seeds until decided added to it."""
+        extra = [s for r in self.rounds if variant in r.seeded for s in r.seeds]
+        return [*self.seeds, *extra]
+
+    @property
+    def looks_done(self) -> int:
+        """Looks of seeds until decided planned so far: the start, then one per round."""
+        return 1 + sum(r.kind == "seeds" for r in self.rounds)
+
     def round_of(self, kind: str) -> Round | None:
         return next((r for r in self.rounds if r.kind == kind), None)
 
@@ -129,11 +151,12 @@ class Study:
         return replace(self, configs=configs)
 
     def plan(self, out_dir: Path) -> list[PlannedRun]:
-        """Every (variant, seed) run in file order (variants as written, seeds as listed)."""
+        """Every (variant, seed) run in file order (variants as written, seeds as listed,
+        then the seeds rounds added)."""
         out_dir = Path(out_dir).absolute()
         runs = []
         for v in self.variants:
-            for seed in self.seeds:
+            for seed in self.seeds_of(v.name):
                 identity = self.identities[(v.name, seed)]
                 digest = identity_hash(identity)
                 run_id = digest[:RUN_ID_LENGTH]
@@ -162,7 +185,11 @@ class Study:
             "seeds": list(self.seeds),
             "claims": [c.model_dump(mode="json") for c in self.claims],
             "rounds": [r.to_dict() for r in self.rounds],
-        }
+            "sequential": None if self.design is None else {
+                "looks": list(self.design.looks), "alpha": self.design.alpha,
+                "spending": self.design.spending, "seeds": list(self.seed_pool),
+            },
+        }  # fmt: skip
 
 
 def chosen_variants(variants: list[Variant], names: Sequence[str], where: str) -> list[Variant]:

@@ -19,6 +19,7 @@ from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
 from cnnlab.config.identity import slugify
 from cnnlab.records import ARTIFACTS
+from cnnlab.study.plan.seed_rounds import next_round
 from cnnlab.study.plan.study_file import add_round
 from cnnlab.study.plan.study_plan import PlannedRun, Round, Study
 from cnnlab.study.run.executor import Executor, InProcessExecutor
@@ -37,6 +38,7 @@ class StudyOutcome:
     skipped_done: list[str] = field(default_factory=list)  # run ids
     skipped_failed: list[str] = field(default_factory=list)
     executed: list[str] = field(default_factory=list)
+    study: Study | None = None  # the plan as it ended, with every round it grew by
 
     @property
     def failed(self) -> list[str]:
@@ -76,8 +78,26 @@ def run_study(
             study = search_then_plan(study, out_dir, store, executor, progress)
             record_study(store, study, study.plan(out_dir))
             faults.reached("round-recorded")
-        planned = study.plan(out_dir)
-        return _run_planned(study, planned, store, executor, progress, retry_failed)
+        outcome = _run_planned(study, study.plan(out_dir), store, executor, progress, retry_failed)
+        while (round_ := next_round(study, _finals_by_seed(outcome.results))) is not None:
+            study = add_round(study, round_)
+            progress.note(round_.reason)
+            record_study(store, study, study.plan(out_dir))
+            faults.reached("round-recorded")
+            outcome = _run_planned(
+                study, study.plan(out_dir), store, executor, progress, retry_failed
+            )
+        outcome.study = study
+        return outcome
+
+
+def _finals_by_seed(results: StudyResults) -> dict[str, dict[int, float]]:
+    """variant -> seed -> final test accuracy of its finished runs."""
+    out: dict[str, dict[int, float]] = {}
+    for run in results.runs:
+        if run.status == "done" and run.summary is not None:
+            out.setdefault(run.variant, {})[run.seed] = run.summary.final.test_acc
+    return out
 
 
 def _run_planned(

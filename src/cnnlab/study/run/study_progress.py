@@ -27,6 +27,7 @@ class StudyProgress(Protocol):
     def run_ended(
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None: ...
+    def note(self, text: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -58,6 +59,9 @@ class QuietStudyProgress:
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         pass
+
+    def note(self, text: str) -> None:
+        """A line between phases (a look of seeds until decided)."""
 
     def close(self) -> None:
         pass
@@ -101,6 +105,9 @@ class LineStudyProgress(QuietStudyProgress):
     def run_started(self, run: PlannedRun, epochs_done: int) -> Reporter:
         self._track(run, epochs_done)
         return _LineRunReporter(self, run)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
 
     def _track(self, run: PlannedRun, epochs_done: int) -> None:
         self.run_left[run.run_id] = max(0, run.config.epochs - epochs_done)
@@ -163,6 +170,7 @@ class BarStudyProgress(LineStudyProgress):
 
     def begin(self, runs_total: int, runs_done: int, epochs_todo: int) -> None:
         super().begin(runs_total, runs_done, epochs_todo)
+        self.progress.start()  # again after a phase closed it (a no-op while it runs)
         self.progress.update(
             self.overall, total=runs_total, completed=runs_done, visible=True, info=self.eta.text()
         )
