@@ -181,6 +181,7 @@ class StudyNumbers:
     claims: list[ClaimVerdict] = field(default_factory=list)  # the study file's [[claim]]s
     figures: list[str] = field(default_factory=list)
     search: SearchNumbers | None = None  # a study with a [search]: its trials and winners
+    sequential: str = ""  # seeds until decided: the method's note ("" for fixed seeds)
 
     @property
     def failed_runs(self) -> list[RunRow]:
@@ -200,6 +201,7 @@ class StudyNumbers:
             "baseline": self.baseline,
             "baseline_settings": self.baseline_settings,
             "claims": [c.to_dict() for c in self.claims],
+            "sequential": self.sequential,
             "search": None if self.search is None else self.search.to_dict(),
             "best_variant": self.best_variant,
             "best_variant_by": self.best_variant_by,

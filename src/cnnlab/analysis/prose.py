@@ -15,7 +15,8 @@ from cnnlab.stats.formatting import counted, fmt_pct, fmt_pts, p_phrase
 def _diff_text(c: stats.Comparison) -> str:
     text = f"{fmt_pts(c.diff)} points"
     if c.diff_ci_low is not None:
-        text += f" (95% CI {fmt_pts(c.diff_ci_low)} to {fmt_pts(c.diff_ci_high)})"
+        ci = f"{100 * c.confidence:.4g}% CI"
+        text += f" ({ci} {fmt_pts(c.diff_ci_low)} to {fmt_pts(c.diff_ci_high)})"
     return text
 
 
@@ -37,6 +38,8 @@ def _power_text(v: VariantNumbers) -> str:
 
 def _verdict_sentences(numbers: StudyNumbers) -> list[str]:
     alpha = numbers.alpha
+    adjusted = "sequentially adjusted" if numbers.sequential else "Holm-adjusted"
+    correction = "the sequential boundaries" if numbers.sequential else "Holm's correction"
     sentences: list[str] = []
     noise: list[str] = []
     for v in numbers.variants:
@@ -47,7 +50,7 @@ def _verdict_sentences(numbers: StudyNumbers) -> list[str]:
             assert c.p_holm is not None and c.p_holm < alpha  # the only way to get here
             sentences.append(
                 f"'{v.name}' is {c.verdict} than the baseline: {_diff_text(c)} of accuracy "
-                f"(Holm-adjusted {p_phrase(c.p_holm)}, below alpha {alpha:g})."
+                f"({adjusted} {p_phrase(c.p_holm)}, below alpha {alpha:g})."
             )
         elif c.verdict == stats.WITHIN_NOISE:
             noise.append(
@@ -67,7 +70,7 @@ def _verdict_sentences(numbers: StudyNumbers) -> list[str]:
     if noise:
         sentences.append(
             "Within noise (no evidence of a difference from the baseline at alpha "
-            f"{alpha:g} after Holm's correction): " + "; ".join(noise) + "."
+            f"{alpha:g} after {correction}): " + "; ".join(noise) + "."
         )
     return sentences
 

@@ -74,6 +74,11 @@ METHOD_NOTES = [
 ]
 
 
+def method_notes(numbers: StudyNumbers) -> list[str]:
+    """The notes on method; a study with seeds until decided says how it decided first."""
+    return [numbers.sequential, *METHOD_NOTES] if numbers.sequential else METHOD_NOTES
+
+
 def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -183,7 +188,7 @@ def render_markdown(
         [label for _, label in PROVENANCE_COLUMNS],
         [[r[k] for k, _ in PROVENANCE_COLUMNS] for r in provenance_rows(numbers)],
     )
-    out += ["", "## Method", ""] + [f"- {n}" for n in METHOD_NOTES] + [""]
+    out += ["", "## Method", ""] + [f"- {n}" for n in method_notes(numbers)] + [""]
     out.append(f"_cnnlab {numbers.cnnlab_version}{', ' + generated if generated else ''}._")
     return "\n".join(out) + "\n"
 
@@ -260,7 +265,7 @@ def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated
         provenance_rows=provenance_rows(numbers),
         verdict_class=verdict_class,
         figures=[f for f in figures if not f.file.startswith(SEARCH_PREFIX)],
-        method_notes=METHOD_NOTES,
+        method_notes=method_notes(numbers),
         generated=generated,
     )
 

@@ -22,6 +22,7 @@ from cnnlab.analysis.numbers import (
 from cnnlab.analysis.prose import summarize
 from cnnlab.analysis.search_numbers import search_numbers
 from cnnlab.analysis.selection import best_variant
+from cnnlab.analysis.sequential_numbers import sequential_judgement
 from cnnlab.claims.verdicts import judge_claims
 from cnnlab.records import EpochRow
 from cnnlab.stats.improvement import improvement
@@ -142,11 +143,16 @@ def analyze(
         v: [s.summary.final.test_acc for s in done_runs(results, v) if s.summary] for v in names
     }
     baseline = results.baseline if results.baseline in names else None
-    comparisons = (
-        stats.compare_to_baseline(finals, baseline, alpha, confidence, (-1.0, 1.0))
-        if baseline
-        else {}
-    )
+    sequential = ""
+    if results.sequential is not None:  # seeds until decided: one family, look by look
+        claims, comparisons, sequential = sequential_judgement(results, names, baseline, alpha)
+    else:
+        claims = judge_claims(results.claims, finals, alpha, confidence)
+        comparisons = (
+            stats.compare_to_baseline(finals, baseline, alpha, confidence, (-1.0, 1.0))
+            if baseline
+            else {}
+        )
     target = stats.describe(finals[baseline]).mean if baseline else None
     powers = powers_against(finals, baseline, alpha) if baseline else {}
     base_finals = finals[baseline] if baseline else []
@@ -180,7 +186,8 @@ def analyze(
             results.options.get("epochs_scale"),
         ),
         baseline_settings=settings_diff.flatten(base_settings),
-        claims=judge_claims(results.claims, finals, alpha, confidence),
+        claims=claims,
+        sequential=sequential,
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,

@@ -84,8 +84,8 @@ def finals_at(by_seed: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) 
 
 @dataclass
 class _Look:
-    p: float | None
-    direction: int
+    p: float | None  # the test's p (None: no test)
+    direction: int  # of the data: +1 the claimed way, -1 the other, 0 neither (cannot decide)
     verdict_diff: tuple[float | None, float | None, float | None]
     means: dict[str, float | None]
 
@@ -94,7 +94,7 @@ def _test(claim: Claim, finals: Mapping[str, list[float]], nominal: float) -> _L
     """One hypothesis at one look: its p, the direction of the data, and for a pair its
     difference with the interval at confidence 1 - ``nominal``."""
     (raw,) = judge_claims([claim], finals)
-    p = None if raw.p is None or raw.direction == 0 else raw.p
+    p = raw.p
     interval = (raw.diff, None, None)
     if claim.form in ("better", "worse", "same") and raw.p is not None:
         a, b = (finals.get(v, []) for v in claim.variants)
@@ -133,7 +133,7 @@ def judge_sequential(
         for i in open_now:
             look = _test(hypotheses[i], finals, nominal_first)
             looks[i].append(look)
-            histories[i].append(look.p)
+            histories[i].append(look.p if look.direction else None)  # no direction: no verdict
         decisions = sequential_holm(histories, design)
         for i in open_now:
             d, look = decisions[i], looks[i][-1]

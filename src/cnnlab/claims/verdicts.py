@@ -55,6 +55,7 @@ class ClaimVerdict:
     improvement: dict[str, Any] | None = None
     means: dict[str, float | None] = field(default_factory=dict)
     seeds: dict[str, int] = field(default_factory=dict)
+    confidence: float = stats.CONFIDENCE  # of the interval (sequential: the boundary's)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -85,14 +86,13 @@ def _one_sided_welch(a: Sequence[float], b: Sequence[float], shift: float, upper
 def _pair(claim: Claim, a: list[float], b: list[float], confidence: float) -> ClaimVerdict:
     w = stats.welch(a, b, confidence, (-1.0, 1.0))
     assert w is not None
-    verdict = ClaimVerdict(claim, "", "", "Welch's t-test", diff=w.diff, ci_low=w.ci_low,
+    verdict = ClaimVerdict(claim, "", "", test_name(claim), diff=w.diff, ci_low=w.ci_low,
                            ci_high=w.ci_high)  # fmt: skip
     better_first = claim.form != "worse"
     imp = improvement(a if better_first else b, b if better_first else a, confidence)
     verdict.improvement = None if imp is None else imp.to_dict()
     if claim.form == "same":
         m = (claim.margin or 0.0) / 100
-        verdict.test = f"equivalence within ±{claim.margin:g} points (two one-sided Welch tests)"
         verdict.p = max(_one_sided_welch(a, b, m, True), _one_sided_welch(a, b, -m, False))
         beyond = w.ci_low > m or w.ci_high < -m
         verdict.direction = -1 if beyond else 1
@@ -109,7 +109,7 @@ def _trend(claim: Claim, groups: list[list[float]]) -> ClaimVerdict:
         k = claim.variants.index(claim.peak or "")
         tau_up, p_up = _kendall(groups[: k + 1])
         tau_down, p_down = _kendall(groups[k:])
-        verdict = ClaimVerdict(claim, "", "", "Kendall's tau trend tests up to and after the peak")
+        verdict = ClaimVerdict(claim, "", "", test_name(claim))
         wrong = {"before": p_up} if tau_up < 0 else {}
         wrong |= {"after": p_down} if tau_down > 0 else {}
         if wrong:
@@ -121,25 +121,42 @@ def _trend(claim: Claim, groups: list[list[float]]) -> ClaimVerdict:
             verdict.direction = 1 if tau_up > 0 and tau_down < 0 else 0
         return verdict
     tau, p = _kendall(groups)
-    verdict = ClaimVerdict(claim, "", "", "Kendall's tau trend test (Jonckheere-Terpstra)")
+    verdict = ClaimVerdict(claim, "", "", test_name(claim))
     verdict.p = p
     verdict.direction = int(np.sign(tau)) * sign
     return verdict
 
 
+def test_name(claim: Claim) -> str:
+    """The test a claim's form gets, in words."""
+    if claim.form == "same":
+        return f"equivalence within ±{claim.margin:g} points (two one-sided Welch tests)"
+    if claim.form == "peak":
+        return "Kendall's tau trend tests up to and after the peak"
+    if claim.form in ("increasing", "decreasing"):
+        return "Kendall's tau trend test (Jonckheere-Terpstra)"
+    return "Welch's t-test"
+
+
+def explain(v: ClaimVerdict, alpha: float) -> tuple[str, str]:
+    """(the test, the reason) of a verdict already reached."""
+    return test_name(v.claim), _reason(v, alpha)
+
+
 def _reason(v: ClaimVerdict, alpha: float) -> str:
     c = v.claim
     p = "—" if v.p_holm is None else f"{v.p_holm:.3g}"
+    ci = f"{100 * v.confidence:.4g}% CI"
     if c.form in ("better", "worse"):
         a, b = c.variants
-        gap = f"'{a}' minus '{b}' is {fmt_pts(v.diff)} points (95% CI {fmt_pts(v.ci_low)} to "
+        gap = f"'{a}' minus '{b}' is {fmt_pts(v.diff)} points ({ci} {fmt_pts(v.ci_low)} to "
         gap += f"{fmt_pts(v.ci_high)}), adjusted p = {p}"
         return {
             SUPPORTED: f"{gap}: {c.form} as claimed.",
             CONTRADICTED: f"{gap}: the opposite of the claim.",
         }.get(v.verdict, f"{gap}: not distinguishable from seed-to-seed noise at alpha {alpha:g}.")
     if c.form == "same":
-        gap = f"the difference is {fmt_pts(v.diff)} points (95% CI {fmt_pts(v.ci_low)} to "
+        gap = f"the difference is {fmt_pts(v.diff)} points ({ci} {fmt_pts(v.ci_low)} to "
         gap += f"{fmt_pts(v.ci_high)}), margin ±{c.margin:g}"
         return {
             SUPPORTED: f"{gap}: equivalent within the margin (adjusted p = {p}).",

@@ -12,6 +12,7 @@ from rich.table import Table
 from cnnlab.cli.common import (
     console,
 )
+from cnnlab.cli.verdict_view import print_verdicts, verdict_markup
 
 REPORT_EPILOG = """\
 examples:
@@ -104,13 +105,6 @@ finished) is counted once. Exit status 2 when A and B are on different data.
 """
 
 
-def verdict_markup(verdict: str) -> str:
-    color = {"better": "green", "worse": "red", "higher in B": "green", "lower in B": "red"}.get(
-        verdict, "dim" if verdict == "within noise" else "yellow"
-    )
-    return f"[{color}]{verdict}[/{color}]"
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     from cnnlab.analysis.numbers import to_json
     from cnnlab.analysis.study_analysis import analyze
@@ -127,7 +121,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         sys.stdout.write(to_json(analyze(results)))
         return 0
     from cnnlab.analysis.render import write_report
-    from cnnlab.analysis.tables import display_rows
 
     if args.out is None and len(args.study_dir) > 1:
         raise CnnlabError("several folders make one report: say where with --out DIR")
@@ -139,26 +132,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         paths = write_report(results, out, predictions=not args.no_predictions)
         sys.stdout.write(paths[0 if args.format == "html" else 1].read_text())
         return 0
-    analysis = analyze(results)
-    table = Table(title=f"{results.name} on {results.dataset}: final test accuracy")
-    for label in ("variant", "runs", "mean ± std", "95% CI", "Δ vs baseline [CI]", "p (Holm)"):
-        table.add_column(label, justify="left" if label == "variant" else "right")
-    table.add_column("verdict")
-    for row in display_rows(analysis):
-        table.add_row(
-            row["variant"],
-            row["runs"],
-            row["acc"],
-            row["ci"],
-            row["diff"],
-            row["p_holm"],
-            verdict_markup(row["verdict"]),
-        )
-    console.print(table)
-    for sentence in analysis.summary:
-        console.print(f"- {escape(sentence)}", highlight=False)
-    for warning in analysis.warnings:
-        console.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False)
+    print_verdicts(analyze(results))
     console.print(f"report: {paths[0]}  (also {paths[1].name}, {paths[2].name})")
     return 0
 

@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 
 from cnnlab.cli.common import console, err_console, output_folder, positive_int
+from cnnlab.cli.verdict_view import print_verdicts
 from cnnlab.errors import CnnlabError
 from cnnlab.stats.formatting import counted
 
 if TYPE_CHECKING:
+    from cnnlab.study.plan.study_plan import Study
     from cnnlab.study.run.executor import Executor
+
+DEFAULT_MAX = 12  # the seed_design default, said here without importing the study package
 
 RUN_EPILOG = """\
 examples:
@@ -53,6 +57,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="multiply every run's epochs (rounded, at least 1), e.g. 0.2 for a quick look",
     )
     p.add_argument("--seeds", metavar="LIST", help="replace the study's seeds, e.g. 0,1")
+    p.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="seeds until decided: start with the study's seeds, then give more seeds, at "
+        "looks fixed in advance (3, 5, 8, 12), to the variants of each claim or comparison "
+        "not yet decided (as seeds = { start = 3, max = 12 } in [study]; docs/sequential.md)",
+    )
+    p.add_argument(
+        "--max-seeds",
+        type=positive_int,
+        metavar="N",
+        help=f"with --until-decided: at most N seeds a variant (default {DEFAULT_MAX})",
+    )
     p.add_argument(
         "--variants",
         metavar="NAMES",
@@ -170,14 +187,22 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _until_decided(args: argparse.Namespace) -> int | None:
+    if args.max_seeds is not None and not args.until_decided:
+        raise CnnlabError("--max-seeds goes with --until-decided; add it, or drop --max-seeds")
+    return (args.max_seeds or DEFAULT_MAX) if args.until_decided else None
+
+
+def _looks_text(study: Study) -> str:
+    if study.design is None:
+        return ""
+    looks = ", ".join(str(n) for n in study.design.looks)
+    return f" (until decided: looks at {looks} seeds)"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from cnnlab.study.plan.study_file import load_study
-    from cnnlab.study.run.runner import (
-        check_unlocked,
-        default_out_dir,
-        run_study,
-        summary_table,
-    )
+    from cnnlab.study.run.runner import check_unlocked, default_out_dir, run_study
     from cnnlab.study.run.study_progress import make_study_progress
     from cnnlab.study.store.sqlite_schema import DB_NAME
 
@@ -190,6 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         variants=[v.strip() for v in args.variants.split(",") if v.strip()]
         if args.variants is not None
         else None,
+        until_decided=_until_decided(args),
     )
     if args.tensorboard:  # not part of a run's identity: the same runs, also logged
         study = study.with_tensorboard()
@@ -207,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(
                 escape(
                     f"study {study.name}: {counted(len(study.variants), 'variant')} x "
-                    f"{counted(len(study.seeds), 'seed')} "
+                    f"{counted(len(study.seeds), 'seed')}{_looks_text(study)} "
                     f"on {study.dataset} -> {out}{_layout_text(executor)}"
                 ),
                 highlight=False,
@@ -236,7 +262,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     results = outcome.results
-    console.print(summary_table(results))
     for r in results.runs:
         if r.status == "failed":
             console.print(
@@ -244,6 +269,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 highlight=False,
                 soft_wrap=True,
             )
+    from cnnlab.analysis.study_analysis import analyze
+
+    print_verdicts(analyze(results))
     if not args.no_report:
         from cnnlab.analysis.render import write_report
 

@@ -232,6 +232,7 @@ class Comparison:
     p_holm: float | None  # Holm-adjusted over the comparisons made
     method: str | None  # "welch", "permutation" or None (no test)
     verdict: str  # one of VERDICTS
+    confidence: float = CONFIDENCE  # of the interval (seeds until decided: its boundary's)
 
     @property
     def significant(self) -> bool:

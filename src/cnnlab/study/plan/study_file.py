@@ -232,7 +232,9 @@ def add_round(study: Study, round_: Round) -> Study:
     recorded. A variant name already planned, or a seed a variant already has, is refused."""
     taken = set(study.variant_names)
     clash = [v.name for v in round_.variants if v.name in taken]
-    clash += [f"seed {s} of {v}" for v in round_.seeded for s in round_.seeds if s in study.seeds_of(v)]
+    clash += [
+        f"seed {s} of {v}" for v in round_.seeded for s in round_.seeds if s in study.seeds_of(v)
+    ]
     if clash:
         raise ConfigError(f"{study.path}: round '{round_.kind}' adds '{clash[0]}' twice")
     unknown = [v for v in round_.seeded if v not in taken]

@@ -8,12 +8,9 @@ checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
 from __future__ import annotations
 
 import contextlib
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from rich.table import Table
 
 from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
@@ -28,7 +25,7 @@ from cnnlab.study.store.database import DB_NAME, Store, StudyRecord
 from cnnlab.study.store.lock import check_unlocked, study_lock
 from cnnlab.study.store.results import StudyResults
 
-__all__ = ["check_unlocked", "run_study", "study_lock", "summary_table"]
+__all__ = ["check_unlocked", "run_study", "study_lock"]
 
 
 @dataclass
@@ -84,9 +81,9 @@ def run_study(
             progress.note(round_.reason)
             record_study(store, study, study.plan(out_dir))
             faults.reached("round-recorded")
-            outcome = _run_planned(
-                study, study.plan(out_dir), store, executor, progress, retry_failed
-            )
+            more = _run_planned(study, study.plan(out_dir), store, executor, progress, retry_failed)
+            outcome.executed += more.executed  # what was done before this look stays counted
+            outcome.results, outcome.planned = more.results, more.planned
         outcome.study = study
         return outcome
 
@@ -165,27 +162,3 @@ def search_then_plan(
 
     trials = run_search(study, out_dir, store, executor, progress, record)
     return add_round(study, winners_round(study, trials))
-
-
-def summary_table(results: StudyResults) -> Table:
-    """Variant, runs done, mean ± sample std of the final test accuracy."""
-    table = Table(title=f"{results.name} on {results.dataset}")
-    table.add_column("variant")
-    table.add_column("runs done", justify="right")
-    table.add_column("final test acc (mean ± std)", justify="right")
-    table.add_column("failed", justify="right")
-    for variant in results.variants:
-        runs = [r for r in results.runs if r.variant == variant]
-        if not runs:
-            continue
-        accs = [r.final_test_acc for r in results.runs_of(variant) if r.final_test_acc is not None]
-        failed = sum(r.status == "failed" for r in runs)
-        if len(accs) >= 2:
-            acc = f"{100 * statistics.mean(accs):.2f} ± {100 * statistics.stdev(accs):.2f}%"
-        elif accs:
-            acc = f"{100 * accs[0]:.2f}%"
-        else:
-            acc = "-"
-        name = f"{variant} (baseline)" if variant == results.baseline else variant
-        table.add_row(name, f"{len(accs)}/{len(runs)}", acc, str(failed) if failed else "")
-    return table

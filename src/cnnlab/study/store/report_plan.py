@@ -84,6 +84,17 @@ def stored_claims(row: sqlite3.Row) -> list[Claim]:
     return [Claim.model_validate(c) for c in plan["claims"]]
 
 
+def stored_sequential(row: sqlite3.Row) -> dict[str, Any] | None:
+    """Seeds until decided, as the invocation ``row`` planned it: the design, and how many
+    looks its rounds planned (the start and one per round of seeds)."""
+    plan = _stored(row)
+    design = None if plan is None else plan.get("sequential")
+    if not design:
+        return None
+    looks = 1 + sum(r["kind"] == "seeds" for r in plan["rounds"])
+    return {**design, "looks_planned": looks}
+
+
 def recorded_rounds(
     conn: sqlite3.Connection, name: str, file_path: str, file_text: str, overrides: Any
 ) -> list[dict[str, Any]]:

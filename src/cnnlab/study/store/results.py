@@ -36,6 +36,8 @@ class StudyResults:
     )  # `cnnlab run` overrides (epochs_scale, ...) and a search's outcome ("search")
     trials: list[dict[str, Any]] = field(default_factory=list)  # a [search]'s, from the store
     claims: list[Claim] = field(default_factory=list)  # the plan's [[claim]]s
+    # Seeds until decided: the design (looks, alpha, spending, seeds) and its looks so far.
+    sequential: dict[str, Any] | None = None
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]

@@ -1,0 +1,150 @@
+"""A study run with seeds until decided: its claims and its variant-vs-baseline comparisons
+as the one sequential family decided them (:mod:`cnnlab.claims.sequential`), in the
+report's own types.
+
+A decided hypothesis shows its numbers at the look that decided it. Its "adjusted p" is
+the look's p scaled to the boundary it was held to, ``p * alpha / nominal`` (at most 1):
+below alpha exactly when the boundary was crossed, and with a single look it is Holm's
+adjusted p. Its interval is at confidence ``1 - nominal``, so it excludes 0 exactly when
+the test rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cnnlab import stats
+from cnnlab.claims.claim import Claim
+from cnnlab.claims.sequential import (
+    OPEN,
+    SequentialVerdict,
+    comparison_claim,
+    family,
+    judge_sequential,
+)
+from cnnlab.claims.verdicts import NOT_MEASURED, ClaimVerdict, explain
+from cnnlab.stats.sequential import SequentialDesign
+from cnnlab.study.store.results import StudyResults
+
+PENDING = ("pending", "running", "interrupted")
+
+
+def design_of(stored: Mapping[str, Any]) -> SequentialDesign:
+    return SequentialDesign(tuple(stored["looks"]), stored["alpha"], stored["spending"])
+
+
+def looks_complete(results: StudyResults, stored: Mapping[str, Any]) -> int:
+    """The looks planned so far whose runs have all ended: a report made while the last
+    look's seeds still train judges the looks before it."""
+    looks, pool = stored["looks"], stored["seeds"]
+    planned = min(int(stored["looks_planned"]), len(looks))
+    for k in range(planned):
+        new = set(pool[(looks[k - 1] if k else 0) : looks[k]])
+        if any(r.seed in new and r.status in PENDING for r in results.runs):
+            return k
+    return planned
+
+
+def scaled_p(v: SequentialVerdict) -> float | None:
+    if v.p is None or v.nominal is None or v.level is None:
+        return None
+    return min(1.0, v.p * v.level / v.nominal) if v.nominal > 0 else 1.0
+
+
+def _look_text(v: SequentialVerdict, design: SequentialDesign) -> str:
+    total = len(design.looks)
+    where = f"look {(v.look or 0) + 1} of {total}, {v.seeds} seeds a variant"
+    bar = f"p {v.p:.3g} against its boundary {v.nominal:.3g}" if v.p and v.nominal else ""
+    if v.decided:
+        return f"Decided at {where} ({bar})."
+    if v.verdict == OPEN:
+        return f"Open after {where}: more seeds to come."
+    return f"Still open at the last look ({where}{'; ' + bar if bar else ''})."
+
+
+def claim_verdict(v: SequentialVerdict, design: SequentialDesign, alpha: float) -> ClaimVerdict:
+    """The report's verdict of a claim decided (or not) by the looks."""
+    out = ClaimVerdict(
+        v.claim, v.verdict, "", "", p=v.p, p_holm=scaled_p(v), direction=v.direction,
+        diff=v.diff, ci_low=v.ci_low, ci_high=v.ci_high, means=v.means,
+        seeds={name: v.seeds for name in v.claim.variants},
+        confidence=1 - (v.nominal or 0.05),
+    )  # fmt: skip
+    out.test, out.reason = explain(out, alpha)
+    out.reason += " " + _look_text(v, design)
+    return out
+
+
+def _comparison(v: SequentialVerdict | None, variant: str, baseline: str, n: dict) -> Any:
+    """The variant-vs-baseline row of a hypothesis on that pair (its sign made variant
+    minus baseline)."""
+    if v is None or v.p is None or v.diff is None:
+        return stats.Comparison(
+            variant, baseline, n.get(variant, 0), n.get(baseline, 0), None, None, None, None,
+            None, None, None, None, stats.NOT_ENOUGH_RUNS,
+        )  # fmt: skip
+    flip = v.claim.variants[0] != variant
+    diff = -v.diff if flip else v.diff
+    low, high = (v.ci_low, v.ci_high) if not flip else (
+        None if v.ci_high is None else -v.ci_high, None if v.ci_low is None else -v.ci_low
+    )  # fmt: skip
+    verdict = (stats.BETTER if diff > 0 else stats.WORSE) if v.decided else stats.WITHIN_NOISE
+    return stats.Comparison(
+        variant, baseline, n.get(variant, 0), n.get(baseline, 0), diff, low, high, None, None,
+        v.p, scaled_p(v), "welch", verdict, 1 - (v.nominal or 0.05),
+    )  # fmt: skip
+
+
+def sequential_judgement(
+    results: StudyResults, names: list[str], baseline: str | None, alpha: float
+) -> tuple[list[ClaimVerdict], dict[str, stats.Comparison], str]:
+    """The claims' verdicts, the comparisons with the baseline and the method's note."""
+    stored = results.sequential
+    assert stored is not None
+    design = design_of(stored)
+    by_seed: dict[str, dict[int, float]] = {}
+    for run in results.runs:
+        if run.status == "done" and run.summary is not None:
+            by_seed.setdefault(run.variant, {})[run.seed] = run.summary.final.test_acc
+    measured = [c for c in results.claims if all(v in by_seed for v in c.variants)]
+    hypotheses = family(measured, names, baseline)
+    looks = looks_complete(results, stored)
+    verdicts = judge_sequential(hypotheses, by_seed, stored["seeds"], design, looks)
+    of_claim = dict(zip(hypotheses, verdicts, strict=True))
+    claims = [
+        claim_verdict(of_claim[c], design, alpha) if c in of_claim else _unmeasured(c)
+        for c in results.claims
+    ]
+    counts = {v: len(xs) for v, xs in by_seed.items()}
+    comparisons: dict[str, stats.Comparison] = {}
+    if baseline is not None:
+        for v in names:
+            if v == baseline:
+                continue
+            pair = [h for h in hypotheses if set(h.variants) == {v, baseline} and h.form != "same"]
+            hypothesis = pair[0] if pair else comparison_claim(v, baseline)
+            comparisons[v] = _comparison(of_claim.get(hypothesis), v, baseline, counts)
+        comparisons[baseline] = stats.Comparison(
+            baseline, baseline, counts.get(baseline, 0), counts.get(baseline, 0), 0.0, None,
+            None, None, None, None, None, None, stats.BASELINE,
+        )  # fmt: skip
+    return claims, comparisons, method_note(design, looks, len(hypotheses))
+
+
+def _unmeasured(claim: Claim) -> ClaimVerdict:
+    return ClaimVerdict(claim, NOT_MEASURED, "a variant it names has no finished runs", "—")
+
+
+def method_note(design: SequentialDesign, looks: int, family_size: int) -> str:
+    return (
+        f"Seeds until decided: the claims and the comparisons with the baseline "
+        f"({family_size} in all) are one Holm family of group-sequential tests, "
+        f"{design.describe()}. After each look, what crossed its boundary is decided and "
+        "gets no more seeds; the variants of what is open get the next look's seeds. The "
+        "family-wise false-positive rate over every look and every test stays at alpha "
+        "(Holm's procedure over the tests as Maurer and Bretz apply it to group-sequential "
+        "designs). An adjusted p is the look's p scaled to its boundary (p x alpha / "
+        "boundary: below alpha exactly when it crossed), and intervals of differences are at "
+        f"the boundary's confidence. Looks done: {looks} of {len(design.looks)}."
+    )
