@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from cnnlab.claims.claim import Claim
-from cnnlab.claims.sequential import OPEN, family, judge_sequential, variants_needing_seeds
+from cnnlab.claims.sequential_verdicts import OPEN, family, judge_sequential, variants_needing_seeds
 from cnnlab.claims.verdicts import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
 from cnnlab.stats.sequential import (
     SequentialDesign,

@@ -1,5 +1,5 @@
 """A study run with seeds until decided: its claims and its variant-vs-baseline comparisons
-as the one sequential family decided them (:mod:`cnnlab.claims.sequential`), in the
+as the one sequential family decided them (:mod:`cnnlab.claims.sequential_verdicts`), in the
 report's own types.
 
 A decided hypothesis shows its numbers at the look that decided it. Its "adjusted p" is
@@ -16,7 +16,7 @@ from typing import Any
 
 from cnnlab import stats
 from cnnlab.claims.claim import Claim
-from cnnlab.claims.sequential import (
+from cnnlab.claims.sequential_verdicts import (
     OPEN,
     SequentialVerdict,
     comparison_claim,

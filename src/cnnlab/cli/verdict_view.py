@@ -31,7 +31,7 @@ def variants_table(analysis: StudyNumbers) -> Table:
     table = Table(title=f"{study.name} on {study.dataset}: final test accuracy")
     for label in ("variant", "runs", "mean ± std", "95% CI", "Δ vs baseline [CI]", p_label):
         table.add_column(label, justify="left" if label == "variant" else "right")
-    table.add_column("verdict")
+    table.add_column("verdict", no_wrap=True)  # "within noise" whole, even in 80 columns
     for row in display_rows(analysis):
         table.add_row(
             row["variant"], row["runs"], row["acc"], row["ci"], row["diff"], row["p_holm"],

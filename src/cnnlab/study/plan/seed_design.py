@@ -2,7 +2,7 @@
 
 ``seeds = [0, 1, 2]`` runs every variant on those seeds. ``seeds = { start = 3, max = 12 }``
 (or ``cnnlab run --until-decided``) runs ``start`` seeds, then looks at the claims and the
-variant-vs-baseline comparisons (:mod:`cnnlab.claims.sequential`) and gives more seeds to
+variant-vs-baseline comparisons (:mod:`cnnlab.claims.sequential_verdicts`) and gives more seeds to
 the variants of what is still open, at looks fixed in advance (3, 5, 8, 12), up to
 ``max``. Each look's new seeds are a recorded round of the plan
 (:mod:`cnnlab.study.plan.seed_rounds`).

@@ -1,12 +1,12 @@
 """Seeds until decided, as rounds of the plan: after each look, the next look's seeds for
-the variants of what is still open (:mod:`cnnlab.claims.sequential`)."""
+the variants of what is still open (:mod:`cnnlab.claims.sequential_verdicts`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from cnnlab.claims.claim import Claim
-from cnnlab.claims.sequential import (
+from cnnlab.claims.sequential_verdicts import (
     SequentialVerdict,
     family,
     judge_sequential,
