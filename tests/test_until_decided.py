@@ -70,6 +70,11 @@ def test_a_decided_variant_stops_and_the_open_ones_get_the_next_looks_seeds(
     numbers = json.loads((out / "report.json").read_text())
     verdicts = {v["name"]: v["vs_baseline"]["verdict"] for v in numbers["variants"]}
     assert verdicts == {"base": "baseline", "frozen": "worse", "twin": "within noise"}
+    for v in numbers["variants"]:  # the adjusted p agrees with the verdict, as its interval
+        c = v["vs_baseline"]
+        if c["verdict"] != "baseline":
+            assert (c["p_holm"] < 0.05) == (c["verdict"] == "worse")
+            assert (c["diff_ci_high"] < 0) == (c["verdict"] == "worse")
     assert "worse" in printed and "sequentially adjusted p" in printed  # the terminal's verdicts
 
     again = main(["run", str(study), "--out", str(out), "--data-dir", str(data_dir)])

@@ -46,10 +46,12 @@ def looks_complete(results: StudyResults, stored: Mapping[str, Any]) -> int:
     return planned
 
 
-def scaled_p(v: SequentialVerdict) -> float | None:
-    if v.p is None or v.nominal is None or v.level is None:
+def scaled_p(v: SequentialVerdict, alpha: float) -> float | None:
+    """The look's p scaled to the boundary it was held to: below ``alpha`` exactly when it
+    crossed (with one look, p times the hypotheses left: Holm's step)."""
+    if v.p is None or v.nominal is None:
         return None
-    return min(1.0, v.p * v.level / v.nominal) if v.nominal > 0 else 1.0
+    return min(1.0, v.p * alpha / v.nominal) if v.nominal > 0 else 1.0
 
 
 def _look_text(v: SequentialVerdict, design: SequentialDesign) -> str:
@@ -66,7 +68,7 @@ def _look_text(v: SequentialVerdict, design: SequentialDesign) -> str:
 def claim_verdict(v: SequentialVerdict, design: SequentialDesign, alpha: float) -> ClaimVerdict:
     """The report's verdict of a claim decided (or not) by the looks."""
     out = ClaimVerdict(
-        v.claim, v.verdict, "", "", p=v.p, p_holm=scaled_p(v), direction=v.direction,
+        v.claim, v.verdict, "", "", p=v.p, p_holm=scaled_p(v, alpha), direction=v.direction,
         diff=v.diff, ci_low=v.ci_low, ci_high=v.ci_high, means=v.means,
         seeds={name: v.seeds for name in v.claim.variants},
         confidence=1 - (v.nominal or 0.05),
@@ -76,7 +78,9 @@ def claim_verdict(v: SequentialVerdict, design: SequentialDesign, alpha: float) 
     return out
 
 
-def _comparison(v: SequentialVerdict | None, variant: str, baseline: str, n: dict) -> Any:
+def _comparison(
+    v: SequentialVerdict | None, variant: str, baseline: str, n: dict, alpha: float
+) -> Any:
     """The variant-vs-baseline row of a hypothesis on that pair (its sign made variant
     minus baseline)."""
     if v is None or v.p is None or v.diff is None:
@@ -92,7 +96,7 @@ def _comparison(v: SequentialVerdict | None, variant: str, baseline: str, n: dic
     verdict = (stats.BETTER if diff > 0 else stats.WORSE) if v.decided else stats.WITHIN_NOISE
     return stats.Comparison(
         variant, baseline, n.get(variant, 0), n.get(baseline, 0), diff, low, high, None, None,
-        v.p, scaled_p(v), "welch", verdict, 1 - (v.nominal or 0.05),
+        v.p, scaled_p(v, alpha), "welch", verdict, 1 - (v.nominal or 0.05),
     )  # fmt: skip
 
 
@@ -124,7 +128,7 @@ def sequential_judgement(
                 continue
             pair = [h for h in hypotheses if set(h.variants) == {v, baseline} and h.form != "same"]
             hypothesis = pair[0] if pair else comparison_claim(v, baseline)
-            comparisons[v] = _comparison(of_claim.get(hypothesis), v, baseline, counts)
+            comparisons[v] = _comparison(of_claim.get(hypothesis), v, baseline, counts, alpha)
         comparisons[baseline] = stats.Comparison(
             baseline, baseline, counts.get(baseline, 0), counts.get(baseline, 0), 0.0, None,
             None, None, None, None, None, None, stats.BASELINE,

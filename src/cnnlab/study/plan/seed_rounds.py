@@ -48,9 +48,10 @@ def next_round(study: Study, by_seed: BySeed) -> Round | None:
     seeds = tuple(study.seed_pool[design.looks[k - 1] : design.looks[k]])
     still = [v.claim.says for v in verdicts if not v.decided]
     decided = len(verdicts) - len(still)
+    tested = "claim or comparison" if len(verdicts) == 1 else "claims and comparisons"
     reason = (
         f"look {k} of {len(design.looks)} ({design.looks[k - 1]} seeds): {decided} of "
-        f"{len(verdicts)} claims and comparisons decided; {counted(len(variants), 'variant')} "
+        f"{len(verdicts)} {tested} decided; {counted(len(variants), 'variant')} "
         f"of the open ones get {counted(len(seeds), 'more seed')}"
     )
     facts = {"look": k, "open": still, "decided": decided}
