@@ -25,7 +25,13 @@ EPOCH_COLUMNS = (
     "images_per_s", "epoch_seconds", "wall_seconds",
 )  # fmt: skip
 
+
 # What a run folder holds, by kind (the store's artifacts table uses the kinds).
+def kept_checkpoint(epoch: int) -> str:
+    """The file name of the checkpoint kept at ``epoch`` (``keep_checkpoints``)."""
+    return f"checkpoint-epoch{epoch}.pt"
+
+
 ARTIFACTS = {
     "config": "config.json",
     "metrics": "metrics.csv",

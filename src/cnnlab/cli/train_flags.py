@@ -41,6 +41,12 @@ def _plain(annotation: Any) -> Any:
     return annotation
 
 
+def _plain_type(annotation: Any) -> Any:
+    """``Annotated[int, ...]`` -> int."""
+    args = get_args(annotation)
+    return args[0] if args and get_origin(annotation) is typing.Annotated else annotation
+
+
 def _default_text(field: FieldInfo) -> str:
     default = field.get_default(call_default_factory=True)
     if "(default" in (field.description or ""):  # the description says it already
@@ -50,7 +56,7 @@ def _default_text(field: FieldInfo) -> str:
     if default == "":
         return " (default: none)"
     if isinstance(default, tuple):
-        return f" (default: {' '.join(map(str, default))})"
+        return f" (default: {' '.join(map(str, default)) or 'none'})"
     if isinstance(default, bool):
         return f" (default: {'on' if default else 'off'})"
     return f" (default: {default})"
@@ -71,7 +77,11 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         elif kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         elif get_origin(kind) is tuple:
-            options.update(nargs=len(get_args(kind)), type=get_args(kind)[0], metavar="X")
+            parts = get_args(kind)
+            many = parts[-1] is Ellipsis  # tuple[int, ...]: one or more
+            options.update(
+                nargs="+" if many else len(parts), type=_plain_type(parts[0]), metavar="X"
+            )
         else:
             options["metavar"] = name.upper()
             if kind in (int, float):

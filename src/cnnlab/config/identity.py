@@ -33,8 +33,9 @@ SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
 
 # Where a run reads its data and what it logs besides its results: not what the run is, so
 # not in its identity (moving the data or turning TensorBoard on keeps the run id).
-LOGGING_ONLY = ("tensorboard",)
-NOT_IDENTITY = ("data_dir", *LOGGING_ONLY)
+# What only adds files to a run folder: turned on or off, the run is the same run.
+OUTPUT_ONLY = ("tensorboard", "keep_checkpoints")
+NOT_IDENTITY = ("data_dir", *OUTPUT_ONLY)
 
 
 def model_identity(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -49,6 +49,12 @@ class ScheduleConfig(_Strict):
     final_lr_fraction: float = Field(
         0.0, ge=0, le=1, description="cosine / linear / onecycle: final lr as a fraction"
     )
+
+    @property
+    def depends_on_length(self) -> bool:
+        """Whether the learning rate at a step depends on the run's total length (cosine,
+        linear, onecycle do; constant and step do not)."""
+        return self.name not in ("constant", "step")
 
 
 TtaMode = Literal["none", "flip", "flip-translate"]
@@ -125,6 +131,18 @@ class TrainConfig(_Strict):
         description="also write TensorBoard event files into the run folder (pip install "
         "'cnnlab[tensorboard]'); not part of the run's identity",
     )
+    keep_checkpoints: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (),
+        description="epochs whose checkpoint is also kept, as checkpoint-epoch<N>.pt (shorter "
+        "runs are read from them); not part of the run's identity",
+    )
+
+    @property
+    def shorter_runs_are_its_start(self) -> bool:
+        """Whether a run of these settings with fewer epochs is exactly the start of this
+        one: the schedule does not depend on the length and no early stopping can end it
+        at another epoch."""
+        return not self.schedule.depends_on_length and self.early_stopping is None
 
     @field_validator("device")
     @classmethod

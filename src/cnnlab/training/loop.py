@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from cnnlab import faults, heartbeat
-from cnnlab.atomic import atomic_write_text
+from cnnlab.atomic import atomic_path, atomic_write_text
 from cnnlab.config.identity import RUN_ID_LENGTH, identity_hash, run_identity
 from cnnlab.config.schema import TrainConfig, config_dict
 from cnnlab.data.arrays import DatasetArrays
@@ -36,6 +37,7 @@ from cnnlab.records import (
     Provenance,
     RunRecord,
     RunSummary,
+    kept_checkpoint,
     metrics_csv_text,
     summarize_history,
     write_run_files,
@@ -168,6 +170,9 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     faults.reached("evaluated")
     save_checkpoint(trainer.checkpoint(state), out_dir / ARTIFACTS["checkpoint"])
     faults.reached("checkpoint")
+    if epoch in cfg.keep_checkpoints:  # a shorter run of the same settings is read from it
+        with atomic_path(out_dir / kept_checkpoint(epoch)) as kept:
+            shutil.copyfile(out_dir / ARTIFACTS["checkpoint"], kept)
     atomic_write_text(out_dir / ARTIFACTS["metrics"], metrics_csv_text(state.history))
     faults.reached("metrics")
     reporter.end_epoch(row)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cnnlab.config.identity import LOGGING_ONLY
+from cnnlab.config.identity import OUTPUT_ONLY
 from cnnlab.config.schema import TrainConfig, config_dict, make_config
 from cnnlab.errors import ConfigError
 from cnnlab.evaluation.precision import Precision, precision_record
@@ -43,17 +43,30 @@ def previous_checkpoint(
     # Defaults are not validated (augment's "" stays "" until a round trip makes it
     # "none"), so the current settings take the same round trip as the stored ones.
     now = config_dict(make_config(config_dict(cfg)))
-    for key in LOGGING_ONLY:  # logging may be turned on or off for the rest of a run
+    for key in OUTPUT_ONLY:  # what only adds files may be turned on or off mid-run
         before.pop(key, None)
         now.pop(key, None)
-    if before != now:
-        changed = sorted(k for k in before if before[k] != now.get(k))
+    changed = sorted(k for k in before if before[k] != now.get(k))
+    if changed == ["epochs"] and cfg.shorter_runs_are_its_start:
+        _check_longer(previous, cfg, ckpt_path.parent)
+    elif changed:
         raise ConfigError(
             f"{ckpt_path.parent} holds a run with different settings ({', '.join(changed)}); "
             "resume with the same settings or choose another --out"
         )
     _check_same_machine_kind(previous, ckpt_path.parent, precision, allow_device_change)
     return previous
+
+
+def _check_longer(previous: Checkpoint, cfg: TrainConfig, run_dir: Path) -> None:
+    """Only the length differs, and the schedule does not depend on it: a run of more epochs
+    goes on from this one's checkpoint exactly as if it had been asked for from the start.
+    One of fewer epochs than the checkpoint holds cannot be had from it."""
+    if previous.epoch > cfg.epochs:
+        raise ConfigError(
+            f"{run_dir} holds {previous.epoch} epochs, more than the {cfg.epochs} asked; "
+            "train that run into another --out"
+        )
 
 
 def _check_same_machine_kind(

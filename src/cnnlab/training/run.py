@@ -4,17 +4,19 @@ call :func:`train_run`, so a run's folder holds the same files whoever trained i
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from cnnlab import faults, plots
 from cnnlab.atomic import atomic_write_text
 from cnnlab.config.identity import slugify
-from cnnlab.config.schema import TrainConfig
+from cnnlab.config.schema import TrainConfig, config_dict
 from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.datasets import DataCache
 from cnnlab.errors import RunFailed
 from cnnlab.records import ARTIFACTS, Provenance, RunRecord, RunSummary
 from cnnlab.training import loop
+from cnnlab.training.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.training.reporting import Reporter
 
 
@@ -48,6 +50,23 @@ def finished_summary(
     stopped = bool((ckpt.trainer_state or {}).get("stopped_early"))
     done = ckpt.epoch >= cfg.epochs or stopped
     return summary if done and summary.epochs == ckpt.epoch else None
+
+
+def start_from(cfg: TrainConfig, out_dir: Path, kept: Path) -> None:
+    """Begin ``out_dir``'s run from ``kept``: the checkpoint a longer run of the same
+    settings kept at this run's last epoch (``keep_checkpoints``), when the schedule makes
+    this run exactly its start. Training it then only evaluates and writes its files. A
+    run folder that already holds a checkpoint is left as it is."""
+    target = Path(out_dir) / ARTIFACTS["checkpoint"]
+    if target.exists():
+        return
+    ckpt = load_checkpoint(kept)
+    if not cfg.shorter_runs_are_its_start or ckpt.epoch != cfg.epochs:
+        raise RunFailed(
+            f"{kept} is not the start of this run (epoch {ckpt.epoch}, not {cfg.epochs})"
+        )
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    save_checkpoint(replace(ckpt, config=config_dict(cfg)), target)
 
 
 def train_run(
