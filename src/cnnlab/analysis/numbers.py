@@ -182,6 +182,7 @@ class StudyNumbers:
     figures: list[str] = field(default_factory=list)
     search: SearchNumbers | None = None  # a study with a [search]: its trials and winners
     sequential: str = ""  # seeds until decided: the method's note ("" for fixed seeds)
+    epoch_notes: list[str] = field(default_factory=list)  # variants differing only in epochs
 
     @property
     def failed_runs(self) -> list[RunRow]:
@@ -202,6 +203,7 @@ class StudyNumbers:
             "baseline_settings": self.baseline_settings,
             "claims": [c.to_dict() for c in self.claims],
             "sequential": self.sequential,
+            "epoch_notes": self.epoch_notes,
             "search": None if self.search is None else self.search.to_dict(),
             "best_variant": self.best_variant,
             "best_variant_by": self.best_variant_by,

@@ -76,7 +76,8 @@ METHOD_NOTES = [
 
 def method_notes(numbers: StudyNumbers) -> list[str]:
     """The notes on method; a study with seeds until decided says how it decided first."""
-    return [numbers.sequential, *METHOD_NOTES] if numbers.sequential else METHOD_NOTES
+    first = [n for n in (numbers.sequential, *numbers.epoch_notes) if n]
+    return [*first, *METHOD_NOTES]
 
 
 def _md_cell(text: Any) -> str:

@@ -73,7 +73,8 @@ def claim_verdict(v: SequentialVerdict, design: SequentialDesign, alpha: float) 
         seeds={name: v.seeds for name in v.claim.variants},
         confidence=1 - (v.nominal or 0.05),
     )  # fmt: skip
-    out.test, out.reason = explain(out, alpha)
+    _, out.reason = explain(out, alpha)
+    out.test = v.test
     out.reason += " " + _look_text(v, design)
     return out
 
@@ -114,7 +115,8 @@ def sequential_judgement(
     measured = [c for c in results.claims if all(v in by_seed for v in c.variants)]
     hypotheses = family(measured, names, baseline)
     looks = looks_complete(results, stored)
-    verdicts = judge_sequential(hypotheses, by_seed, stored["seeds"], design, looks)
+    paired = [f["variants"] for f in results.epoch_families if f["one_run"]]
+    verdicts = judge_sequential(hypotheses, by_seed, stored["seeds"], design, looks, paired)
     of_claim = dict(zip(hypotheses, verdicts, strict=True))
     claims = [
         claim_verdict(of_claim[c], design, alpha) if c in of_claim else _unmeasured(c)

@@ -134,6 +134,22 @@ def _analyze_variant(
     )
 
 
+def epoch_note(family: dict[str, Any]) -> str:
+    """How a family of variants that differ only in epochs was trained."""
+    names = ", ".join(f"'{v}'" for v in family["variants"])
+    if family["one_run"]:
+        return (
+            f"{names} differ only in epochs: each seed trained once, to the longest, with a "
+            "checkpoint kept at each shorter variant's last epoch, and the shorter variants are "
+            "read from it (their schedule does not depend on the length, so these are exactly "
+            "the numbers separate runs give); their trend tests pair the variants by seed."
+        )
+    return (
+        f"{names} differ only in epochs but were trained separately: "
+        f"{family['why_separate']}, so a shorter run is not the start of a longer one."
+    )
+
+
 def analyze(
     results: StudyResults, alpha: float = stats.ALPHA, confidence: float = stats.CONFIDENCE
 ) -> StudyNumbers:
@@ -147,7 +163,10 @@ def analyze(
     if results.sequential is not None:  # seeds until decided: one family, look by look
         claims, comparisons, sequential = sequential_judgement(results, names, baseline, alpha)
     else:
-        claims = judge_claims(results.claims, finals, alpha, confidence)
+        by_seed = {v: {r.seed: r.summary.final.test_acc for r in done_runs(results, v) if r.summary}
+                   for v in names}  # fmt: skip
+        paired = [f["variants"] for f in results.epoch_families if f["one_run"]]
+        claims = judge_claims(results.claims, finals, alpha, confidence, by_seed, paired)
         comparisons = (
             stats.compare_to_baseline(finals, baseline, alpha, confidence, (-1.0, 1.0))
             if baseline
@@ -188,6 +207,7 @@ def analyze(
         baseline_settings=settings_diff.flatten(base_settings),
         claims=claims,
         sequential=sequential,
+        epoch_notes=[epoch_note(f) for f in results.epoch_families],
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,

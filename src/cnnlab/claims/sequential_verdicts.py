@@ -68,16 +68,17 @@ class SequentialVerdict:
     ci_low: float | None = None  # at confidence 1 - nominal: agrees with the boundary
     ci_high: float | None = None
     means: dict[str, float | None] = field(default_factory=dict)
+    test: str = ""  # the test, in words
 
     @property
     def decided(self) -> bool:
         return self.verdict in (SUPPORTED, CONTRADICTED)
 
 
-def finals_at(by_seed: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> dict:
-    """variant -> the finite final accuracies of its runs with one of ``seeds``."""
+def by_seed_at(by_seed: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> dict:
+    """variant -> seed -> final accuracy, of its finite runs with one of ``seeds``."""
     return {
-        v: [x for s, x in values.items() if s in seeds and math.isfinite(x)]
+        v: {s: x for s, x in values.items() if s in seeds and math.isfinite(x)}
         for v, values in by_seed.items()
     }
 
@@ -88,12 +89,16 @@ class _Look:
     direction: int  # of the data: +1 the claimed way, -1 the other, 0 neither (cannot decide)
     verdict_diff: tuple[float | None, float | None, float | None]
     means: dict[str, float | None]
+    test: str
 
 
-def _test(claim: Claim, finals: Mapping[str, list[float]], nominal: float) -> _Look:
+def _test(
+    claim: Claim, seeds: Mapping[str, Mapping[int, float]], nominal: float, paired: Sequence
+) -> _Look:
     """One hypothesis at one look: its p, the direction of the data, and for a pair its
     difference with the interval at confidence 1 - ``nominal``."""
-    (raw,) = judge_claims([claim], finals)
+    finals = {v: list(values.values()) for v, values in seeds.items()}
+    (raw,) = judge_claims([claim], finals, by_seed=seeds, paired=paired)
     p = raw.p
     interval = (raw.diff, None, None)
     if claim.form in ("better", "worse", "same") and raw.p is not None:
@@ -101,7 +106,7 @@ def _test(claim: Claim, finals: Mapping[str, list[float]], nominal: float) -> _L
         w = stats.welch(a, b, 1 - nominal, (-1.0, 1.0))
         if w is not None:
             interval = (w.diff, w.ci_low, w.ci_high)
-    return _Look(p, raw.direction if raw.p is not None else 0, interval, raw.means)
+    return _Look(p, raw.direction if raw.p is not None else 0, interval, raw.means, raw.test)
 
 
 def _beyond_margin(claim: Claim, look: _Look) -> bool:
@@ -116,22 +121,25 @@ def judge_sequential(
     seed_order: Sequence[int],
     design: SequentialDesign,
     looks_done: int,
+    paired: Sequence[Sequence[str]] = (),
 ) -> list[SequentialVerdict]:
     """Replay looks 0 .. ``looks_done - 1`` over the results ``by_seed`` (variant -> seed ->
     final test accuracy); ``seed_order``: the design's seeds, the first ``looks[k]`` of
-    them counted at look k."""
+    them counted at look k. ``paired``: families of variants read from one run per seed
+    (nested epochs), whose trend claims pair their runs by seed."""
     m = len(hypotheses)
     histories: list[list[float | None]] = [[] for _ in range(m)]
     looks: list[list[_Look]] = [[] for _ in range(m)]
     out = [SequentialVerdict(h, OPEN, None, 0) for h in hypotheses]
     at_look: list[dict[str, list[float]]] = []
     for k in range(looks_done):
-        finals = finals_at(by_seed, seed_order[: design.looks[k]])
+        seeds = by_seed_at(by_seed, seed_order[: design.looks[k]])
+        finals = {v: list(values.values()) for v, values in seeds.items()}
         at_look.append(finals)
         open_now = [i for i in range(m) if out[i].verdict == OPEN]
         nominal_first = design.nominal(design.alpha / max(1, m))[k]
         for i in open_now:
-            look = _test(hypotheses[i], finals, nominal_first)
+            look = _test(hypotheses[i], seeds, nominal_first, paired)
             looks[i].append(look)
             histories[i].append(look.p if look.direction else None)  # no direction: no verdict
         decisions = sequential_holm(histories, design)
@@ -142,7 +150,12 @@ def judge_sequential(
             v.nominal = d.nominal if d.rejected_at is not None else (d.levels or [None])[-1]
             j = k if d.rejected_at is None else d.rejected_at  # looks[i][j] is look j
             crossed = looks[i][j]
-            v.p, v.direction, v.means = crossed.p, crossed.direction, crossed.means
+            v.p, v.direction, v.means, v.test = (
+                crossed.p,
+                crossed.direction,
+                crossed.means,
+                crossed.test,
+            )
             v.diff, v.ci_low, v.ci_high = _interval(hypotheses[i], at_look[j], v.nominal, crossed)
             if d.rejected_at is not None:
                 v.verdict = SUPPORTED if crossed.direction > 0 else CONTRADICTED

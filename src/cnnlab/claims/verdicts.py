@@ -21,7 +21,7 @@ finished runs each is *not measured*.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,13 +103,41 @@ def _pair(claim: Claim, a: list[float], b: list[float], confidence: float) -> Cl
     return verdict
 
 
-def _trend(claim: Claim, groups: list[list[float]]) -> ClaimVerdict:
+def _page(rows: np.ndarray) -> tuple[float, float]:
+    """(the trend's sign, two-sided p) of Page's test for ordered alternatives: rows are
+    blocks (seeds), columns the variants in order. With two variants it is the sign test
+    (exact binomial, ties dropped), which Page's L reduces to there."""
+    from scipy.stats import binomtest, page_trend_test
+
+    if rows.shape[1] == 2:
+        diff = rows[:, 1] - rows[:, 0]
+        up, down = int((diff > 0).sum()), int((diff < 0).sum())
+        if up + down == 0:
+            return 0.0, 1.0
+        return float(np.sign(up - down)), float(binomtest(up, up + down).pvalue)
+    p_up = float(page_trend_test(rows).pvalue)
+    p_down = float(page_trend_test(rows[:, ::-1]).pvalue)
+    sign = 1.0 if p_up < p_down else -1.0 if p_down < p_up else 0.0
+    return sign, min(1.0, 2 * min(p_up, p_down))
+
+
+PAGE = "Page's test for ordered alternatives, blocked by seed"
+
+
+def _trend(claim: Claim, groups: list[list[float]], rows: np.ndarray | None) -> ClaimVerdict:
+    """A trend or peak claim: Kendall's tau over every run, or with ``rows`` (seeds x
+    variants: runs paired by seed, as nested epochs are) Page's test blocked by seed."""
     sign = -1 if claim.form == "decreasing" else 1
+
+    def test(part: slice) -> tuple[float, float]:
+        return _kendall(groups[part]) if rows is None else _page(rows[:, part])
+
+    name = test_name(claim) if rows is None else PAGE
     if claim.form == "peak":
         k = claim.variants.index(claim.peak or "")
-        tau_up, p_up = _kendall(groups[: k + 1])
-        tau_down, p_down = _kendall(groups[k:])
-        verdict = ClaimVerdict(claim, "", "", test_name(claim))
+        tau_up, p_up = test(slice(0, k + 1))
+        tau_down, p_down = test(slice(k, None))
+        verdict = ClaimVerdict(claim, "", "", name)
         wrong = {"before": p_up} if tau_up < 0 else {}
         wrong |= {"after": p_down} if tau_down > 0 else {}
         if wrong:
@@ -120,8 +148,8 @@ def _trend(claim: Claim, groups: list[list[float]]) -> ClaimVerdict:
             verdict.p = max(p_up, p_down)
             verdict.direction = 1 if tau_up > 0 and tau_down < 0 else 0
         return verdict
-    tau, p = _kendall(groups)
-    verdict = ClaimVerdict(claim, "", "", test_name(claim))
+    tau, p = test(slice(None))
+    verdict = ClaimVerdict(claim, "", "", name)
     verdict.p = p
     verdict.direction = int(np.sign(tau)) * sign
     return verdict
@@ -192,13 +220,32 @@ def _unmeasured(few: Sequence[str], finals: Mapping[str, Sequence[float]]) -> st
     return "; ".join(parts)
 
 
+def paired_rows(
+    claim: Claim, by_seed: Mapping[str, Mapping[int, float]], paired: Sequence[Collection[str]]
+) -> np.ndarray | None:
+    """A trend claim's runs as seeds x variants, when its variants are read from one run per
+    seed (one of the ``paired`` families) and two or more seeds have them all."""
+    if claim.form in ("better", "worse", "same"):
+        return None
+    if not any(set(claim.variants) <= set(family) for family in paired):
+        return None
+    seeds = set.intersection(*(set(by_seed.get(v, {})) for v in claim.variants))
+    rows = [[by_seed[v][s] for v in claim.variants] for s in sorted(seeds)]
+    finite = [r for r in rows if all(math.isfinite(x) for x in r)]
+    return np.array(finite) if len(finite) >= stats.MIN_RUNS else None
+
+
 def judge_claims(
     claims: Sequence[Claim],
     finals: Mapping[str, Sequence[float]],
     alpha: float = stats.ALPHA,
     confidence: float = stats.CONFIDENCE,
+    by_seed: Mapping[str, Mapping[int, float]] | None = None,
+    paired: Sequence[Collection[str]] = (),
 ) -> list[ClaimVerdict]:
-    """A verdict for each claim; ``finals``: variant -> final test accuracy of each seed."""
+    """A verdict for each claim; ``finals``: variant -> final test accuracy of each seed.
+    ``by_seed`` (variant -> seed -> accuracy) and ``paired`` (families of variants read
+    from one run per seed): trend claims within one family pair their runs by seed."""
     out: list[ClaimVerdict] = []
     for claim in claims:
         groups = [[x for x in finals.get(v, []) if math.isfinite(x)] for v in claim.variants]
@@ -208,7 +255,7 @@ def judge_claims(
         elif claim.form in ("better", "worse", "same"):
             verdict = _pair(claim, groups[0], groups[1], confidence)
         else:
-            verdict = _trend(claim, groups)
+            verdict = _trend(claim, groups, paired_rows(claim, by_seed or {}, paired))
         verdict.means = {
             v: float(np.mean(g)) if g else None for v, g in zip(claim.variants, groups, strict=True)
         }

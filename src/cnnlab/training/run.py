@@ -56,9 +56,11 @@ def start_from(cfg: TrainConfig, out_dir: Path, kept: Path) -> None:
     """Begin ``out_dir``'s run from ``kept``: the checkpoint a longer run of the same
     settings kept at this run's last epoch (``keep_checkpoints``), when the schedule makes
     this run exactly its start. Training it then only evaluates and writes its files. A
-    run folder that already holds a checkpoint is left as it is."""
+    run folder that already holds a checkpoint is left as it is, and without ``kept`` (the
+    longer run failed before that epoch, or began before it kept checkpoints) the run
+    trains from its first epoch."""
     target = Path(out_dir) / ARTIFACTS["checkpoint"]
-    if target.exists():
+    if target.exists() or not Path(kept).is_file():
         return
     ckpt = load_checkpoint(kept)
     if not cfg.shorter_runs_are_its_start or ckpt.epoch != cfg.epochs:

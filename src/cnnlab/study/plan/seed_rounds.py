@@ -30,8 +30,9 @@ def look_verdicts(study: Study, by_seed: BySeed) -> list[SequentialVerdict]:
     """The family after the looks planned so far."""
     assert study.design is not None
     return judge_sequential(
-        hypotheses(study), by_seed, study.seed_pool, study.design, study.looks_done
-    )
+        hypotheses(study), by_seed, study.seed_pool, study.design, study.looks_done,
+        study.paired_families(),
+    )  # fmt: skip
 
 
 def next_round(study: Study, by_seed: BySeed) -> Round | None:

@@ -21,6 +21,8 @@ from cnnlab.config.identity import RUN_ID_LENGTH, identity_hash, slugify
 from cnnlab.config.schema import TrainConfig
 from cnnlab.errors import ConfigError
 from cnnlab.stats.sequential import SequentialDesign
+from cnnlab.study.plan.nesting import epoch_families, nest_runs
+from cnnlab.study.plan.planned_run import PlannedRun
 from cnnlab.study.plan.search_table import SearchSpec
 
 PLAN_FORMAT = "cnnlab-plan/1"
@@ -47,19 +49,6 @@ class Variant:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Variant:
         return cls(d["name"], d["base"], dict(d["settings"]), frozenset(d.get("own") or ()))
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """A run, self-contained: everything an executor needs is here (picklable)."""
-
-    run_id: str  # config_hash[:16]
-    config_hash: str  # sha256 of the canonical identity JSON
-    variant: str
-    seed: int
-    config: TrainConfig  # exactly what train() gets
-    run_dir: Path  # absolute: <out>/runs/<variant-slug>-s<seed>-<run_id[:8]>
-    identity: dict[str, Any] = field(compare=False, repr=False)  # what the hash covers
 
 
 @dataclass(frozen=True)
@@ -171,7 +160,16 @@ class Study:
                         identity=identity,
                     )
                 )
-        return runs
+        return nest_runs(runs)
+
+    def epoch_families(self) -> list[dict[str, Any]]:
+        """Its variants that differ only in epochs: read from one run per seed, or why not
+        (:mod:`cnnlab.study.plan.nesting`)."""
+        return epoch_families(self.plan(Path(".")))
+
+    def paired_families(self) -> list[list[str]]:
+        """The variant families read from one run per seed: their runs pair by seed."""
+        return [f["variants"] for f in self.epoch_families() if f["one_run"]]
 
     def stored(self) -> dict[str, Any]:
         """The plan as the store keeps it (``plan_json``): what a report needs of the file
@@ -185,6 +183,7 @@ class Study:
             "seeds": list(self.seeds),
             "claims": [c.model_dump(mode="json") for c in self.claims],
             "rounds": [r.to_dict() for r in self.rounds],
+            "epoch_families": self.epoch_families(),
             "sequential": None if self.design is None else {
                 "looks": list(self.design.looks), "alpha": self.design.alpha,
                 "spending": self.design.spending, "seeds": list(self.seed_pool),

@@ -216,7 +216,7 @@ class InProcessExecutor:
 
     def run_one(self, run: PlannedRun, store: RunEvents, progress: StudyProgress) -> bool:
         """Train one run into its folder, reporting to ``store``; True when it finished."""
-        from cnnlab.training.run import train_run
+        from cnnlab.training.run import start_from, train_run
 
         started = time.perf_counter()
         record: RunRecord | None = None
@@ -235,6 +235,8 @@ class InProcessExecutor:
         )
         if error is None:
             try:
+                if run.start_from is not None:  # nested epochs: a longer run's checkpoint
+                    start_from(run.config, run.run_dir, run.start_from)
                 sync_checkpoint(run, store)
                 record = train_run(
                     run.config,

@@ -88,6 +88,15 @@ def run_study(
         return outcome
 
 
+def _trunks_first(todo: list[PlannedRun]) -> list[list[PlannedRun]]:
+    """The runs to train, then those that start from a checkpoint one of them keeps
+    (nested epochs): a run waits for its trunk only when the trunk trains now."""
+    training = {r.run_id for r in todo}
+    waiting = [r for r in todo if r.trunk in training]
+    first = [r for r in todo if r.trunk not in training]
+    return [batch for batch in (first, waiting) if batch]
+
+
 def _finals_by_seed(results: StudyResults) -> dict[str, dict[int, float]]:
     """variant -> seed -> final test accuracy of its finished runs."""
     out: dict[str, dict[int, float]] = {}
@@ -124,11 +133,14 @@ def _run_planned(
     with executor.session() if todo else contextlib.nullcontext():
         executor.check(todo)  # before anything is written or run
         record_study(store, study, planned)
-        epochs_todo = sum(max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo)
+        epochs_todo = sum(
+            max(0, r.config.epochs - store.epochs_done(r.run_id)) for r in todo if not r.trunk
+        )  # a nested run's epochs are its trunk's
         try:
             progress.begin(len(planned), len(planned) - len(todo), epochs_todo)
             outcome.executed = [r.run_id for r in todo]
-            executor.run_all(todo, store, progress)
+            for batch in _trunks_first(todo):
+                executor.run_all(batch, store, progress)
         except KeyboardInterrupt:
             store.interrupt_runs()
             raise

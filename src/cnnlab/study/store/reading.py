@@ -11,7 +11,12 @@ from typing import Any
 
 from cnnlab.errors import CnnlabError
 from cnnlab.records import EpochRow, Provenance, RunSummary
-from cnnlab.study.store.report_plan import report_plan, stored_claims, stored_sequential
+from cnnlab.study.store.report_plan import (
+    report_plan,
+    stored_claims,
+    stored_epoch_families,
+    stored_sequential,
+)
 from cnnlab.study.store.results import RunResult, StudyResults
 from cnnlab.study.store.sqlite_schema import DB_NAME
 
@@ -101,4 +106,5 @@ def study_results(
         trials=trials,
         claims=stored_claims(latest),
         sequential=stored_sequential(latest),
+        epoch_families=stored_epoch_families(latest),
     )

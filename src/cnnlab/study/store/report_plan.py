@@ -95,6 +95,12 @@ def stored_sequential(row: sqlite3.Row) -> dict[str, Any] | None:
     return {**design, "looks_planned": looks}
 
 
+def stored_epoch_families(row: sqlite3.Row) -> list[dict[str, Any]]:
+    """The plan's variants that differ only in epochs (see study.plan.nesting)."""
+    plan = _stored(row)
+    return list((plan or {}).get("epoch_families") or [])
+
+
 def recorded_rounds(
     conn: sqlite3.Connection, name: str, file_path: str, file_text: str, overrides: Any
 ) -> list[dict[str, Any]]:

@@ -38,6 +38,8 @@ class StudyResults:
     claims: list[Claim] = field(default_factory=list)  # the plan's [[claim]]s
     # Seeds until decided: the design (looks, alpha, spending, seeds) and its looks so far.
     sequential: dict[str, Any] | None = None
+    # Variants that differ only in epochs: read from one run per seed, or why not.
+    epoch_families: list[dict[str, Any]] = field(default_factory=list)
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]
