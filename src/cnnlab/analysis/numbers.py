@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab import stats
+from cnnlab.analysis.factorial_numbers import FactorialNumbers
 from cnnlab.analysis.search_numbers import SearchNumbers
 from cnnlab.analysis.selection import peeking_figures
 from cnnlab.claims.verdicts import ClaimVerdict
@@ -183,6 +184,7 @@ class StudyNumbers:
     search: SearchNumbers | None = None  # a study with a [search]: its trials and winners
     sequential: str = ""  # seeds until decided: the method's note ("" for fixed seeds)
     epoch_notes: list[str] = field(default_factory=list)  # variants differing only in epochs
+    factorial: FactorialNumbers | None = None  # a grid over two or more settings
 
     @property
     def failed_runs(self) -> list[RunRow]:
@@ -204,6 +206,7 @@ class StudyNumbers:
             "claims": [c.to_dict() for c in self.claims],
             "sequential": self.sequential,
             "epoch_notes": self.epoch_notes,
+            "factorial": None if self.factorial is None else self.factorial.to_dict(),
             "search": None if self.search is None else self.search.to_dict(),
             "best_variant": self.best_variant,
             "best_variant_by": self.best_variant_by,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab import stats
+from cnnlab.analysis.factorial_numbers import ANOVA_NOTE, anova_rows
 from cnnlab.analysis.figures import Figure, make_figures, prediction_numbers
 from cnnlab.analysis.numbers import StudyNumbers, json_safe, to_json
 from cnnlab.analysis.search_figures import SEARCH_PREFIX, search_figures
@@ -80,6 +81,19 @@ def method_notes(numbers: StudyNumbers) -> list[str]:
     return [*first, *METHOD_NOTES]
 
 
+def _factorial_md(numbers: StudyNumbers) -> list[str]:
+    f = numbers.factorial
+    if f is None:
+        return []
+    out = ["## Factorial analysis", "", f"Factors: {' x '.join(f.factors)}.", ""]
+    if f.anova is None:
+        return [*out, f"No table: {f.why_not}.", ""]
+    rows = anova_rows(f)
+    out += _md_table(["effect", "df", "sum of squares", "F", "p"],
+                     [[r["effect"], r["df"], r["ss"], r["f"], r["p"]] for r in rows])  # fmt: skip
+    return [*out, "", ANOVA_NOTE, ""]
+
+
 def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -120,6 +134,7 @@ def render_markdown(
             ],
         )
         out.append("")
+    out += _factorial_md(numbers)
     searched = [f for f in figures if f.file.startswith(SEARCH_PREFIX)]
     figures = [f for f in figures if not f.file.startswith(SEARCH_PREFIX)]
     if numbers.search:
@@ -250,6 +265,9 @@ def render_html(numbers: StudyNumbers, figures: Sequence[Figure] = (), generated
         domain_note=DOMAIN_NOTE,
         settings_rows=settings_rows(numbers),
         claim_rows=claim_rows(numbers),
+        factorial=numbers.factorial,
+        anova_rows=anova_rows(numbers.factorial) if numbers.factorial else [],
+        anova_note=ANOVA_NOTE,
         search=numbers.search,
         search_note=search_note(numbers.search) if numbers.search else "",
         search_figures=[f for f in figures if f.file.startswith(SEARCH_PREFIX)],

@@ -9,6 +9,7 @@ import numpy as np
 
 from cnnlab import stats
 from cnnlab.analysis import settings as settings_diff
+from cnnlab.analysis.factorial_numbers import factorial_numbers
 from cnnlab.analysis.numbers import (
     CURVE_KEYS,
     Curve,
@@ -208,6 +209,7 @@ def analyze(
         claims=claims,
         sequential=sequential,
         epoch_notes=[epoch_note(f) for f in results.epoch_families],
+        factorial=factorial_numbers(results, finals),
         alpha=alpha,
         confidence=confidence,
         baseline=baseline,

@@ -10,6 +10,10 @@ states it in one of six forms over the study's variants (expanded names)::
     decreasing = ["lr 1e-3", "lr 1e-2", "lr 1e-1"]        falls along the list
     peak = "70 epochs", over = ["30 epochs", "50 epochs", "70 epochs", "90 epochs"]
                                                 rises up to the peak, falls after it
+    factor = "batch_norm", better = "true", than = "false"
+                                                a main effect of a [grid] key: its level
+                                                "true" beats "false" averaged over the
+                                                grid's other settings
 
 A table is validated by :class:`ClaimTable` (pydantic, as every other setting) into a
 :class:`Claim`. The metric is the final test accuracy. Each mistake is one line naming
@@ -29,7 +33,7 @@ from cnnlab.config.suggest import did_you_mean
 
 FORMS = ("better", "worse", "same", "increasing", "decreasing", "peak")
 Form = Literal["better", "worse", "same", "increasing", "decreasing", "peak"]
-KEYS = ("says", "evidence", *FORMS, "than", "margin", "over")
+KEYS = ("says", "evidence", *FORMS, "than", "margin", "over", "factor")
 _PAIR = '{form} = "A" needs than = "B", both variant names'
 _TREND = (
     '{form} = ["A", "B", "C", ...] names three or more variants in order '
@@ -50,6 +54,7 @@ TAKES = {
     "decreasing": _TREND.format(form="decreasing"),
     "peak": _PEAK,
     "over": _PEAK,
+    "factor": 'factor = "a [grid] key" with better = "one of its values", than = "another"',
 }
 
 
@@ -64,6 +69,11 @@ class Claim(BaseModel):
     evidence: str = ""
     peak: str | None = None
     margin: float | None = None  # same: in accuracy points
+    # A main effect: the [grid] key (its label), the two levels compared, and the level of
+    # the factor at each of ``variants`` (every grid point at either level).
+    factor: str | None = None
+    levels: tuple[str, ...] = ()
+    at: tuple[str, ...] = ()
 
 
 class ClaimTable(BaseModel):
@@ -82,6 +92,7 @@ class ClaimTable(BaseModel):
     decreasing: list[str] | None = Field(None, min_length=3)
     peak: str | None = None
     over: list[str] | None = Field(None, min_length=3)
+    factor: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _one_form(self) -> ClaimTable:
@@ -97,6 +108,8 @@ class ClaimTable(BaseModel):
                 raise ValueError(f"{key} belongs to {' and '.join(owners)} claims only")
         if self.over is not None and form != "peak":
             raise ValueError("over belongs to peak claims only")
+        if self.factor is not None and form not in ("better", "worse"):
+            raise ValueError("factor goes with better or worse (and than): two of its values")
         if (form in ("better", "worse") and self.than is None) or (
             form == "peak" and self.over is None
         ):
@@ -119,6 +132,11 @@ class ClaimTable(BaseModel):
         return list(self.over if form == "peak" else getattr(self, form))
 
     def claim(self) -> Claim:
+        if self.factor is not None:  # its variants are the grid's points, found by the study
+            return Claim(
+                says=self.says.strip(), form=self.form(), variants=(), evidence=self.evidence,  # type: ignore[arg-type]
+                factor=self.factor, levels=tuple(self.variants()),
+            )  # fmt: skip
         return Claim(
             says=self.says.strip(), form=self.form(), variants=tuple(self.variants()),  # type: ignore[arg-type]
             evidence=self.evidence, peak=self.peak, margin=self.margin,
@@ -147,6 +165,8 @@ def _claim(entry: Any, i: int, known: Sequence[str] | None) -> tuple[Claim | Non
         lines = dict.fromkeys(f"{label}: {_problem(err)}" for err in exc.errors())
         return None, list(lines)
     unknown = [name for name in claim.variants if known is not None and name not in known]
+    if claim.factor is not None:
+        unknown = []  # levels, not variants: checked against the grid by the study
     problems = [
         f"{label}: no variant '{name}'{did_you_mean(name, known or [])}; "
         f"variants: {', '.join(known or [])}"

@@ -43,7 +43,11 @@ def comparison_claim(variant: str, baseline: str) -> Claim:
 def family(claims: Sequence[Claim], variants: Sequence[str], baseline: str | None) -> list[Claim]:
     """The claims, then each variant's comparison with the baseline that no better, worse
     or same claim already makes."""
-    pairs = {frozenset(c.variants) for c in claims if c.form in ("better", "worse", "same")}
+    pairs = {
+        frozenset(c.variants)
+        for c in claims
+        if c.form in ("better", "worse", "same") and c.factor is None
+    }
     out = list(claims)
     if baseline is not None:
         for v in variants:
@@ -101,7 +105,7 @@ def _test(
     (raw,) = judge_claims([claim], finals, by_seed=seeds, paired=paired)
     p = raw.p
     interval = (raw.diff, None, None)
-    if claim.form in ("better", "worse", "same") and raw.p is not None:
+    if claim.form in ("better", "worse", "same") and claim.factor is None and raw.p is not None:
         a, b = (finals.get(v, []) for v in claim.variants)
         w = stats.welch(a, b, 1 - nominal, (-1.0, 1.0))
         if w is not None:
@@ -171,7 +175,7 @@ def _interval(
 ) -> tuple[float | None, float | None, float | None]:
     """A pair's difference with its interval at confidence 1 - ``nominal`` (the level the
     hypothesis was held to), so the interval excludes 0 exactly when the test rejects."""
-    if claim.form not in ("better", "worse", "same") or nominal is None:
+    if claim.form not in ("better", "worse", "same") or claim.factor is not None or nominal is None:
         return look.verdict_diff
     a, b = (finals.get(v, []) for v in claim.variants)
     w = stats.welch(a, b, 1 - nominal, (-1.0, 1.0))

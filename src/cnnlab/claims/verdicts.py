@@ -30,6 +30,7 @@ from scipy.special import stdtr
 
 from cnnlab import stats
 from cnnlab.claims.claim import Claim
+from cnnlab.stats.factorial import contrast
 from cnnlab.stats.formatting import fmt_pts
 from cnnlab.stats.improvement import improvement
 
@@ -124,6 +125,23 @@ def _page(rows: np.ndarray) -> tuple[float, float]:
 PAGE = "Page's test for ordered alternatives, blocked by seed"
 
 
+def _main_effect(claim: Claim, groups: list[list[float]], confidence: float) -> ClaimVerdict:
+    """A factor's level against another, each the mean of its grid points' means: a
+    contrast t test on the residual of the full factorial (seeds as replicates)."""
+    cells = {(level, i): g for i, (level, g) in enumerate(zip(claim.at, groups, strict=True))}
+    first, second = claim.levels
+    c = contrast(cells, 0, first, second)
+    verdict = ClaimVerdict(claim, "", "", test_name(claim))
+    if c is None:
+        return verdict
+    half = stats.t_quantile(confidence, c.df) * c.se
+    verdict.p, verdict.diff = c.p, c.diff
+    verdict.ci_low, verdict.ci_high = c.diff - half, c.diff + half
+    sign = 1 if c.diff > 0 else -1 if c.diff < 0 else 0
+    verdict.direction = -sign if claim.form == "worse" else sign
+    return verdict
+
+
 def _trend(claim: Claim, groups: list[list[float]], rows: np.ndarray | None) -> ClaimVerdict:
     """A trend or peak claim: Kendall's tau over every run, or with ``rows`` (seeds x
     variants: runs paired by seed, as nested epochs are) Page's test blocked by seed."""
@@ -157,6 +175,11 @@ def _trend(claim: Claim, groups: list[list[float]], rows: np.ndarray | None) -> 
 
 def test_name(claim: Claim) -> str:
     """The test a claim's form gets, in words."""
+    if claim.factor is not None:
+        return (
+            f"main effect of {claim.factor}: a contrast t-test over the grid's other settings "
+            "(the factorial's residual variance)"
+        )
     if claim.form == "same":
         return f"equivalence within ±{claim.margin:g} points (two one-sided Welch tests)"
     if claim.form == "peak":
@@ -176,8 +199,11 @@ def _reason(v: ClaimVerdict, alpha: float) -> str:
     p = "—" if v.p_holm is None else f"{v.p_holm:.3g}"
     ci = f"{100 * v.confidence:.4g}% CI"
     if c.form in ("better", "worse"):
-        a, b = c.variants
-        gap = f"'{a}' minus '{b}' is {fmt_pts(v.diff)} points ({ci} {fmt_pts(v.ci_low)} to "
+        a, b = c.levels if c.factor is not None else c.variants
+        who = f"{c.factor} {a} minus {b}, over the grid's other settings," if c.factor else (
+            f"'{a}' minus '{b}'"
+        )  # fmt: skip
+        gap = f"{who} is {fmt_pts(v.diff)} points ({ci} {fmt_pts(v.ci_low)} to "
         gap += f"{fmt_pts(v.ci_high)}), adjusted p = {p}"
         return {
             SUPPORTED: f"{gap}: {c.form} as claimed.",
@@ -252,6 +278,8 @@ def judge_claims(
         few = [v for v, g in zip(claim.variants, groups, strict=True) if len(g) < stats.MIN_RUNS]
         if few:
             verdict = ClaimVerdict(claim, NOT_MEASURED, _unmeasured(few, finals), "—")
+        elif claim.factor is not None:
+            verdict = _main_effect(claim, groups, confidence)
         elif claim.form in ("better", "worse", "same"):
             verdict = _pair(claim, groups[0], groups[1], confidence)
         else:

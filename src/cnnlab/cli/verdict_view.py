@@ -40,9 +40,26 @@ def variants_table(analysis: StudyNumbers) -> Table:
     return table
 
 
+def factorial_table(analysis: StudyNumbers) -> Table | None:
+    from cnnlab.analysis.factorial_numbers import anova_rows
+
+    f = analysis.factorial
+    if f is None or f.anova is None:
+        return None
+    table = Table(title=f"analysis of variance: {' x '.join(f.factors)} (seeds as replicates)")
+    for label in ("effect", "df", "F", "p"):
+        table.add_column(label, justify="left" if label == "effect" else "right")
+    for r in anova_rows(f):
+        table.add_row(r["effect"], r["df"], r["f"], r["p"])
+    return table
+
+
 def print_verdicts(analysis: StudyNumbers) -> None:
-    """The variants table, a line per claim, the summary sentences and the warnings."""
+    """The variants table, the factorial's, a line per claim, the summary sentences and the
+    warnings."""
     console.print(variants_table(analysis))
+    if (table := factorial_table(analysis)) is not None:
+        console.print(table)
     for c in analysis.claims:
         console.print(
             f"claim: {escape(c.claim.says)}: {verdict_markup(c.verdict)}. {escape(c.reason)}",

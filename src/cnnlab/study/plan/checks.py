@@ -37,8 +37,6 @@ def describe_file_error(err: Mapping[str, Any], models: Mapping[str, type[BaseMo
             }.get(loc[0], loc[0])
             return f"missing {hint}"
         return f"[{loc[0]}]: missing key '{'.'.join(loc[1:])}'"
-    if loc and loc[0] == "variant" and kind == "too_short":
-        return "no [[variant]] tables; add at least one"
     section = f"[{loc[0]}]" if loc else "(top level)"
     key = ".".join(loc[1:])
     if loc[:1] == ["study"] and loc[1:2] == ["seeds"] and kind == "too_short":

@@ -15,8 +15,10 @@ from cnnlab.errors import ConfigError
 
 
 def grid_labels(keys: list[str]) -> list[str]:
-    """The short label of each grid key in variant names: its last part, unless ambiguous."""
-    last = [k.split(".")[-1] for k in keys]
+    """The short label of each grid key in variant names: its last part ("lr" for
+    optimizer.lr; a table's "name" is the table: "optimizer" for optimizer.name), unless
+    two keys would share it."""
+    last = [k.split(".")[-2] if k.endswith(".name") else k.split(".")[-1] for k in keys]
     return [short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)]
 
 

@@ -48,6 +48,7 @@ from cnnlab.study.plan.expand import (
     grid_labels,
     set_dotted,
 )
+from cnnlab.study.plan.factor_claims import bind_factor_claims
 from cnnlab.study.plan.resolve import resolve_runs
 from cnnlab.study.plan.search_table import parse_search
 from cnnlab.study.plan.seed_design import seed_plan
@@ -87,7 +88,7 @@ class StudySection(_Strict):
 class StudyFile(_Strict):
     study: StudySection
     defaults: dict[str, Any] = Field(default_factory=dict)
-    variant: list[dict[str, Any]] = Field(min_length=1)
+    variant: list[dict[str, Any]] = Field(default_factory=list)  # none: the [grid] alone
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     claim: list[Any] = Field(default_factory=list)  # checked by cnnlab.claims.claim
     search: dict[str, Any] | None = None  # checked by cnnlab.study.plan.search_table
@@ -146,6 +147,7 @@ def load_study(
     if not every_variant:
         problems.raise_if_any()
     claims = parse_claims(parsed.claim, [v.name for v in every_variant], problems)
+    claims = bind_factor_claims(claims, every_variant, problems)
     kept, baseline = every_variant, ""
     try:
         baseline = baseline_of(section.baseline, every_variant, where)
@@ -220,6 +222,11 @@ def _variants(parsed: StudyFile, base: Path, problems: Problems) -> list[Variant
         settings = check_settings(settings, f"variant '{name}'", problems, "[[variant]]", i)
         bases.append((name, merge_settings(defaults, _absolute_paths(settings, base))))
         own_keys[name] = set(settings)
+    if not parsed.variant and parsed.grid:  # the grid alone: its points are the variants
+        bases.append(("", defaults))
+        own_keys[""] = set()
+    elif not parsed.variant:
+        problems.add("no [[variant]] tables and no [grid]; add a [[variant]] or a [grid]")
     return _expand(bases, grid, base, problems, own_keys)
 
 
@@ -291,10 +298,12 @@ def _expand(
         for point in itertools.product(*grid.values()) if grid else [()]:
             merged = settings
             suffix = []
+            at: dict[str, str] = {}
             for (key, value), label in zip(zip(grid, point, strict=True), labels, strict=True):
                 merged = set_dotted(merged, key, absolute_value(key, value, base))
                 suffix.append(f"{label}={format_value(value)}")
-            full = " ".join([name, *suffix])
+                at[label] = format_value(value)
+            full = " ".join(part for part in (name, *suffix) if part)
             if any(v.name == full for v in out):
                 problems.add(
                     f"variant name '{full}' comes out twice from the grid; make the variant "
@@ -302,5 +311,5 @@ def _expand(
                 )
                 continue
             own = frozenset(own_keys[name]) | {k.split(".")[0] for k in grid}
-            out.append(Variant(name=full, base=name, settings=merged, own=own))
+            out.append(Variant(name=full, base=name, settings=merged, own=own, point=at))
     return out

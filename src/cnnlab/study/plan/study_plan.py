@@ -37,6 +37,7 @@ class Variant:
     settings: dict[str, Any]  # [defaults] + variant + grid point, before the seed
     # The top-level keys the [[variant]] or the grid set (a bad value elsewhere is [defaults]').
     own: frozenset[str] = frozenset()
+    point: dict[str, str] = field(default_factory=dict)  # grid label -> its value here
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,11 +45,15 @@ class Variant:
             "base": self.base,
             "settings": self.settings,
             "own": sorted(self.own),
+            "point": self.point,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Variant:
-        return cls(d["name"], d["base"], dict(d["settings"]), frozenset(d.get("own") or ()))
+        return cls(
+            d["name"], d["base"], dict(d["settings"]), frozenset(d.get("own") or ()),
+            dict(d.get("point") or {}),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,23 @@ class Study:
                 )
         return nest_runs(runs)
 
+    def factors(self) -> dict[str, Any] | None:
+        """The study as a factorial: its grid's keys (and the [[variant]]s, when several
+        cross the grid) as factors, their levels, and each variant's cell; None without a
+        grid."""
+        if not any(v.point for v in self.variants):
+            return None
+        bases = list(dict.fromkeys(v.base for v in self.variants if v.point))
+        names = list(next(v.point for v in self.variants if v.point))
+        cells = {
+            v.name: ([v.base] if len(bases) > 1 else []) + [v.point[n] for n in names]
+            for v in self.variants
+            if v.point
+        }
+        names = (["variant"] if len(bases) > 1 else []) + names
+        levels = {n: list(dict.fromkeys(c[i] for c in cells.values())) for i, n in enumerate(names)}
+        return {"names": names, "levels": levels, "cells": cells}
+
     def epoch_families(self) -> list[dict[str, Any]]:
         """Its variants that differ only in epochs: read from one run per seed, or why not
         (:mod:`cnnlab.study.plan.nesting`)."""
@@ -184,6 +206,7 @@ class Study:
             "claims": [c.model_dump(mode="json") for c in self.claims],
             "rounds": [r.to_dict() for r in self.rounds],
             "epoch_families": self.epoch_families(),
+            "factors": self.factors(),
             "sequential": None if self.design is None else {
                 "looks": list(self.design.looks), "alpha": self.design.alpha,
                 "spending": self.design.spending, "seeds": list(self.seed_pool),

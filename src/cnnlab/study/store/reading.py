@@ -15,6 +15,7 @@ from cnnlab.study.store.report_plan import (
     report_plan,
     stored_claims,
     stored_epoch_families,
+    stored_factors,
     stored_sequential,
 )
 from cnnlab.study.store.results import RunResult, StudyResults
@@ -107,4 +108,5 @@ def study_results(
         claims=stored_claims(latest),
         sequential=stored_sequential(latest),
         epoch_families=stored_epoch_families(latest),
+        factors=stored_factors(latest),
     )

@@ -101,6 +101,12 @@ def stored_epoch_families(row: sqlite3.Row) -> list[dict[str, Any]]:
     return list((plan or {}).get("epoch_families") or [])
 
 
+def stored_factors(row: sqlite3.Row) -> dict[str, Any] | None:
+    """The plan's grid as a factorial (see Study.factors)."""
+    plan = _stored(row)
+    return (plan or {}).get("factors") or None
+
+
 def recorded_rounds(
     conn: sqlite3.Connection, name: str, file_path: str, file_text: str, overrides: Any
 ) -> list[dict[str, Any]]:

@@ -40,6 +40,8 @@ class StudyResults:
     sequential: dict[str, Any] | None = None
     # Variants that differ only in epochs: read from one run per seed, or why not.
     epoch_families: list[dict[str, Any]] = field(default_factory=list)
+    # A grid as a factorial: factor names, their levels and each variant's cell.
+    factors: dict[str, Any] | None = None
 
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]
