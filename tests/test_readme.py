@@ -1,4 +1,4 @@
-"""Every command in the README's ```bash blocks runs as written, in order, from a fresh
+"""Every command in the README's (and docs/'s) ```bash blocks runs as written, in order, from a fresh
 folder with small generated datasets, and then every ```python block (the blocks marked
 "not run by tests/test_readme.py" need a cluster or a GPU, are the set-up itself, or take
 an hour)."""
@@ -114,3 +114,17 @@ def test_every_readme_example_runs_as_written(workdir, monkeypatch):
     assert (workdir / "runs" / "by-hand" / "report.html").is_file()
     assert (workdir / "runs" / "seed001-ray" / "report.html").is_file()
     assert (workdir / "lenet5.onnx").is_file() and (workdir / "predictions.jsonl").is_file()
+
+
+def test_every_docs_example_runs_as_written(workdir, monkeypatch):
+    """The ```bash blocks of docs/*.md, in the README's folder (after its examples)."""
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
+    monkeypatch.setenv("COLUMNS", "160")
+    ran = 0
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for command in readme_commands(page.read_text()):
+            code, printed = run_in_process(command, workdir)
+            assert code == 0, f"{page.name}: {command}\n{printed[-3000:]}"
+            ran += 1
+    assert ran >= 2

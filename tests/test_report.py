@@ -356,3 +356,24 @@ def test_report_of_an_empty_study(tmp_path):
     paths = write_report(study, tmp_path / "out")
     assert "No finished runs" in paths[0].read_text()
     assert json.loads(paths[2].read_text())["best_variant"] is None
+
+
+def test_claims_and_comparisons_are_one_family_with_intervals_that_agree(tmp_path):
+    """A claim on a variant and the baseline is that comparison: one p, one verdict; every
+    interval excludes zero exactly when its verdict is a difference."""
+    from cnnlab.claims.claim import Claim
+
+    results = mixed_study(tmp_path)
+    results.claims = [Claim(says="better beats base", form="better", variants=("better", "base"))]
+    a = analyze(results).to_json()
+    (claim,) = a["claims"]
+    compared = variant(a, "better")["vs_baseline"]
+    assert claim["p_holm"] == compared["p_holm"] and claim["verdict"] == "supported"
+    assert "One family" in " ".join(analyze(results).family_note.split())
+    for v in a["variants"]:
+        c = v["vs_baseline"]
+        if c["verdict"] in (stats.BETTER, stats.WORSE, stats.WITHIN_NOISE):
+            differs = c["verdict"] != stats.WITHIN_NOISE
+            assert (c["p_holm"] < 0.05) == differs
+            assert (c["diff_ci_low"] > 0 or c["diff_ci_high"] < 0) == differs
+            assert c["confidence"] >= 0.95  # held to alpha / (tests left at its step)

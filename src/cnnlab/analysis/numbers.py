@@ -183,6 +183,7 @@ class StudyNumbers:
     figures: list[str] = field(default_factory=list)
     search: SearchNumbers | None = None  # a study with a [search]: its trials and winners
     sequential: str = ""  # seeds until decided: the method's note ("" for fixed seeds)
+    family_note: str = ""  # how the claims and comparisons were tested, as one family
     epoch_notes: list[str] = field(default_factory=list)  # variants differing only in epochs
     factorial: FactorialNumbers | None = None  # a grid over two or more settings
 

@@ -43,9 +43,9 @@ METHOD_NOTES = [
     "Mean ± sample standard deviation over seeds; the 95% confidence interval of the mean uses "
     "the t distribution with n−1 degrees of freedom (clipped to 0–100%).",
     "Each variant is compared with the baseline by Welch's t-test (no equal-variance "
-    "assumption); Δ is the difference of means in percentage points with its Welch 95% CI "
-    "(clipped to ±100 points).",
-    "The p-values are adjusted for the number of comparisons with Holm's method; a variant is "
+    "assumption); Δ is the difference of means in percentage points with its Welch interval "
+    "at the level its test was held to (clipped to ±100 points).",
+    "The p-values are adjusted over the claims and the comparisons together; a variant is "
     "called better or worse only when the adjusted p is below alpha. Otherwise the difference "
     "is within noise: not shown to be zero, but not distinguishable from seed-to-seed variation.",
     "P(run beats baseline run) is the probability that one seed of the variant scores above "
@@ -59,8 +59,8 @@ METHOD_NOTES = [
     "comparisons), finds 4 times in 5 with the observed spreads and seeds (noncentral t); "
     "beside it, how many seeds per side would find the observed difference that often. A "
     "'within noise' verdict says nothing about differences smaller than that.",
-    "Claims ([[claim]] in the study file) are tested on the final test accuracy and "
-    "Holm-adjusted as one family: better/worse by Welch's t-test; same by two one-sided "
+    "Claims ([[claim]] in the study file) are tested on the final test accuracy, in one "
+    "family with the comparisons: better/worse by Welch's t-test; same by two one-sided "
     "Welch tests against the claim's margin (equivalence); increasing/decreasing by "
     "Kendall's tau between the position in the list and each run's accuracy "
     "(Jonckheere-Terpstra); a peak by that trend test on both sides of it, both required "
@@ -77,7 +77,7 @@ METHOD_NOTES = [
 
 def method_notes(numbers: StudyNumbers) -> list[str]:
     """The notes on method; a study with seeds until decided says how it decided first."""
-    first = [n for n in (numbers.sequential, *numbers.epoch_notes) if n]
+    first = [n for n in (numbers.family_note, *numbers.epoch_notes) if n]
     return [*first, *METHOD_NOTES]
 
 

@@ -23,8 +23,7 @@ from cnnlab.analysis.numbers import (
 from cnnlab.analysis.prose import summarize
 from cnnlab.analysis.search_numbers import search_numbers
 from cnnlab.analysis.selection import best_variant
-from cnnlab.analysis.sequential_numbers import sequential_judgement
-from cnnlab.claims.verdicts import judge_claims
+from cnnlab.analysis.verdict_family import family_judgement
 from cnnlab.records import EpochRow
 from cnnlab.stats.improvement import improvement
 from cnnlab.stats.power import Power, powers_against
@@ -160,19 +159,8 @@ def analyze(
         v: [s.summary.final.test_acc for s in done_runs(results, v) if s.summary] for v in names
     }
     baseline = results.baseline if results.baseline in names else None
-    sequential = ""
-    if results.sequential is not None:  # seeds until decided: one family, look by look
-        claims, comparisons, sequential = sequential_judgement(results, names, baseline, alpha)
-    else:
-        by_seed = {v: {r.seed: r.summary.final.test_acc for r in done_runs(results, v) if r.summary}
-                   for v in names}  # fmt: skip
-        paired = [f["variants"] for f in results.epoch_families if f["one_run"]]
-        claims = judge_claims(results.claims, finals, alpha, confidence, by_seed, paired)
-        comparisons = (
-            stats.compare_to_baseline(finals, baseline, alpha, confidence, (-1.0, 1.0))
-            if baseline
-            else {}
-        )
+    # One family: the claims and the comparisons, looked at once or look by look.
+    claims, comparisons, family_note = family_judgement(results, names, baseline, alpha)
     target = stats.describe(finals[baseline]).mean if baseline else None
     powers = powers_against(finals, baseline, alpha) if baseline else {}
     base_finals = finals[baseline] if baseline else []
@@ -207,7 +195,8 @@ def analyze(
         ),
         baseline_settings=settings_diff.flatten(base_settings),
         claims=claims,
-        sequential=sequential,
+        sequential=family_note if results.sequential is not None else "",
+        family_note=family_note,
         epoch_notes=[epoch_note(f) for f in results.epoch_families],
         factorial=factorial_numbers(results, finals),
         alpha=alpha,

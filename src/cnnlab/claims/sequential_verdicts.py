@@ -73,6 +73,8 @@ class SequentialVerdict:
     ci_high: float | None = None
     means: dict[str, float | None] = field(default_factory=dict)
     test: str = ""  # the test, in words
+    adjusted: float | None = None  # with one look: Holm's adjusted p, set by the caller
+    method: str = "welch"  # pairs: "permutation" when neither side varies
 
     @property
     def decided(self) -> bool:
@@ -94,6 +96,7 @@ class _Look:
     verdict_diff: tuple[float | None, float | None, float | None]
     means: dict[str, float | None]
     test: str
+    method: str = "welch"
 
 
 def _test(
@@ -104,13 +107,14 @@ def _test(
     finals = {v: list(values.values()) for v, values in seeds.items()}
     (raw,) = judge_claims([claim], finals, by_seed=seeds, paired=paired)
     p = raw.p
-    interval = (raw.diff, None, None)
+    interval, method = (raw.diff, None, None), "welch"
     if claim.form in ("better", "worse", "same") and claim.factor is None and raw.p is not None:
         a, b = (finals.get(v, []) for v in claim.variants)
         w = stats.welch(a, b, 1 - nominal, (-1.0, 1.0))
         if w is not None:
-            interval = (w.diff, w.ci_low, w.ci_high)
-    return _Look(p, raw.direction if raw.p is not None else 0, interval, raw.means, raw.test)
+            interval, method = (w.diff, w.ci_low, w.ci_high), w.method
+    direction = raw.direction if raw.p is not None else 0
+    return _Look(p, direction, interval, raw.means, raw.test, method)
 
 
 def _beyond_margin(claim: Claim, look: _Look) -> bool:
@@ -154,12 +158,8 @@ def judge_sequential(
             v.nominal = d.nominal if d.rejected_at is not None else (d.levels or [None])[-1]
             j = k if d.rejected_at is None else d.rejected_at  # looks[i][j] is look j
             crossed = looks[i][j]
-            v.p, v.direction, v.means, v.test = (
-                crossed.p,
-                crossed.direction,
-                crossed.means,
-                crossed.test,
-            )
+            v.p, v.direction, v.means = crossed.p, crossed.direction, crossed.means
+            v.test, v.method = crossed.test, crossed.method
             v.diff, v.ci_low, v.ci_high = _interval(hypotheses[i], at_look[j], v.nominal, crossed)
             if d.rejected_at is not None:
                 v.verdict = SUPPORTED if crossed.direction > 0 else CONTRADICTED
