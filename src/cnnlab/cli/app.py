@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from cnnlab.cli import (
     train_command,
 )
 from cnnlab.cli.common import console, err_console, print_error
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, machine_refusal
 from cnnlab.version import __version__
 
 # In the order `cnnlab --help` lists them.
@@ -133,6 +134,12 @@ def run_guarded(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     except CnnlabError as exc:
         print_error(exc)
         return exc.exit_code
+    except (OSError, sqlite3.OperationalError) as exc:  # a full disk, a read-only folder
+        refusal = machine_refusal(exc)
+        if refusal is None:
+            raise
+        print_error(refusal)
+        return refusal.exit_code
     except Terminated:
         err_console.print(f"cnnlab: terminated (SIGTERM){_how_to_continue(args)}", soft_wrap=True)
         return 143

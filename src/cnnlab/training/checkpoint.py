@@ -9,9 +9,12 @@ loads with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import pickle
 import re
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +75,10 @@ class Checkpoint:
         return model.eval()
 
 
+# Below this much free space a failed checkpoint write is the disk being full.
+MIN_FREE_BYTES = 1 << 20
+
+
 def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
     payload = {
         "format": FORMAT,
@@ -93,7 +100,12 @@ def save_checkpoint(ckpt: Checkpoint, path: Path) -> None:
         "trained_on": ckpt.trained_on,
     }
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch's zip writer says "unexpected pos", not ENOSPC
+            if shutil.disk_usage(tmp.parent).free < MIN_FREE_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+            raise
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Checkpoint:

@@ -15,7 +15,7 @@ import contextlib
 from typing import Any, Protocol
 
 from cnnlab import faults, heartbeat
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, MachineRefused
 from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.events import RunFeed
 from cnnlab.study.run.study_progress import StudyProgress
@@ -132,8 +132,11 @@ class Driver:
     def apply(self, kind: str, run_id: str, *args: Any) -> None:
         """One event a worker sent: the store's record, the display's line, a verdict."""
         store, run = self.store, self.by_id[run_id]
-        if kind == "task_error":
-            raise CnnlabError(args[0])  # the worker could not take the run at all
+        if kind == "task_error":  # the worker could not take the run, or the disk is full
+            exit_code = args[1] if len(args) > 1 else 2
+            raise (MachineRefused if exit_code == MachineRefused.exit_code else CnnlabError)(
+                args[0]
+            )
         if kind == "add_epoch":
             store.add_epoch(run_id, args[0])
             faults.reached("driver-epoch")

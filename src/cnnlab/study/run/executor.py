@@ -28,7 +28,7 @@ from cnnlab import faults
 from cnnlab.atomic import atomic_write_text, remove_stale_temporaries
 from cnnlab.config.identity import identity_hash, run_identity
 from cnnlab.data.datasets import DataCache
-from cnnlab.errors import CnnlabError, ConfigError, RunPruned
+from cnnlab.errors import CnnlabError, ConfigError, RunPruned, machine_refusal
 from cnnlab.records import ARTIFACTS, EpochRow, Provenance, RunRecord
 from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.events import JudgedEvents, ListFeed, RunEvents, RunFeed
@@ -250,6 +250,8 @@ class InProcessExecutor:
             except RunPruned as exc:
                 pruned = error = str(exc)
             except Exception as exc:  # a failed run must not stop the study
+                if (refusal := machine_refusal(exc)) is not None:
+                    raise refusal from exc  # a full disk stops the study: the run resumes
                 error = error_message(exc)
                 if not isinstance(exc, CnnlabError):
                     run.run_dir.mkdir(parents=True, exist_ok=True)

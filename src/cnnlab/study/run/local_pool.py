@@ -70,8 +70,9 @@ def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: b
 
         try:
             worker.run(run, epochs_done, verdict if judged else None)
-        except Exception as exc:  # the run could not be taken at all (its folder is held)
-            conn.send(("task_error", run.run_id, str(exc).splitlines()[0] if str(exc) else ""))
+        except Exception as exc:  # not taken (its folder is held), or the disk is full
+            line = str(exc).splitlines()[0] if str(exc) else ""
+            conn.send(("task_error", run.run_id, line, getattr(exc, "exit_code", 2)))
         conn.send(("task_done", run.run_id))
 
 

@@ -8,6 +8,7 @@ checkpoints, and ``failed`` ones run again only when asked (``retry_failed``).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
 from cnnlab.config.identity import slugify
+from cnnlab.errors import MachineRefused
 from cnnlab.records import ARTIFACTS
 from cnnlab.study.plan.seed_rounds import next_round
 from cnnlab.study.plan.study_file import add_round
@@ -141,8 +143,9 @@ def _run_planned(
             outcome.executed = [r.run_id for r in todo]
             for batch in _trunks_first(todo):
                 executor.run_all(batch, store, progress)
-        except KeyboardInterrupt:
-            store.interrupt_runs()
+        except (KeyboardInterrupt, MachineRefused):  # they resume when the same command reruns
+            with contextlib.suppress(sqlite3.Error):  # a full disk may refuse this write too
+                store.interrupt_runs()
             raise
         finally:
             progress.close()
