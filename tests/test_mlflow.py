@@ -110,3 +110,46 @@ def test_an_experiment_name_and_missing_mlflow(study_dir, client, monkeypatch, c
     err = capsys.readouterr().err
     assert "needs the mlflow package: pip install 'cnnlab[mlflow]'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_store_mlflow_cannot_open_is_one_line_within_seconds(study_dir, tmp_path, capsys):
+    """MLflow retries such stores for minutes; cnnlab says why in one line first."""
+    pytest.importorskip("mlflow")
+    import socket
+    import time
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    cases = {f"http://127.0.0.1:{port}": "cannot reach the server"}
+    if os.geteuid() != 0:  # root writes anywhere: the tmpfs test covers it there
+        locked.chmod(0o500)
+        cases[f"sqlite:///{locked / 'sub' / 'mlflow.db'}"] = "cannot write in"
+        cases[str(locked / "store")] = "cannot write in"
+    for uri, fragment in cases.items():
+        started = time.perf_counter()
+        assert main(["mlflow", str(study_dir), "--tracking-uri", uri]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and fragment in err and uri in err, err
+        assert time.perf_counter() - started < 20
+
+
+def test_a_read_only_file_system_store_is_one_line(study_dir, tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        for uri in (f"sqlite:///{mount / 'mlflow.db'}", str(mount / "store")):
+            assert main(["mlflow", str(study_dir), "--tracking-uri", uri]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and "Read-only file system" in err, err
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -11,7 +11,8 @@ class CnnlabError(Exception):
     The message names what is wrong and how to fix it; the CLI prints it on one
     line and exits with ``exit_code`` instead of showing a traceback: 2 for bad
     input, 1 for work that was tried and failed (a run that diverged, a file that
-    could not be read), so that scripts can tell the two apart.
+    could not be read), 3 when the machine refused a write (:class:`MachineRefused`),
+    so that scripts can tell them apart.
     """
 
     exit_code = 2

@@ -12,12 +12,17 @@ leaves a run marked incomplete, which the next export deletes and sends again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from cnnlab.config.identity import flatten, slugify
 from cnnlab.errors import CnnlabError
@@ -68,10 +73,48 @@ def default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return (database.parent / "mlartifacts" / slugify(experiment)).as_uri()
 
 
+def check_store(tracking_uri: str) -> None:
+    """A store MLflow cannot open, said in one line now: MLflow itself retries a SQLite
+    store it cannot open for minutes and an unreachable server for longer."""
+    where = f"MLflow store {tracking_uri}"
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme in ("http", "https"):
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname or "127.0.0.1", port), timeout=3).close()
+        except OSError as exc:
+            raise CnnlabError(f"{where}: cannot reach the server ({exc.strerror or exc}); "
+                              "start it (mlflow server) or fix --tracking-uri") from None  # fmt: skip
+        return
+    if tracking_uri.startswith("sqlite:///"):
+        database = Path(tracking_uri.removeprefix("sqlite:///")).expanduser().absolute()
+        _writable_folder(database.parent, where)
+        try:
+            with contextlib.closing(sqlite3.connect(database, timeout=5)) as conn:
+                conn.execute("BEGIN IMMEDIATE")  # a write lock: refused where writes are
+                conn.rollback()
+        except sqlite3.Error as exc:
+            raise CnnlabError(f"{where}: cannot write {database} ({exc}); choose a file you "
+                              "can write, e.g. sqlite:///mlflow.db") from None  # fmt: skip
+    elif parsed.scheme in ("", "file"):
+        _writable_folder(Path(parsed.path if parsed.scheme else tracking_uri).expanduser(), where)
+
+
+def _writable_folder(folder: Path, where: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CnnlabError(f"{where}: cannot write in {folder} ({exc.strerror or exc}); "
+                          "choose a folder you can write") from None  # fmt: skip
+
+
 def export_study(
     results: StudyResults, tracking_uri: str, experiment: str | None = None
 ) -> Exported:
     import_mlflow()
+    check_store(tracking_uri)
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -101,7 +144,9 @@ def export_study(
                 outcome.added.append(run.run_id)
             _send(client, experiment_id, results, run)
     except MlflowException as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        # MLflow puts its file store's deprecation notice before the reason: skip it.
+        lines = [line for line in str(exc).strip().splitlines() if "maintenance mode" not in line]
+        first = (lines or [type(exc).__name__])[0][:300]
         raise CnnlabError(f"MLflow at {tracking_uri}: {first}") from None
     return outcome
 
