@@ -164,6 +164,26 @@ def report_on(db: bytes | None = None, foreign: int | bool = False):
     return make
 
 
+def report_on_wal_db(version: int, truncate: int | None = None):
+    """A study database in WAL mode (as `cnnlab run` writes them), of a newer schema or cut
+    short: the report refuses it and leaves no -wal or -shm beside it."""
+
+    def make() -> list[str]:
+        Path("study").mkdir()
+        with sqlite3.connect("study/study.sqlite") as con:
+            con.execute("pragma journal_mode = wal")
+            con.execute("create table studies (id integer primary key, name text)")
+            con.executemany("insert into studies (name) values (?)", [("x" * 500,)] * 40)
+            con.execute(f"pragma user_version = {version}")
+        con.close()
+        if truncate is not None:
+            data = Path("study/study.sqlite").read_bytes()
+            Path("study/study.sqlite").write_bytes(data[:truncate])
+        return ["report", "study"]
+
+    return make
+
+
 def run_on_garbage_db() -> list[str]:
     argv = study(VARIANT)()
     Path("out").mkdir()
@@ -314,5 +334,7 @@ CASES = [
     Case("report-foreign-db", report_on(foreign=True), 2, ("study.sqlite",)),
     Case("report-foreign-db-versioned", report_on(foreign=3), 2, ("study.sqlite", "not a cnnlab")),
     Case("report-not-sqlite", report_on(b"not a database" * 20), 2, ("study.sqlite",)),
+    Case("report-newer-schema-wal", report_on_wal_db(99), 2, ("schema 99", "upgrade cnnlab")),
+    Case("report-truncated-wal-db", report_on_wal_db(4, truncate=6000), 2, ("study.sqlite",)),
     Case("compare-missing", lambda: ["compare", "a", "b"], 2, ("a",)),
 ]

@@ -22,6 +22,7 @@ through :func:`load_results` cheaply.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -91,6 +92,10 @@ class Store:
                 self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             else:
                 uri = f"{self.path.as_uri()}?mode=ro"
+                if not Path(f"{self.path}-wal").exists() and not is_locked(self.root):
+                    # No writer and nothing to recover: read it as a plain file, so that
+                    # reading leaves no -wal or -shm beside it.
+                    uri += "&immutable=1"
                 self.conn = sqlite3.connect(uri, timeout=30, isolation_level=None, uri=True)
             self.conn.row_factory = sqlite3.Row
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -119,7 +124,11 @@ class Store:
                 )
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as exc:
+            self._close_quietly()
             raise CnnlabError(f"{self.path}: not a readable study database ({exc})") from None
+        except CnnlabError:
+            self._close_quietly()  # a refused file is left as it was: no -wal or -shm beside it
+            raise
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -128,6 +137,12 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def __enter__(self) -> Store:
         return self
