@@ -86,7 +86,25 @@ def run_in_process(command: str, cwd: Path) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_every_readme_example_runs_as_written(workdir, monkeypatch):
+def _run_command(command: str, workdir: Path) -> str:
+    if "--executor ray" in command:  # its own process: Ray starts and stops with it
+        done = run_cnnlab(shlex.split(command)[1:], cwd=workdir, timeout=600)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+    code, printed = run_in_process(command, workdir)
+    assert code == 0, f"{command}\n{printed[-3000:]}"
+    return printed
+
+
+def _run_python(block: str, where: str) -> None:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, where, "exec"), {"__name__": "readme"})
+    assert "%" in printed.getvalue()
+
+
+@pytest.fixture
+def in_workdir(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
     monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
     monkeypatch.setenv("COLUMNS", "160")
@@ -94,37 +112,44 @@ def test_every_readme_example_runs_as_written(workdir, monkeypatch):
     # digits-wild's printed digits at a fraction of their number (the commands run here).
     monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TRAIN", 200)
     monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TEST", 100)
+    return workdir
+
+
+def test_every_readme_example_runs_as_written(in_workdir):
     for command in readme_commands((ROOT / "README.md").read_text()):
-        if "--executor ray" in command:  # its own process: Ray starts and stops with it
-            done = run_cnnlab(shlex.split(command)[1:], cwd=workdir, timeout=600)
-            assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-            continue
-        code, printed = run_in_process(command, workdir)
-        assert code == 0, f"{command}\n{printed[-3000:]}"
+        printed = _run_command(command, in_workdir)
         if command.startswith("cnnlab compare"):
             assert "counted once, in A" in " ".join(printed.split()), printed
     for block in readme_python((ROOT / "README.md").read_text()):
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
-        assert "%" in printed.getvalue()
-    with open(workdir / "runs.csv", newline="") as f:
+        _run_python(block, "README.md")
+    with open(in_workdir / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and all(r["status"] == "done" for r in rows)  # 3 variants x 2 seeds
-    assert (workdir / "runs" / "by-hand" / "report.html").is_file()
-    assert (workdir / "runs" / "seed001-ray" / "report.html").is_file()
-    assert (workdir / "lenet5.onnx").is_file() and (workdir / "predictions.jsonl").is_file()
+    assert (in_workdir / "runs" / "by-hand" / "report.html").is_file()
+    assert (in_workdir / "lenet5.onnx").is_file() and (in_workdir / "predictions.jsonl").is_file()
 
 
-def test_every_docs_example_runs_as_written(workdir, monkeypatch):
-    """The ```bash blocks of docs/*.md, in the README's folder (after its examples)."""
-    monkeypatch.chdir(workdir)
-    monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
-    monkeypatch.setenv("COLUMNS", "160")
+# The pages in the order a reader meets them; their examples use what the README's made.
+DOCS = ["studies.md", "settings.md", "sequential.md", "search.md", "report.md",
+        "scale-out.md", "interop.md", "models.md", "digits-wild.md", "design.md", "measured.md"]  # fmt: skip
+
+
+def test_every_docs_page_is_in_the_reading_order_and_linked_from_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(DOCS) == sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert all(f"](docs/{page})" in readme for page in DOCS)
+
+
+def test_every_docs_example_runs_as_written(in_workdir):
+    """The ```bash and ```python blocks of docs/*.md, after the README's (they use what its
+    examples made: run this file whole)."""
     ran = 0
-    for page in sorted((ROOT / "docs").glob("*.md")):
-        for command in readme_commands(page.read_text()):
-            code, printed = run_in_process(command, workdir)
-            assert code == 0, f"{page.name}: {command}\n{printed[-3000:]}"
+    for page in DOCS:
+        text = (ROOT / "docs" / page).read_text()
+        for command in readme_commands(text):
+            _run_command(command, in_workdir)
             ran += 1
-    assert ran >= 2
+        for block in readme_python(text):
+            _run_python(block, page)
+    assert ran >= 8
+    assert (in_workdir / "runs" / "seed001-ray" / "report.html").is_file()

@@ -136,7 +136,7 @@ STUDY_TABLES = """## The tables of a study file
 | `[[variant]]` | `name`, then any setting above (over `[defaults]`) |
 | `[grid]` | dotted setting keys, each a list of values, crossed with every variant (or alone: the grid's points are the variants); a grid over two or more keys gets its analysis of variance |
 | `[[claim]]` | `says`, optional `evidence`, and one of: `better`/`worse` with `than`; `same` (two variants) with `margin` (points); `increasing`/`decreasing` (three or more, in order); `peak` with `over`; `factor` (a grid key) with `better`/`worse` and `than` as two of its values |
-| `[search]` | a search to run first, its winners confirmed over the seeds: see the README's "Search, then confirm" |
+| `[search]` | a search to run first, its winners confirmed over the seeds: see [search.md](search.md) |
 
 `cnnlab init my-study.toml` writes a commented starter study."""
 
