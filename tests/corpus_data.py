@@ -327,4 +327,10 @@ CASES = [
         2,
         ("bad.jpg",),
     ),
+    Case(
+        "tar-fake-png",
+        lambda: folder(tar_member("train/dog/fake.png", data=b"not a png" * 9), "p.tar"),
+        2,
+        ("fake.png", "not an image format Pillow reads"),  # no <_io.BytesIO object at 0x..>
+    ),
 ]

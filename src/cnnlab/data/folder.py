@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import struct
 import time
 import warnings
@@ -278,9 +279,16 @@ def _open(entry: Entry, name: str, load: bool = True) -> Image.Image:
         Image.DecompressionBombError,
     ) as exc:
         raise DataError(
-            f"{name}: {entry.display} is not a readable image ({exc}); replace or delete it"
+            f"{name}: {entry.display} is not a readable image ({_why(exc)}); replace or delete it"
         ) from exc
     return image
+
+
+def _why(exc: BaseException) -> str:
+    """Pillow's reason, without the in-memory file object it names for a file in a tar."""
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image format Pillow reads"
+    return re.sub(r" <_io\.\w+ object at 0x[0-9a-f]+>", "", str(exc))
 
 
 def _convert(image: Image.Image, target: _Target) -> Image.Image:
