@@ -94,6 +94,11 @@ def raw_file(name: str, data: bytes):
     return write
 
 
+def symlink_loop() -> str:
+    os.symlink("loop.png", "loop.png")
+    return "loop.png"
+
+
 def empty_folder() -> str:
     Path("images").mkdir()
     return "images"
@@ -227,6 +232,12 @@ CASES = [
         ("none.png: no such file", "1 of 2 files"),
     ),
     Case("predict-empty-folder", lambda: predict_files(empty_folder), 2, ("images",)),
+    Case(
+        "predict-symlink-loop",
+        lambda: predict_files(symlink_loop),
+        1,
+        ("loop.png: a symbolic link loop", "1 of 1 files could not be read"),
+    ),
     Case(
         "predict-corrupt-png",
         lambda: predict_files(raw_file("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 50)),

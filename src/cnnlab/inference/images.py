@@ -11,6 +11,7 @@ per batch by the caller.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -160,6 +161,8 @@ def open_image(path: Path, draft_size: int | None = None) -> Image.Image:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{path}: is a folder, not an image file") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied; make it readable") from None
     except UnidentifiedImageError:
         raise ImageError(
             f"{path}: not an image Pillow can read (PNG, JPEG, BMP, GIF and WebP are)"
@@ -167,9 +170,17 @@ def open_image(path: Path, draft_size: int | None = None) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: too large to decode safely ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is not None:
+            raise ImageError(_open_problem(path, exc)) from None  # the path, not the image
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageError(f"{path}: truncated or corrupt image ({reason[:160]})") from None
     return image
+
+
+def _open_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return f"{path}: a symbolic link loop (it points back to itself); point it at an image"
+    return f"{path}: cannot open it ({exc.strerror})"
 
 
 def flatten_mode(image: Image.Image) -> Image.Image:
