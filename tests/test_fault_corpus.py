@@ -31,6 +31,9 @@ def snapshot(root: Path) -> dict[str, str]:
     tree = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if path.is_symlink():  # a link (a loop among them) is its target's name
+            tree[rel] = "link:" + os.readlink(path)
+            continue
         tree[rel] = "dir" if path.is_dir() else hashlib.sha1(path.read_bytes()).hexdigest()
     return tree
 
