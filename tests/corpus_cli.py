@@ -217,7 +217,7 @@ CASES = [
         "ckpt-3-classes-10-way-head",
         lambda: export(lambda p: p.update(classes=["a", "b", "c"])),
         2,
-        ("bad.pt", "do not fit"),
+        ("bad.pt", "do not fit", "size mismatch for", "torch.Size([3"),  # which weight, which shape
     ),
     Case(
         "ckpt-rgb-input-grey-weights",

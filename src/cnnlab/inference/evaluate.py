@@ -60,12 +60,14 @@ def predict_test_split(
     test = shape_for_model(data.test, (h, w))
     if test.shape != ckpt.input_shape:
         raise DataError(
-            f"{name}: images are {'x'.join(map(str, test.shape))} but the model takes "
-            f"{c}x{h}x{w}; evaluate on a dataset of the same image shape"
+            f"{name}: images are {'x'.join(map(str, test.shape))} but {ckpt.source or 'the model'}"
+            f" takes {c}x{h}x{w}; evaluate on a dataset of the same image shape"
         )
     if len(data.classes) != len(ckpt.classes):
         raise DataError(
-            f"{name} has {len(data.classes)} classes but the model was trained on {len(ckpt.classes)}"
+            f"{name} has {len(data.classes)} classes but {ckpt.source or 'the model'} was trained "
+            f"on {len(ckpt.classes)} ({ckpt.config.get('dataset', '?')}); evaluate it on a "
+            "dataset with its classes"
         )
     precision = run_precision(ckpt.config, device, precision_name, ckpt.trained_on)
     model = ckpt.build_model().to(precision.device)

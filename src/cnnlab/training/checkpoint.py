@@ -67,12 +67,24 @@ class Checkpoint:
             model = build_model(spec, self.input_shape, len(self.classes))
             model.load_state_dict(self.averaged_state_dict or self.state_dict)
         except (CnnlabError, RuntimeError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            first = _first_reason(exc)
             raise DataError(
                 f"{label}: its weights do not fit the model it names ({first}); "
                 "the file is damaged or was edited"
             ) from None
         return model.eval()
+
+
+def _first_reason(exc: BaseException) -> str:
+    """The first line of an error, or for torch's state_dict mismatch ("Error(s) in loading
+    state_dict for X:" then a line per problem) the first problem: which key, which shape."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Error(s) in loading state_dict") and len(lines) > 1:
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        return f"{lines[1]}{more}"[:300]
+    return lines[0][:300]
 
 
 # Below this much free space a failed checkpoint write is the disk being full.
