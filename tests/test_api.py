@@ -183,3 +183,55 @@ def test_load_dataset_reads_a_built_in_dataset_and_names_a_misspelt_one(data_dir
     assert len(data.test) == 200
     with pytest.raises(ConfigError, match="did you mean 'mnist'"):
         cnnlab.load_dataset("mnsit", data_dir=data_dir)
+
+
+NET_MODULE = """
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes: int = 10, width: int = 16):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+def _predict_elsewhere(checkpoint, image, cwd):
+    """`cnnlab predict` in a fresh process: what it can rebuild there, and only that."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "cnnlab", "predict", str(checkpoint), str(image)],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )  # fmt: skip
+
+
+def test_an_nn_module_class_or_object_trains_and_says_what_another_process_can_rebuild(
+    data_dir, tmp_path, monkeypatch
+):
+    from torch import nn
+
+    (tmp_path / "mymodels.py").write_text(NET_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    from mymodels import Net  # a class taking num_classes, as torchvision's and timm's do
+
+    settings = dict(dataset="mnist", data_dir=str(data_dir), epochs=1, precision="fp32")
+    by_class = cnnlab.train(model=Net, model_args={"width": 8}, out=tmp_path / "cls", **settings)
+    assert by_class.summary.params == 8 * 9 + 8 + 8 * 10 + 10
+    image = tmp_path / "digit.png"
+    Image.fromarray(learnable_digits(1, 0)[0][0]).save(image)
+    done = _predict_elsewhere(tmp_path / "cls" / "checkpoint.pt", image, tmp_path)
+    assert done.returncode == 0, done.stderr
+
+    with pytest.warns(UserWarning, match="cannot rebuild it: move its code into a module"):
+        by_object = cnnlab.train(model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
+                                 out=tmp_path / "obj", **settings)  # fmt: skip
+    assert by_object.summary.final.test_acc > 0.1
+    done = _predict_elsewhere(tmp_path / "obj" / "checkpoint.pt", image, tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "was defined in the script or notebook that trained it" in done.stderr

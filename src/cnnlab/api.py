@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from cnnlab.config.schema import (
     TrainConfig,
     config_dict,
@@ -31,7 +33,13 @@ from cnnlab.data.arrays import DatasetArrays
 from cnnlab.data.from_arrays import from_arrays
 from cnnlab.errors import ConfigError
 from cnnlab.inference.predict import Prediction
-from cnnlab.models.factories import register_model, remember_factory
+from cnnlab.models.factories import (
+    ONLY_HERE_FIX,
+    only_here,
+    register_model,
+    remember_factory,
+    remember_instance,
+)
 from cnnlab.records import RunRecord
 from cnnlab.study.store.results import StudyResults
 
@@ -64,8 +72,11 @@ def settings_of(config: Any = None, **settings: Any) -> TrainConfig:
     ``settings`` on top (what the CLI's flags do)."""
     from cnnlab.config.files import load_config_file
 
-    if callable(settings.get("model")):
-        settings["model"] = remember_factory(settings["model"])
+    model = settings.get("model")
+    if isinstance(model, nn.Module):
+        settings["model"] = remember_instance(model)
+    elif callable(model):  # a factory function or an nn.Module class
+        settings["model"] = remember_factory(model)
     nested = nested_form(settings)
     unknown = [k for k in nested if k not in TrainConfig.model_fields]
     if unknown:
@@ -102,6 +113,8 @@ def train(
         settings["dataset"] = data.name
     cfg = settings_of(config, **settings)
     resolve_model(cfg.model, cfg.model_args)  # refused before any data is read
+    if only_here(cfg.model):
+        _say_only_here(cfg.model)
     out = Path(out) if out is not None else default_run_folder(cfg)
     arrays = data if data is not None else DataCache().dataset(cfg.dataset_ref, cfg.data_dir)
     return train_run(
@@ -111,6 +124,21 @@ def train(
         resume=resume,
         reporter=make_reporter(not progress),
         allow_device_change=allow_device_change,
+    )
+
+
+def _say_only_here(path: str) -> None:
+    """One line, at train time, for a model no other process can rebuild."""
+    import warnings
+
+    given = "a model object" if "_object_" in path else f"'{path}'"
+    weights = " (its weights as given: seeds vary data order and augmentation only)"
+    warnings.warn(
+        f"cnnlab: {given} trains here{weights if '_object_' in path else ''}, but `cnnlab "
+        f"predict`, `evaluate` and `export` in another process cannot rebuild it: "
+        f"{ONLY_HERE_FIX}",
+        UserWarning,
+        stacklevel=3,
     )
 
 

@@ -1,15 +1,22 @@
 """Your own model: a factory given as ``"package.module:function"``, or registered by name.
 
 A factory is any callable ``factory(in_shape, num_classes, **args) -> nn.Module`` with
-``in_shape`` = (C, H, W). Checkpoints record its import path (``module:qualname``) and
+``in_shape`` = (C, H, W). An ``nn.Module`` class works too: it is called with
+``num_classes=`` when it takes that argument (torchvision's and timm's models do), else
+with its arguments alone. Checkpoints record the import path (``module:qualname``) and
 arguments, so `evaluate`, `predict` and `export` rebuild the model in another process,
 provided the module imports there. ``register_model("name")`` gives a factory a short
 name for the current process (models named in study files and flags); the checkpoint
 still records the import path.
+
+A model *object* given to ``cnnlab.train(model=...)`` trains as it is (a copy per run,
+its weights as given), but no other process can rebuild it: cnnlab says so when it
+trains, with the fix (pass its class or a factory from a module).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import os
@@ -55,6 +62,26 @@ def remember_factory(factory: Factory) -> str:
     return path
 
 
+def remember_instance(model: nn.Module) -> str:
+    """A path for a model object: each build is a copy of it (weights as given). Only this
+    process has it, as ``__main__`` code: rebuilding it elsewhere says so."""
+    path = f"__main__:{type(model).__name__}_object_{id(model):x}"
+    _CALLABLES[path] = lambda in_shape, num_classes, **args: copy.deepcopy(model)
+    return path
+
+
+def only_here(path: str) -> bool:
+    """Whether a model at ``path`` can be rebuilt only by this process (defined in the
+    script or notebook that runs, or an object)."""
+    return path.partition(":")[0] == "__main__"
+
+
+ONLY_HERE_FIX = (
+    "move its code into a module (e.g. mymodels.py beside your script) and pass "
+    "'mymodels:make' or the class, or predict from the same script"
+)
+
+
 def registered_path(name: str) -> str | None:
     return _REGISTERED.get(name.strip().lower().replace("_", "-"))
 
@@ -64,6 +91,11 @@ def import_factory(path: str) -> Factory:
     if path in _CALLABLES:
         return _CALLABLES[path]
     module_name, _, qualname = path.partition(":")
+    if module_name == "__main__":
+        raise ConfigError(
+            f"model '{path}' was defined in the script or notebook that trained it, which "
+            f"is not running here; {ONLY_HERE_FIX}"
+        )
     here = os.getcwd()
     if "" not in sys.path and here not in sys.path:
         sys.path.append(here)  # a module in the current folder, as `python -m` finds it
@@ -84,6 +116,22 @@ def import_factory(path: str) -> Factory:
     return target
 
 
+def _build_class(
+    cls: type[nn.Module], in_shape: tuple[int, int, int], num_classes: int, args: dict
+) -> nn.Module:
+    """An ``nn.Module`` class as a factory: by the factory convention when its first
+    parameters are (in_shape, num_classes), else with ``num_classes=`` if it takes it."""
+    try:
+        names = list(inspect.signature(cls).parameters)
+    except (TypeError, ValueError):
+        names = []
+    if names[:2] == ["in_shape", "num_classes"]:
+        return cls(in_shape, num_classes, **args)
+    if "num_classes" in names and "num_classes" not in args:
+        return cls(num_classes=num_classes, **args)
+    return cls(**args)
+
+
 def check_factory_args(path: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """``args`` if the factory accepts them as keywords (after in_shape, num_classes)."""
     factory = import_factory(path)
@@ -94,7 +142,9 @@ def check_factory_args(path: str, args: Mapping[str, Any]) -> dict[str, Any]:
     parameters = list(signature.parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return dict(args)
-    named = {p.name for p in parameters[2:] if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    conventional = [p.name for p in parameters[:2]] == ["in_shape", "num_classes"]
+    skip = 2 if not isinstance(factory, type) or conventional else 0
+    named = {p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL}
     for key in args:
         if key not in named:
             allowed = ", ".join(sorted(named)) or "none"
@@ -107,7 +157,11 @@ def check_factory_args(path: str, args: Mapping[str, Any]) -> dict[str, Any]:
 def build_from_factory(
     path: str, in_shape: tuple[int, int, int], num_classes: int, args: Mapping[str, Any]
 ) -> nn.Module:
-    model = import_factory(path)(in_shape, num_classes, **dict(args))
+    factory = import_factory(path)
+    if isinstance(factory, type) and issubclass(factory, nn.Module):
+        model = _build_class(factory, in_shape, num_classes, dict(args))
+    else:
+        model = factory(in_shape, num_classes, **dict(args))
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"model factory '{path}' returned {type(model).__name__}, not a torch.nn.Module"
