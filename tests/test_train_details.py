@@ -170,3 +170,25 @@ def test_a_kill_after_the_final_checkpoint_is_repaired_on_resume(data_dir, tmp_p
         json.loads((run / "summary.json").read_text())["final"]
         == json.loads(before["summary.json"])["final"]
     )
+
+
+def test_max_steps_cuts_a_run_short_and_makes_it_another_run(data_dir, tmp_path):
+    """A smoke test: five optimizer steps in all, across epochs; a limited run has its own
+    run id, and the limit is not part of older runs' ids (they keep theirs)."""
+    import cnnlab
+    from cnnlab.config.identity import identity_hash, run_identity
+    from cnnlab.config.schema import config_dict, make_config
+
+    settings = dict(model="mlp", dataset="mnist", data_dir=str(data_dir), epochs=3, batch_size=128,
+                    precision="fp32")  # fmt: skip
+    limited = cnnlab.train(max_steps=5, out=tmp_path / "limited", **settings)
+    steps_per_epoch = 600 // 128
+    assert limited.summary.epochs == 2 and limited.summary.stopped_early
+    assert steps_per_epoch < 5 < 2 * steps_per_epoch
+    from cnnlab.models.registry import resolve_model
+
+    spec = resolve_model("mlp", {}).model_dump(mode="json")
+    plain = identity_hash(run_identity(config_dict(make_config(settings)), spec))
+    cut = identity_hash(run_identity(config_dict(make_config({**settings, "max_steps": 5})), spec))
+    assert plain != cut
+    assert "max_steps" not in run_identity(config_dict(make_config(settings)), spec)["settings"]

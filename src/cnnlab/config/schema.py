@@ -82,6 +82,12 @@ class TrainConfig(_Strict):
         default_factory=dict, description="builder arguments, e.g. batch_norm = true"
     )
     epochs: int = Field(10, ge=1, description="training epochs")
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        description="stop after this many optimizer steps in all (a quick smoke test: "
+        "--max-steps 5); a run limited so is another run",
+    )
     batch_size: int = Field(128, ge=1, description="training batch size")
     eval_batch_size: int = Field(1024, ge=1, description="evaluation batch size")
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -140,9 +146,13 @@ class TrainConfig(_Strict):
     @property
     def shorter_runs_are_its_start(self) -> bool:
         """Whether a run of these settings with fewer epochs is exactly the start of this
-        one: the schedule does not depend on the length and no early stopping can end it
-        at another epoch."""
-        return not self.schedule.depends_on_length and self.early_stopping is None
+        one: the schedule does not depend on the length and no early stopping or step limit
+        can end it at another point."""
+        return (
+            not self.schedule.depends_on_length
+            and self.early_stopping is None
+            and self.max_steps is None
+        )
 
     @field_validator("device")
     @classmethod

@@ -167,6 +167,8 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     state.history.append(row)
     state.epoch = epoch
     _update_early_stopping(cfg, state, row)
+    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+        state.stopped_early = True  # the step limit ends the run as early stopping does
     faults.reached("evaluated")
     save_checkpoint(trainer.checkpoint(state), out_dir / ARTIFACTS["checkpoint"])
     faults.reached("checkpoint")
@@ -193,6 +195,8 @@ def train_one_epoch(
     seen = 0
     started = time.perf_counter()
     for i, (x, y) in enumerate(trainer.loaders.train, start=1):
+        if cfg.max_steps is not None and state.step >= cfg.max_steps:
+            break  # the run's step limit, inside this epoch
         factor = lr_factor(cfg.schedule, state.step, steps, total_steps)
         set_lr(trainer.optimizer, cfg.optimizer.lr, factor)
         step_started = time.perf_counter()
