@@ -125,7 +125,7 @@ def test_shipped_seed_studies_have_the_seeds_settings():
             GOOD_VARIANTS,
             "baseline 'zzz' is not a variant; variants: a, +dropout",
         ),
-        (None, "", "missing [[variant]] tables"),
+        (None, "", "no [[variant]] tables and no [grid]"),
         (None, '[variant]\nname = "a"\n', "write each variant as a [[variant]] table"),
         (None, '[[variant]]\nmodel = "mlp"\n', "variant #1 needs a name"),
         (None, GOOD_VARIANTS + "[defualts]\nepochs = 2\n", "unknown table [defualts]"),
