@@ -235,3 +235,19 @@ def test_an_nn_module_class_or_object_trains_and_says_what_another_process_can_r
     done = _predict_elsewhere(tmp_path / "obj" / "checkpoint.pt", image, tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "was defined in the script or notebook that trained it" in done.stderr
+
+
+def test_progress_shows_by_default_in_a_notebook_or_a_terminal_and_not_in_a_pipe(monkeypatch):
+    import types
+
+    from cnnlab import api
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False, raising=False)
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert api._show_progress(None) is False and api._show_progress(True) is True
+    kernel = type("ZMQInteractiveShell", (), {})()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert api._show_progress(None) is True and api._show_progress(False) is False
+    monkeypatch.delitem(sys.modules, "IPython")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    assert api._show_progress(None) is True

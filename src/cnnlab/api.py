@@ -97,13 +97,14 @@ def train(
     out: str | Path | None = None,
     data: DatasetArrays | None = None,
     resume: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     allow_device_change: bool = False,
     **settings: Any,
 ) -> RunRecord:
     """Train one run into ``out`` (default runs/<model>-<dataset>-s<seed>, as the CLI) and
     return its typed record (``.summary``, ``.history``, ``.run_dir``; ``.to_dataframe()``).
-    ``data``: a :class:`Dataset` from arrays instead of the ``dataset`` setting."""
+    ``data``: a :class:`Dataset` from arrays instead of the ``dataset`` setting.
+    ``progress``: epochs as they train; by default shown in a notebook or a terminal."""
     from cnnlab.data.datasets import DataCache
     from cnnlab.models.registry import resolve_model
     from cnnlab.training.reporting import make_reporter
@@ -122,9 +123,20 @@ def train(
         out,
         data=arrays,
         resume=resume,
-        reporter=make_reporter(not progress),
+        reporter=make_reporter(not _show_progress(progress)),
         allow_device_change=allow_device_change,
     )
+
+
+def _show_progress(asked: bool | None) -> bool:
+    """``progress=None``: shown in a notebook or a terminal, quiet in a pipe or a test."""
+    if asked is not None:
+        return asked
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    in_notebook = shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    return in_notebook or sys.stdout.isatty()
 
 
 def _say_only_here(path: str) -> None:
@@ -159,7 +171,7 @@ def run_study(
     address: str | None = None,
     retry_failed: bool = False,
     report: bool = True,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> StudyResults:
     """Run a study file as `cnnlab run` does (resumable; done runs are skipped) and return
     its results (``.runs``, ``.to_dataframe()``); writes the report unless ``report=False``.
@@ -198,7 +210,7 @@ def run_study(
             chosen.data.hold(data, cfg.data_dir)
     outcome = run_planned(
         loaded, out_dir, retry_failed=retry_failed, executor=chosen,
-        progress=make_study_progress(not progress),
+        progress=make_study_progress(not _show_progress(progress)),
     )  # fmt: skip
     if report:
         from cnnlab.analysis.render import write_report
