@@ -24,6 +24,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing cnnlab and its dependencies into .venv (first time: a few minutes)" >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[$extras]"
+  # timm: a model zoo the tests train through the API and the CLI; --no-deps keeps the
+  # pinned torch (its own requirements would pull another one).
+  [ "${CNNLAB_SETUP_TESTS:-0}" = 1 ] && .venv/bin/python -m pip install --quiet --no-deps "timm==1.0.31"
   echo "$want" > "$stamp"
 fi
 

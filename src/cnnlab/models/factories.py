@@ -1,9 +1,10 @@
 """Your own model: a factory given as ``"package.module:function"``, or registered by name.
 
 A factory is any callable ``factory(in_shape, num_classes, **args) -> nn.Module`` with
-``in_shape`` = (C, H, W). An ``nn.Module`` class works too: it is called with
-``num_classes=`` when it takes that argument (torchvision's and timm's models do), else
-with its arguments alone. Checkpoints record the import path (``module:qualname``) and
+``in_shape`` = (C, H, W). A callable whose first parameter is not ``in_shape`` but that
+takes ``num_classes`` (an ``nn.Module`` class such as torchvision's and timm's models, or
+``timm.create_model``) is called with ``num_classes=`` and its arguments; a class that
+takes neither, with its arguments alone. Checkpoints record the import path (``module:qualname``) and
 arguments, so `evaluate`, `predict` and `export` rebuild the model in another process,
 provided the module imports there. ``register_model("name")`` gives a factory a short
 name for the current process (models named in study files and flags); the checkpoint
@@ -116,34 +117,40 @@ def import_factory(path: str) -> Factory:
     return target
 
 
-def _build_class(
-    cls: type[nn.Module], in_shape: tuple[int, int, int], num_classes: int, args: dict
-) -> nn.Module:
-    """An ``nn.Module`` class as a factory: by the factory convention when its first
-    parameters are (in_shape, num_classes), else with ``num_classes=`` if it takes it."""
+def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
     try:
-        names = list(inspect.signature(cls).parameters)
-    except (TypeError, ValueError):
-        names = []
-    if names[:2] == ["in_shape", "num_classes"]:
-        return cls(in_shape, num_classes, **args)
-    if "num_classes" in names and "num_classes" not in args:
-        return cls(num_classes=num_classes, **args)
-    return cls(**args)
+        return list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: its parameters are unknown
+        return None
+
+
+def takes_num_classes(factory: Callable[..., Any]) -> bool:
+    parameters = _parameters(factory) or []
+    return any(p.name == "num_classes" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def takes_in_shape(factory: Callable[..., Any]) -> bool:
+    """Whether ``factory`` follows the factory convention, ``(in_shape, num_classes,
+    **args)``: its first parameter is ``in_shape``, or (a function) it takes no
+    ``num_classes`` keyword. Otherwise it is called with ``num_classes=`` and its
+    arguments, as torchvision's and timm's models and ``timm.create_model`` are."""
+    parameters = _parameters(factory)
+    if parameters is None:
+        return not isinstance(factory, type)
+    names = [p.name for p in parameters]
+    if names[:1] == ["in_shape"]:
+        return True
+    keywords = "num_classes" in names or any(p.kind is p.VAR_KEYWORD for p in parameters)
+    return not keywords and not isinstance(factory, type)
 
 
 def check_factory_args(path: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """``args`` if the factory accepts them as keywords (after in_shape, num_classes)."""
     factory = import_factory(path)
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # a builtin or C callable: nothing to check
+    parameters = _parameters(factory)
+    if parameters is None or any(p.kind is p.VAR_KEYWORD for p in parameters):
         return dict(args)
-    parameters = list(signature.parameters.values())
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return dict(args)
-    conventional = [p.name for p in parameters[:2]] == ["in_shape", "num_classes"]
-    skip = 2 if not isinstance(factory, type) or conventional else 0
+    skip = 2 if takes_in_shape(factory) else 0
     named = {p.name for p in parameters[skip:] if p.kind is not inspect.Parameter.VAR_POSITIONAL}
     for key in args:
         if key not in named:
@@ -158,10 +165,12 @@ def build_from_factory(
     path: str, in_shape: tuple[int, int, int], num_classes: int, args: Mapping[str, Any]
 ) -> nn.Module:
     factory = import_factory(path)
-    if isinstance(factory, type) and issubclass(factory, nn.Module):
-        model = _build_class(factory, in_shape, num_classes, dict(args))
-    else:
+    if takes_in_shape(factory):
         model = factory(in_shape, num_classes, **dict(args))
+    elif "num_classes" in args or not takes_num_classes(factory):
+        model = factory(**dict(args))
+    else:
+        model = factory(num_classes=num_classes, **dict(args))
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"model factory '{path}' returned {type(model).__name__}, not a torch.nn.Module"
