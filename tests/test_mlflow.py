@@ -108,7 +108,7 @@ def test_an_experiment_name_and_missing_mlflow(study_dir, client, monkeypatch, c
     monkeypatch.setitem(sys.modules, "mlflow", None)
     assert main(["mlflow", str(study_dir), "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
-    assert "needs the mlflow package: pip install 'cnnlab[mlflow]'" in err
+    assert "needs the mlflow package: pip install -e '.[mlflow]'" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -123,7 +123,7 @@ def test_without_ray_the_executor_flag_says_how_to_install_it(
     out = tmp_path / "out"
     assert main(["run", str(study_file), "--out", str(out), "--executor", "ray"]) == 2
     err = capsys.readouterr().err
-    assert "pip install 'cnnlab[ray]'" in err and len(err.strip().splitlines()) == 1
+    assert "pip install -e '.[ray]'" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 

@@ -67,6 +67,8 @@ def workdir(tmp_path_factory) -> Path:
     work.mkdir()
     for name in ("studies", "models"):
         (work / name).symlink_to(ROOT / name)
+    (work / "tests").mkdir()
+    (work / "tests" / "data").symlink_to(ROOT / "tests" / "data")  # the predict examples' images
     return work
 
 

@@ -196,7 +196,7 @@ def test_without_optuna_a_search_is_one_line(tmp_path, data_dir, monkeypatch, ca
     study = write(tmp_path, data_dir)
     assert main(["run", str(study), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "needs the optuna package: pip install 'cnnlab[search]'" in err
+    assert "needs the optuna package: pip install -e '.[search]'" in err
 
 
 def test_a_search_whose_trials_all_fail_stops_at_the_number_asked(tmp_path, data_dir, capsys):

@@ -201,7 +201,7 @@ class RunRecord:
             import pandas
         except ImportError:
             raise CnnlabError(
-                "to_dataframe() needs pandas: pip install 'cnnlab[pandas]' (or pip install pandas)"
+                "to_dataframe() needs pandas: pip install -e '.[pandas]' (or pip install pandas)"
             ) from None
         rows = []
         for row in self.history:

@@ -29,7 +29,7 @@ from cnnlab.errors import CnnlabError
 from cnnlab.records import ARTIFACTS, EPOCH_COLUMNS
 from cnnlab.study.store.results import RunResult, StudyResults
 
-INSTALL_HINT = "pip install 'cnnlab[mlflow]' (or pip install mlflow)"
+INSTALL_HINT = "pip install -e '.[mlflow]' (or pip install mlflow)"
 RUN_ID_TAG, STATE_TAG = "cnnlab.run_id", "cnnlab.export"
 SUMMARY_METRICS = (
     "best_test_acc_optimistic", "params", "macs_per_image", "train_seconds", "step_seconds",

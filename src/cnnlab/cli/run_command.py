@@ -104,7 +104,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "at once finish a study about 1.5x sooner than one two-thread run after another on "
         "2 cores, benchmarks/study_throughput.py), or two runs per GPU. A run's numbers "
         "depend only on its settings and its thread count, not on the executor or the "
-        "number of workers. Ray (pip install 'cnnlab[ray]') takes runs to several machines; "
+        "number of workers. Ray (pip install -e '.[ray]') takes runs to several machines; "
         "its study folder must be on a filesystem every node mounts at the same path.",
     )
     scale.add_argument(

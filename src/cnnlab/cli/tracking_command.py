@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "mlflow",
         help="send a study's runs to MLflow (params, per-epoch metrics, tags, artifacts)",
         description="Log every finished run of a study (or of `cnnlab train` run folders) "
-        "as an MLflow run. Needs mlflow: pip install 'cnnlab[mlflow]'.",
+        "as an MLflow run. Needs mlflow: pip install -e '.[mlflow]'.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -20,7 +20,7 @@ from cnnlab.errors import ConfigError
 from cnnlab.records import EPOCH_COLUMNS, EpochRow, RunSummary
 from cnnlab.training.reporting import Reporter
 
-INSTALL_HINT = "pip install 'cnnlab[tensorboard]' (or pip install tensorboard)"
+INSTALL_HINT = "pip install -e '.[tensorboard]' (or pip install tensorboard)"
 
 
 def require_tensorboard() -> None:

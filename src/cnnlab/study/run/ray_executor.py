@@ -36,7 +36,7 @@ from cnnlab.study.run.pool_executor import PoolExecutor
 from cnnlab.study.run.ray_pool import RayPool
 from cnnlab.study.store.database import Store
 
-INSTALL_HINT = "Ray is not installed: pip install 'cnnlab[ray]' (or pip install ray)"
+INSTALL_HINT = "Ray is not installed: pip install -e '.[ray]' (or pip install ray)"
 
 
 def import_ray() -> Any:

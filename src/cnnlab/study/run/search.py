@@ -36,7 +36,7 @@ from cnnlab.study.run.study_progress import StudyProgress
 from cnnlab.study.store.database import Store
 
 STORAGE = "search.sqlite3"
-INSTALL_HINT = "pip install 'cnnlab[search]' (or pip install optuna)"
+INSTALL_HINT = "pip install -e '.[search]' (or pip install optuna)"
 ZERO = " is 0"  # the switch of a log_uniform dimension that may be exactly 0
 TRIAL_SEED_BASE = 10_000
 CUT = "cnnlab_cut_by_a_kill"  # user attribute of a trial a killed process left running

@@ -60,6 +60,6 @@ def require_pandas() -> Any:
         import pandas
     except ImportError:
         raise CnnlabError(
-            "to_dataframe() needs pandas: pip install 'cnnlab[pandas]' (or pip install pandas)"
+            "to_dataframe() needs pandas: pip install -e '.[pandas]' (or pip install pandas)"
         ) from None
     return pandas
