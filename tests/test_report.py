@@ -377,3 +377,23 @@ def test_claims_and_comparisons_are_one_family_with_intervals_that_agree(tmp_pat
             assert (c["p_holm"] < 0.05) == differs
             assert (c["diff_ci_low"] > 0 or c["diff_ci_high"] < 0) == differs
             assert c["confidence"] >= 0.95  # held to alpha / (tests left at its step)
+
+
+def test_one_epoch_curves_are_bars_not_dots(tmp_path, monkeypatch):
+    """A curve of one epoch is a dot: the curves figure shows a bar per variant instead."""
+    import matplotlib.axes
+
+    from cnnlab import plots
+
+    bars = []
+    real = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "bar", lambda ax, *a, **k: bars.append(a) or real(ax, *a, **k)
+    )
+    one = {k: ([1], [0.5], [0.01]) for k in ("train_loss", "test_loss", "train_acc", "test_acc")}
+    out = plots.plot_study_curves({"a": one, "b": one}, tmp_path / "curves.png", "a")
+    assert out.is_file() and len(bars) == 4  # one bar chart per panel
+    bars.clear()
+    two = {k: ([1, 2], [0.5, 0.6], [0.01, 0.02]) for k in one}
+    plots.plot_study_curves({"a": two}, tmp_path / "curves2.png", "a")
+    assert bars == []

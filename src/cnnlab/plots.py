@@ -106,6 +106,8 @@ def plot_study_curves(
     """
     names = list(curves)
     colors = variant_colors(names)
+    if all(len(c[0]) <= 1 for stats in curves.values() for c in stats.values()):
+        return _one_epoch_bars(curves, out, colors, baseline)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True)
     panels = (
         ("train_loss", "train loss", 1.0, axes[0][0]),
@@ -145,6 +147,35 @@ def plot_study_curves(
         )
     fig.suptitle(title or "mean over seeds; band: ±1 standard deviation", fontsize=11)
     fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return out
+
+
+def _one_epoch_bars(
+    curves: dict[str, dict[str, CurveStats]],
+    out: Path,
+    colors: dict[str, Any],
+    baseline: str | None,
+) -> Path:
+    """With one epoch a curve is a dot: each panel is then a bar per variant, mean ± std."""
+    names = list(curves)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    panels = (("train_loss", "train loss", 1.0), ("test_loss", "test loss", 1.0),
+              ("train_acc", "train accuracy (%)", 100.0), ("test_acc", "test accuracy (%)", 100.0))  # fmt: skip
+    for ax, (key, label, scale) in zip(axes.flat, panels, strict=True):
+        shown = [n for n in names if key in curves[n] and curves[n][key][1]]
+        means = [scale * (curves[n][key][1][0] or 0.0) for n in shown]
+        stds = [scale * (curves[n][key][2][0] or 0.0) for n in shown]
+        ax.bar(range(len(shown)), means, yerr=stds, capsize=4, color=[colors[n] for n in shown],
+               edgecolor=["black" if n == baseline else "none" for n in shown])  # fmt: skip
+        ax.set_xticks(range(len(shown)), shown, rotation=20, ha="right", fontsize=8)
+        ax.set(title=f"{label} after 1 epoch", ylabel=label)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle("one epoch: mean over seeds, bar ±1 standard deviation (outlined: baseline)",
+                 fontsize=11)  # fmt: skip
+    fig.tight_layout()
     with atomic_path(out, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

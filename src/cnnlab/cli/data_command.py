@@ -22,7 +22,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     table = Table(title=f"datasets (data dir: {data_dir})")
     table.add_column("name")
     table.add_column("available")
-    table.add_column("where / expected")
+    table.add_column("where / expected", overflow="fold")  # a path whole, over lines
     table.add_column("what")
     for name, entry in ENTRIES.items():
         found, searched = entry.locate(data_dir)
