@@ -29,6 +29,7 @@ from cnnlab.cli import (
     predict_command,
     report_command,
     run_command,
+    runs_command,
     tracking_command,
     train_command,
 )
@@ -39,7 +40,7 @@ from cnnlab.version import __version__
 # In the order `cnnlab --help` lists them.
 COMMANDS = (
     init_command, data_command, models_command, train_command, evaluate_command, report_command,
-    run_command, predict_command, export_command, tracking_command,
+    run_command, runs_command, predict_command, export_command, tracking_command,
 )  # fmt: skip
 
 EPILOG = """\
@@ -53,9 +54,11 @@ examples:
   cnnlab predict runs/x/checkpoint.pt photos/   top-3 labels for every image in a folder
   cnnlab export runs/x/checkpoint.pt model.onnx  ONNX (or --format torchscript), checked
   cnnlab mlflow runs/quick-fashion --tracking-uri sqlite:///mlflow.db   runs into MLflow
+  cnnlab runs ls runs/quick-fashion        a study's runs; runs rm ... forgets some
 
 Exit status: 0 done, 1 tried and failed (a run diverged, a file could not be read),
-2 bad input (nothing was started or changed), 130 interrupted, 143 terminated (SIGTERM).
+2 bad input (nothing was started or changed), 3 the machine refused a write (disk full,
+read-only folder: nothing lost), 130 interrupted, 143 terminated (SIGTERM).
 
 In a pipe or a log, long work prints "still working: ..." when it has been quiet for
 30 s ($CNNLAB_HEARTBEAT_SECONDS). -v / --verbose shows what cnnlab logs (cache use,

@@ -341,6 +341,20 @@ class Store:
             )
         return chosen
 
+    def forget_runs(self, run_ids: Iterable[str]) -> None:
+        """Forget what ``run_ids`` did: their epochs, summaries and artifacts go, and they
+        are pending again (the next `cnnlab run` trains them afresh). The caller holds the
+        study's lock and deletes their folders."""
+        chosen = [(r,) for r in run_ids]
+        with self._transaction():
+            for table in ("epochs", "finals", "artifacts"):
+                self.conn.executemany(f"DELETE FROM {table} WHERE run_id = ?", chosen)
+            self.conn.executemany(
+                "UPDATE runs SET status = 'pending', error = NULL, started_at = NULL, "
+                "ended_at = NULL, attempts = 0 WHERE run_id = ?",
+                chosen,
+            )
+
     def _put_artifacts(self, run_id: str, artifacts: Mapping[str, Path]) -> None:
         self.conn.executemany(
             "INSERT OR REPLACE INTO artifacts (run_id, kind, path) VALUES (?, ?, ?)",
