@@ -43,3 +43,17 @@ def test_runs_rm_needs_a_choice_and_waits_for_no_one(tmp_path, data_dir, capsys)
     with study_lock(out):  # a `cnnlab run` working there
         assert main(["runs", "rm", str(out), "--status", "done"]) == 2
     assert all(r.status == "done" for r in load_results(out).runs)
+
+
+def test_a_dry_run_trains_nothing_and_says_what_is_left_and_how_long(tmp_path, data_dir, capsys):
+    study = write_study(tmp_path, TINY_DEFAULTS + GOOD_VARIANTS)
+    out = tmp_path / "out"
+    args = ["run", str(study), "--out", str(out), "--data-dir", str(data_dir)]
+    assert main([*args, "--dry-run"]) == 0
+    printed = flat(capsys.readouterr().out)
+    assert "4 runs to train: about" in printed and "s / epoch" in printed
+    assert not out.exists()  # nothing written
+    assert main([*args, "--quiet", "--no-report", "--variants", "a"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--dry-run"]) == 0
+    assert "2 runs to train" in flat(capsys.readouterr().out)

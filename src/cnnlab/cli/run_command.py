@@ -95,6 +95,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write TensorBoard event files into every run folder (as tensorboard = true in "
         "[defaults]); then: tensorboard --logdir <out>",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="train nothing: list the variants x seeds, which are done, and the wall time "
+        "the rest will take here (a few steps of each variant timed)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     scale = p.add_argument_group(
@@ -222,6 +228,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = output_folder(Path(args.out or default_out_dir(study)))
     check_unlocked(out)  # refused before the header is printed
     executor = make_executor(args, any(c.device != "cpu" for c in study.configs.values()))
+    if args.dry_run:
+        from cnnlab.cli.cost_view import print_cost
+
+        return print_cost(study, out, executor)
     # A local pool's workers start first: they import torch and load the data while this
     # process checks the study (Ray starts only when there is something to run).
     with _early_session(executor):
