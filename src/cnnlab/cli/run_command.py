@@ -27,6 +27,8 @@ examples:
   cnnlab run studies/cifar10-fast.toml --variants fast   one variant of the study
   cnnlab run study.toml --dataset folder:data/cifar10-jpeg.tar.gz --data-dir ~/data
   cnnlab run study.toml --retry-failed           run the failed runs again too
+  cnnlab run study.toml --until-decided          more seeds only where a claim is still open
+  cnnlab run study.toml --dry-run                what is left, and how long it will take here
   cnnlab run study.toml --workers 1              one run after another, in this process
   cnnlab run study.toml --workers 4 --threads-per-run 2   4 runs at once, 2 threads each
   cnnlab run study.toml --executor ray --address auto --gpus-per-run 0.25   on a Ray cluster
