@@ -251,3 +251,15 @@ def test_progress_shows_by_default_in_a_notebook_or_a_terminal_and_not_in_a_pipe
     monkeypatch.delitem(sys.modules, "IPython")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     assert api._show_progress(None) is True
+
+
+def test_far_sparser_labels_than_the_classes_they_imply_are_refused():
+    """One label 1,000,000 among 0-9 would build a million-way output layer silently."""
+    x = np.zeros((20, 8, 8), np.uint8)
+    y = np.arange(20) % 10
+    sparse = y.copy()
+    sparse[0] = 1_000_000
+    with pytest.raises(DataError, match="only 11 of them occur; number the classes 0 .. 10"):
+        cnnlab.Dataset.from_arrays(x, sparse, x, y)
+    assert len(cnnlab.Dataset.from_arrays(x, sparse, x, y, classes=1_000_001).classes) == 1_000_001
+    assert len(cnnlab.Dataset.from_arrays(x, y, x, y).classes) == 10

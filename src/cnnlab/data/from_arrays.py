@@ -20,6 +20,11 @@ from cnnlab.errors import DataError
 CHANNELS = (1, 3, 4)
 
 
+# Labels implying more classes than this must use at least half of them, or say classes=:
+# one label 1,000,000 among 0-9 would otherwise build a million-way output layer.
+SPARSE_CLASSES = 100
+
+
 def _images(x: object, what: str) -> np.ndarray:
     array = np.asarray(x)
     if array.ndim == 3:
@@ -72,6 +77,13 @@ def from_arrays(
     test = Split(test_images, _labels(y_test, len(test_images), "y_test"))
     if classes is None:
         classes = int(max(train.labels.max(), test.labels.max())) + 1
+        used = len(np.union1d(train.labels, test.labels))
+        if classes > SPARSE_CLASSES and used < classes / 2:
+            raise DataError(
+                f"y_train/y_test: the labels go up to {classes - 1}, which makes {classes} "
+                f"classes, but only {used} of them occur; number the classes 0 .. {used - 1} "
+                "or pass classes= (their names, or how many there are)"
+            )
     names = (
         [str(c) for c in range(classes)] if isinstance(classes, int) else [str(c) for c in classes]
     )
