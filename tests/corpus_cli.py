@@ -94,6 +94,13 @@ def raw_file(name: str, data: bytes):
     return write
 
 
+def large_png() -> str:
+    from PIL import Image
+
+    Image.new("L", (200, 200)).save("large.png")
+    return "large.png"
+
+
 def symlink_loop() -> str:
     os.symlink("loop.png", "loop.png")
     return "loop.png"
@@ -232,6 +239,13 @@ CASES = [
         ("none.png: no such file", "1 of 2 files"),
     ),
     Case("predict-empty-folder", lambda: predict_files(empty_folder), 2, ("images",)),
+    Case(
+        "predict-over-the-pixel-limit",
+        lambda: predict_files(large_png),
+        1,
+        ("large.png: 200x200 pixels, more than the 10,000", "CNNLAB_MAX_IMAGE_PIXELS"),
+        env={"CNNLAB_MAX_IMAGE_PIXELS": "10000"},
+    ),
     Case(
         "predict-symlink-loop",
         lambda: predict_files(symlink_loop),

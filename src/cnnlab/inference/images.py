@@ -12,6 +12,7 @@ per batch by the caller.
 from __future__ import annotations
 
 import errno
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnlab.data.folder import max_image_pixels
 from cnnlab.errors import CnnlabError
 
 if TYPE_CHECKING:
@@ -145,8 +147,15 @@ def open_image(path: Path, draft_size: int | None = None) -> Image.Image:
         # Our own file object: Pillow keeps the files of multi-frame images (GIF, WebP)
         # open after load() when it opened them itself, and 10,000 GIFs would run out of
         # file handles. Only the first frame is ever used.
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # said below
             image = Image.open(f)
+            limit = max_image_pixels()
+            if image.width * image.height > limit:
+                raise ImageError(
+                    f"{path}: {image.width}x{image.height} pixels, more than the {limit:,} an "
+                    "image may have here; shrink it, or set CNNLAB_MAX_IMAGE_PIXELS to allow more"
+                )
             if draft_size is not None and image.format == "JPEG":
                 # JPEG can decode at 1/2, 1/4 or 1/8 scale for free; a 12-megapixel photo
                 # then costs what a thumbnail does. draft() never goes below the size asked.
