@@ -95,8 +95,6 @@ def raw_file(name: str, data: bytes):
 
 
 def large_png() -> str:
-    from PIL import Image
-
     Image.new("L", (200, 200)).save("large.png")
     return "large.png"
 

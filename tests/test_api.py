@@ -259,7 +259,7 @@ def test_far_sparser_labels_than_the_classes_they_imply_are_refused():
     y = np.arange(20) % 10
     sparse = y.copy()
     sparse[0] = 1_000_000
-    with pytest.raises(DataError, match="only 11 of them occur; number the classes 0 .. 10"):
+    with pytest.raises(DataError, match=r"only 11 of them occur; number the classes 0 \.\. 10"):
         cnnlab.Dataset.from_arrays(x, sparse, x, y)
     assert len(cnnlab.Dataset.from_arrays(x, sparse, x, y, classes=1_000_001).classes) == 1_000_001
     assert len(cnnlab.Dataset.from_arrays(x, y, x, y).classes) == 10
