@@ -33,6 +33,11 @@ def checkpoint(change=None, raw: bytes | None = None) -> Path:
     return Path("bad.pt")
 
 
+def cut_checkpoint(size: int) -> bytes:
+    """A real checkpoint's first ``size`` bytes: a copy interrupted."""
+    return random_checkpoint(Path("whole.pt")).read_bytes()[:size]
+
+
 def image(name: str = "digit.png", size: tuple[int, int] = (28, 28)) -> str:
     Image.new("L", size, 128).save(name)
     return name
@@ -206,6 +211,7 @@ CASES = [
     Case("ckpt-missing", lambda: ["predict", "nothing.pt", image()], 2, ("nothing.pt",)),
     Case("ckpt-zero-bytes", lambda: evaluate(raw=b""), 2, ("bad.pt",)),
     Case("ckpt-truncated", lambda: export(raw=b"PK\x03\x04" + b"\0" * 60), 2, ("bad.pt",)),
+    Case("ckpt-cut-short", lambda: export(raw=cut_checkpoint(5000)), 2, ("bad.pt", "cut short")),
     Case("ckpt-text", lambda: predict(raw=b"hello, world\n"), 2, ("bad.pt",)),
     Case("ckpt-malicious", malicious, 2, ("bad.pt", "refused", "system")),
     Case("ckpt-malicious-plain-pickle", malicious_plain_pickle, 2, ("bad.pt", "not a readable")),

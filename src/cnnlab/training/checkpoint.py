@@ -167,6 +167,12 @@ def _load_refusal(exc: BaseException) -> str:
             f"refused: it asks to load {asked.group(1)}, which a cnnlab checkpoint never holds; "
             "nothing in it was run (only tensors and plain values are read)"
         )
+    if "central directory" in text or (isinstance(exc, OSError) and exc.errno == errno.EINVAL):
+        # torch's zip reader on a file cut short: miniz's words, or a bare "Invalid argument"
+        return (
+            "not a readable cnnlab checkpoint (it is cut short or damaged: an interrupted copy "
+            "or download?); copy it again, or pass the checkpoint.pt of a run folder"
+        )
     lines = [ln for ln in text.strip().splitlines() if ln.strip() and "weights_only" not in ln]
     if isinstance(exc, (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError)):
         reason = (lines or [type(exc).__name__])[0][:200]
