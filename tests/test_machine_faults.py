@@ -96,3 +96,26 @@ def test_a_read_only_file_system_is_one_line(small_disk, data_dir, capsys):
     assert main([*args, "--epochs", "1", "--out", str(disk / "run")]) == 3
     line = _one_error_line(capsys.readouterr().err)
     assert "read-only file system writing" in line and str(disk / "run") in line
+
+
+def test_a_run_folder_made_read_only_mid_training_with_tensorboard_is_one_line(
+    small_disk, data_dir
+):
+    """TensorBoard's writer thread meets the refusal too: only the command's line shows."""
+    import sys
+    import time
+
+    pytest.importorskip("tensorboard")
+    disk = small_disk("50m")
+    args = [sys.executable, "-m", "cnnlab", "train", "--model", "mlp", "--dataset", "mnist",
+            "--data-dir", str(data_dir), "--epochs", "100000", "--precision", "fp32",
+            "--tensorboard", "--out", str(disk / "run")]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (disk / "run" / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    small_disk("50m,ro")
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3, err
+    line = _one_error_line(err)
+    assert "read-only file system writing" in line and str(disk / "run") in line

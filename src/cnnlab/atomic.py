@@ -30,15 +30,22 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[Pa
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=suffix + ".tmp"
-    )
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=suffix + ".tmp"
+        )
+    except OSError as exc:  # a full disk or a read-only folder: name the file meant
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, _FILE_MODE)
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        if exc.filename is None or str(exc.filename) == str(tmp):
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

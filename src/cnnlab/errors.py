@@ -62,6 +62,8 @@ def machine_refusal(exc: BaseException) -> MachineRefused | None:
     text = str(exc)
     if isinstance(exc, OSError) and exc.errno in _REFUSALS:
         why, where = _REFUSALS[exc.errno], exc.filename
+        if isinstance(where, bytes):  # TensorBoard's writer names its files in bytes
+            where = where.decode(errors="replace")
     elif "database or disk is full" in text:
         why, where = _REFUSALS[errno.ENOSPC], "the study database"
     elif "attempt to write a readonly database" in text:

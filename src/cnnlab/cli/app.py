@@ -15,6 +15,7 @@ import re
 import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -212,6 +213,23 @@ def configure_logging(verbose: int, log_file: Path | None) -> None:
         root.addHandler(to_file)
 
 
+@contextlib.contextmanager
+def refusals_said_once() -> Iterator[None]:
+    """A background thread that hits a full disk or a read-only folder (TensorBoard's
+    writer) stays quiet: the command meets the same refusal and says it in one line."""
+    default = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or machine_refusal(args.exc_value) is None:
+            default(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = default
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -225,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         beat = heartbeat.start(sys.stdout, every)
         console.file = beat.wrap(sys.stdout)
     try:
-        with sigterm_as_interrupt():
+        with sigterm_as_interrupt(), refusals_said_once():
             return run_guarded(args.func, args)
     finally:
         if beat is not None:
