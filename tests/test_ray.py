@@ -198,3 +198,17 @@ def test_runs_spread_over_the_nodes_of_a_cluster(study_file, reference, tmp_path
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_ray_losing_one_of_its_processes_is_one_line_saying_the_same_command_resumes(monkeypatch):
+    """A node's agent killed mid-study surfaced as an 82-line ActorDiedError traceback."""
+    from cnnlab.errors import RunFailed
+
+    executor = RayExecutor(RaySettings(workers=2, cpus_per_run=1))
+    monkeypatch.setattr(executor.ray, "init", lambda **kwargs: None)
+    monkeypatch.setattr(executor.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(executor.ray, "shutdown", lambda: None)
+    died = executor.ray.exceptions.ActorDiedError()
+    lost = r"Ray lost a process it needs .*run the same command again"
+    with pytest.raises(RunFailed, match=lost), executor.session():
+        raise died

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError
+from cnnlab.errors import CnnlabError, RunFailed
 from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.pool_executor import PoolExecutor
 from cnnlab.study.run.ray_pool import RayPool
@@ -114,6 +114,12 @@ class RayExecutor(PoolExecutor):
             self._start()
         try:
             yield
+        except self.ray.exceptions.RayError as exc:  # a node or one of Ray's own processes died
+            first = (str(exc).strip().splitlines() or [""])[0][:160]
+            raise RunFailed(
+                f"Ray lost a process it needs ({type(exc).__name__}: {first}); the runs done "
+                "so far are kept: run the same command again to resume the others"
+            ) from None
         finally:
             self.ray.shutdown()
 
