@@ -69,17 +69,23 @@ def _look_text(v: SequentialVerdict, design: SequentialDesign) -> str:
     return f"Still open at the last look ({where}{'; ' + bar if bar else ''})."
 
 
-def claim_verdict(v: SequentialVerdict, design: SequentialDesign, alpha: float) -> ClaimVerdict:
-    """The report's verdict of a claim decided (or not) by the looks."""
+def claim_verdict(
+    v: SequentialVerdict, design: SequentialDesign | None, alpha: float, runs: dict[str, int]
+) -> ClaimVerdict:
+    """The report's verdict of a claim; ``design``: the looks that decided it (None: fixed
+    seeds, one look at all of them)."""
+    seeds = {name: v.seeds for name in v.claim.variants} if design else {
+        name: runs.get(name, 0) for name in v.claim.variants
+    }  # fmt: skip
     out = ClaimVerdict(
         v.claim, v.verdict, "", "", p=v.p, p_holm=scaled_p(v, alpha), direction=v.direction,
-        diff=v.diff, ci_low=v.ci_low, ci_high=v.ci_high, means=v.means,
-        seeds={name: v.seeds for name in v.claim.variants},
+        diff=v.diff, ci_low=v.ci_low, ci_high=v.ci_high, means=v.means, seeds=seeds,
         confidence=1 - (v.nominal or 0.05),
     )  # fmt: skip
     _, out.reason = explain(out, alpha)
     out.test = v.test
-    out.reason += " " + _look_text(v, design)
+    if design is not None:
+        out.reason += " " + _look_text(v, design)
     return out
 
 
@@ -145,11 +151,13 @@ def family_judgement(
         for v, p in zip(verdicts, stats.holm([x.p for x in verdicts]), strict=True):
             v.adjusted = p
     of_claim = dict(zip(hypotheses, verdicts, strict=True))
+    counts = {v: len(xs) for v, xs in by_seed.items()}
     claims = [
-        claim_verdict(of_claim[c], design, alpha) if c in of_claim else _unmeasured(c, by_seed)
+        claim_verdict(of_claim[c], design if sequential else None, alpha, counts)
+        if c in of_claim
+        else _unmeasured(c, by_seed)
         for c in results.claims
     ]
-    counts = {v: len(xs) for v, xs in by_seed.items()}
     comparisons: dict[str, stats.Comparison] = {}
     if baseline is not None:
         for v in names:
