@@ -44,6 +44,7 @@ from cnnlab.study.store.sqlite_schema import (
     VALUE_COLUMNS,
     upgrade_from,
 )
+from cnnlab.study.store.transaction import Transaction
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,8 @@ class Store:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+    def _transaction(self) -> Transaction:
+        return Transaction(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -393,16 +394,3 @@ def load_results(
             if run.status == "running":
                 run.status = "interrupted"
     return results
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception (autocommit connection)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
