@@ -135,7 +135,7 @@ class TrainConfig(_Strict):
     tensorboard: bool = Field(
         False,
         description="also write TensorBoard event files into the run folder (pip install "
-        "'cnnlab[tensorboard]'); not part of the run's identity",
+        "-e '.[tensorboard]'); not part of the run's identity",
     )
     keep_checkpoints: tuple[Annotated[int, Field(ge=1)], ...] = Field(
         (),
