@@ -155,3 +155,14 @@ def test_a_factorial_study_reports_its_effects_and_its_main_effect_claim(
     (claim,) = numbers["claims"]
     assert claim["test"].startswith("main effect of batch_norm")
     assert "## Factorial analysis" in (out / "report.md").read_text()
+
+
+def test_a_grid_names_its_points_by_a_template_claims_can_use(tmp_path, data_dir):
+    named = GRID.replace("[grid]\n", '[grid]\nname = "{optimizer}+bn={batch_norm}"\n')
+    study = load_study(write_study(tmp_path, named, header=HEADER), data_dir=data_dir)
+    assert study.variant_names == ["sgd+bn=false", "sgd+bn=true", "adam+bn=false", "adam+bn=true"]
+    bad = GRID.replace("[grid]\n", '[grid]\nname = "{opt}+{batch_norm}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_study(write_study(tmp_path / "bad", bad, header=HEADER), data_dir=data_dir)
+    assert str(caught.value).count("\n") == 0  # one line, though every point met it
+    assert "no field 'opt'; use {variant}, {optimizer}, {batch_norm}" in str(caught.value)

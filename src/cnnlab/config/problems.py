@@ -99,7 +99,9 @@ class Problems:
         0-based ``index``, "[grid]", "[study]")."""
         line = find_line(self.text, table, index, key) if table else None
         place = f" (line {line})" if line else ""
-        self.lines.append(f"{self.where}{place}: {message}")
+        full = f"{self.where}{place}: {message}"
+        if full not in self.lines:  # the same problem met again (at each grid point) once
+            self.lines.append(full)
 
     def raise_if_any(self) -> None:
         if len(self.lines) == 1:

@@ -134,7 +134,7 @@ STUDY_TABLES = """## The tables of a study file
 | `[study]` | `name`, `dataset` (as `--dataset`: `mnist`, `cifar10`, `folder:PATH`, ...), `seeds` (a list, e.g. `[0, 1, 2]`, or seeds until decided: `{ start = 3, max = 12 }`, see [sequential.md](sequential.md)), optional `description`, `baseline` (a variant's name; default the first) |
 | `[defaults]` | any setting above, for every variant |
 | `[[variant]]` | `name`, then any setting above (over `[defaults]`) |
-| `[grid]` | dotted setting keys, each a list of values, crossed with every variant (or alone: the grid's points are the variants); a grid over two or more keys gets its analysis of variance |
+| `[grid]` | dotted setting keys, each a list of values, crossed with every variant (or alone: the grid's points are the variants); optional `name = "{optimizer}+bn={batch_norm}"` names the points (`{variant}` and each key's label); a grid over two or more keys gets its analysis of variance |
 | `[[claim]]` | `says`, optional `evidence`, and one of: `better`/`worse` with `than`; `same` (two variants) with `margin` (points); `increasing`/`decreasing` (three or more, in order); `peak` with `over`; `factor` (a grid key) with `better`/`worse` and `than` as two of its values |
 | `[search]` | a search to run first, its winners confirmed over the seeds: see [search.md](search.md) |
 

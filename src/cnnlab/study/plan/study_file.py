@@ -90,6 +90,7 @@ class StudyFile(_Strict):
     defaults: dict[str, Any] = Field(default_factory=dict)
     variant: list[dict[str, Any]] = Field(default_factory=list)  # none: the [grid] alone
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grid_name: str | None = None  # [grid] name = "{optimizer}+{batch_norm}": its points' names
     claim: list[Any] = Field(default_factory=list)  # checked by cnnlab.claims.claim
     search: dict[str, Any] | None = None  # checked by cnnlab.study.plan.search_table
 
@@ -227,7 +228,7 @@ def _variants(parsed: StudyFile, base: Path, problems: Problems) -> list[Variant
         own_keys[""] = set()
     elif not parsed.variant:
         problems.add("no [[variant]] tables and no [grid]; add a [[variant]] or a [grid]")
-    return _expand(bases, grid, base, problems, own_keys)
+    return _expand(bases, grid, base, problems, own_keys, parsed.grid_name)
 
 
 def add_round(study: Study, round_: Round) -> Study:
@@ -271,12 +272,27 @@ def _parse_file(raw: dict[str, Any], problems: Problems) -> tuple[StudyFile, Any
     if isinstance(section, dict) and isinstance(section.get("seeds"), dict):
         table = section["seeds"]
         raw = {**raw, "study": {**section, "seeds": [0]}}  # a stand-in the list check passes
+    grid = raw.get("grid")
+    if isinstance(grid, dict) and isinstance(grid.get("name"), str):  # the names' template
+        raw = {**raw, "grid": {k: v for k, v in grid.items() if k != "name"}}
+        raw["grid_name"] = grid["name"]
     try:
         return StudyFile.model_validate(raw), table
     except ValidationError as exc:
         file_problems(exc, problems, {"study": StudySection})
         problems.raise_if_any()
         raise  # not reached: there was a problem
+
+
+def _named(template: str, fields: dict[str, str], problems: Problems) -> str | None:
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        keys = ", ".join("{" + k + "}" for k in fields)
+        problems.add(
+            f"[grid]: name = {template!r}: no field {exc}; use {keys}", "[grid]", 0, "name"
+        )
+        return None
 
 
 def _absolute_paths(settings: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -290,8 +306,10 @@ def _expand(
     base: Path,
     problems: Problems,
     own_keys: dict[str, set[str]],
+    template: str | None = None,
 ) -> list[Variant]:
-    """Every [[variant]] at every grid point, named "<variant> <key>=<value> ..."."""
+    """Every [[variant]] at every grid point, named "<variant> <key>=<value> ..." or by
+    the [grid]'s ``name`` template ("{variant}", "{<key label>}")."""
     out: list[Variant] = []
     labels = grid_labels(list(grid))
     for name, settings in bases:
@@ -304,6 +322,8 @@ def _expand(
                 suffix.append(f"{label}={format_value(value)}")
                 at[label] = format_value(value)
             full = " ".join(part for part in (name, *suffix) if part)
+            if template is not None:  # a template it cannot fill is reported, the default kept
+                full = _named(template, {"variant": name, **at}, problems) or full
             if any(v.name == full for v in out):
                 problems.add(
                     f"variant name '{full}' comes out twice from the grid; make the variant "
