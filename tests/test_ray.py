@@ -212,3 +212,12 @@ def test_ray_losing_one_of_its_processes_is_one_line_saying_the_same_command_res
     lost = r"Ray lost a process it needs .*run the same command again"
     with pytest.raises(RunFailed, match=lost), executor.session():
         raise died
+
+
+def test_a_local_instance_starts_without_rays_token_notice(study_file, tmp_path):
+    """Ray announces the token authentication it enables for a new local instance; cnnlab
+    keeps that authentication and leaves the notice out of the user's terminal."""
+    done = cnnlab("run", str(study_file), "--out", str(tmp_path / "out"), "--executor", "ray",
+                  "--workers", "1", *QUIET)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Token authentication" not in done.stdout + done.stderr

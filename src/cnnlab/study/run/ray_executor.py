@@ -133,6 +133,9 @@ class RayExecutor(PoolExecutor):
         if s.address:
             kwargs["address"] = s.address
         else:
+            # Token authentication, as Ray chooses for a new local instance, said explicitly:
+            # Ray then keeps it without printing its notice to the user.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
             # "local": a new instance even when `ray start` left one running on this machine
             # (without it ray.init joins that one, whatever its size).
             kwargs["address"] = "local"
