@@ -192,3 +192,23 @@ def test_max_steps_cuts_a_run_short_and_makes_it_another_run(data_dir, tmp_path)
     cut = identity_hash(run_identity(config_dict(make_config({**settings, "max_steps": 5})), spec))
     assert plain != cut
     assert "max_steps" not in run_identity(config_dict(make_config(settings)), spec)["settings"]
+
+
+def test_a_batch_limit_and_a_training_subset_make_a_quick_look_that_is_another_run(
+    data_dir, tmp_path
+):
+    import json
+
+    import cnnlab
+
+    settings = dict(model="mlp", dataset="mnist", data_dir=str(data_dir), epochs=2, batch_size=50,
+                    precision="fp32")  # fmt: skip
+    limited = cnnlab.train(limit_batches=3, out=tmp_path / "limited", **settings)
+    seen = [row.images_per_s * row.epoch_seconds for row in limited.history]
+    assert [round(x) for x in seen] == [150, 150]  # 3 batches of 50 an epoch
+    subset = cnnlab.train(train_subset=100, out=tmp_path / "subset", **settings)
+    assert [round(r.images_per_s * r.epoch_seconds) for r in subset.history] == [100, 100]
+    full = cnnlab.train(out=tmp_path / "full", **settings)
+    ids = {json.loads((tmp_path / d / "summary.json").read_text())["run_id"]
+           for d in ("limited", "subset", "full")}  # fmt: skip
+    assert len(ids) == 3 and full.summary.epochs == 2

@@ -28,7 +28,7 @@ RUN_ID_LENGTH = 16
 # set to something else, so runs recorded before they existed keep their ids and results.
 SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
     "ema_decay": None, "tta": "none", "compile": False, "deterministic": False,
-    "max_steps": None,
+    "max_steps": None, "limit_batches": None, "train_subset": None,
 }  # fmt: skip
 
 

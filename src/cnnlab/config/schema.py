@@ -88,6 +88,12 @@ class TrainConfig(_Strict):
         description="stop after this many optimizer steps in all (a quick smoke test: "
         "--max-steps 5); a run limited so is another run",
     )
+    limit_batches: int | None = Field(
+        None, ge=1, description="train on at most this many batches an epoch (a quick look)"
+    )
+    train_subset: int | None = Field(
+        None, ge=1, description="train on the first N training images only (a quick look)"
+    )
     batch_size: int = Field(128, ge=1, description="training batch size")
     eval_batch_size: int = Field(1024, ge=1, description="evaluation batch size")
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -152,6 +158,7 @@ class TrainConfig(_Strict):
             not self.schedule.depends_on_length
             and self.early_stopping is None
             and self.max_steps is None
+            and self.limit_batches is None
         )
 
     @field_validator("device")

@@ -148,7 +148,9 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     epoch = state.epoch + 1
     torch.manual_seed(run_seed(cfg.seed, epoch))
     trainer.loaders.train.set_epoch(epoch)
-    reporter.start_epoch(epoch, cfg.epochs, trainer.steps_per_epoch)
+    reporter.start_epoch(
+        epoch, cfg.epochs, min(trainer.steps_per_epoch, cfg.limit_batches or 1 << 62)
+    )
     started = time.perf_counter()
     train_loss, train_acc, images = train_one_epoch(trainer, state, reporter)
     seconds = time.perf_counter() - started
@@ -189,14 +191,16 @@ def train_one_epoch(
     cfg, device = trainer.cfg, trainer.precision.device
     trainer.model.train()
     steps = trainer.steps_per_epoch
+    if cfg.limit_batches is not None:  # a quick look: the schedule counts these steps only
+        steps = min(steps, cfg.limit_batches)
     total_steps = steps * cfg.epochs
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     started = time.perf_counter()
     for i, (x, y) in enumerate(trainer.loaders.train, start=1):
-        if cfg.max_steps is not None and state.step >= cfg.max_steps:
-            break  # the run's step limit, inside this epoch
+        if (cfg.max_steps is not None and state.step >= cfg.max_steps) or i > steps:
+            break  # the run's step limit, or the epoch's batch limit
         factor = lr_factor(cfg.schedule, state.step, steps, total_steps)
         set_lr(trainer.optimizer, cfg.optimizer.lr, factor)
         step_started = time.perf_counter()

@@ -68,6 +68,10 @@ def make_loaders(
     cache: DataCache | None = None,
 ) -> Loaders:
     train, val, test, norm = shaped_splits(data, input_size, cfg.val_fraction, cache)
+    if cfg.train_subset is not None and cfg.train_subset < len(train):
+        n = cfg.train_subset
+        domains = None if train.domains is None else train.domains[:n]
+        train = Split(train.images[:n], train.labels[:n], domains)
     if len(train) < cfg.batch_size and cfg.drop_last:
         raise ConfigError(
             f"batch_size {cfg.batch_size} is larger than the {len(train)} training images; "
