@@ -49,6 +49,11 @@ def previous_checkpoint(
     changed = sorted(k for k in before if before[k] != now.get(k))
     if changed == ["epochs"] and cfg.shorter_runs_are_its_start:
         _check_longer(previous, cfg, ckpt_path.parent)
+    elif changed == ["epochs"]:
+        raise ConfigError(
+            f"{ckpt_path.parent} holds a run of {before['epochs']} epochs; {_why_not_longer(cfg)}, "
+            "so a run of another length is not this one continued: train it into another --out"
+        )
     elif changed:
         raise ConfigError(
             f"{ckpt_path.parent} holds a run with different settings ({', '.join(changed)}); "
@@ -56,6 +61,12 @@ def previous_checkpoint(
         )
     _check_same_machine_kind(previous, ckpt_path.parent, precision, allow_device_change)
     return previous
+
+
+def _why_not_longer(cfg: TrainConfig) -> str:
+    if cfg.schedule.depends_on_length:
+        return f"its {cfg.schedule.name} learning-rate schedule depends on the run's length"
+    return "early stopping or a step or batch limit may end it at another point"
 
 
 def _check_longer(previous: Checkpoint, cfg: TrainConfig, run_dir: Path) -> None:
