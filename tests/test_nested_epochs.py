@@ -118,7 +118,7 @@ def test_a_finished_run_goes_on_for_more_epochs_as_if_asked_for_from_the_start(t
     cosine = {"name": "cosine"}
     train_run(_config(tmp_path, data_dir, epochs=1, schedule=cosine), tmp_path / "cos")
     with pytest.raises(
-        ConfigError, match="its cosine learning-rate schedule depends on the run.s length"
+        ConfigError, match=r"its cosine learning-rate schedule depends on the run's length"
     ):
         train_run(
             _config(tmp_path, data_dir, epochs=2, schedule=cosine), tmp_path / "cos", resume=True
