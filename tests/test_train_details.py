@@ -212,3 +212,12 @@ def test_a_batch_limit_and_a_training_subset_make_a_quick_look_that_is_another_r
     ids = {json.loads((tmp_path / d / "summary.json").read_text())["run_id"]
            for d in ("limited", "subset", "full")}  # fmt: skip
     assert len(ids) == 3 and full.summary.epochs == 2
+
+
+def test_half_an_epoch_points_at_the_quick_look_options(capsys):
+    from cnnlab.cli.app import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--epochs", "0.5"])
+    assert stop.value.code == 2
+    assert "for part of one: --limit-batches N or --max-steps N" in capsys.readouterr().err

@@ -82,6 +82,8 @@ class OneLineParser(argparse.ArgumentParser):
 
             options = re.findall(r"'([^']*)'", choice.group(2))
             message += did_you_mean(choice.group(1), options)
+        if message.startswith("argument --epochs: invalid int value"):
+            message += " (epochs are whole; for part of one: --limit-batches N or --max-steps N)"
         print_error(f"{message}; see `{self.prog} --help`")
         sys.exit(2)
 
