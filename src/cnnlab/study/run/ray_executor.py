@@ -22,6 +22,7 @@ them from their last finished epoch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
@@ -36,6 +37,7 @@ from cnnlab.study.run.pool_executor import PoolExecutor
 from cnnlab.study.run.ray_pool import RayPool
 from cnnlab.study.store.database import Store
 
+RAY_TOKEN_NOTICE = "ray._private.authentication.authentication_token_setup"
 INSTALL_HINT = "Ray is not installed: pip install -e '.[ray]' (or pip install ray)"
 
 
@@ -133,9 +135,9 @@ class RayExecutor(PoolExecutor):
         if s.address:
             kwargs["address"] = s.address
         else:
-            # Token authentication, as Ray chooses for a new local instance, said explicitly:
-            # Ray then keeps it without printing its notice to the user.
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            # Ray enables token authentication for a new local instance and announces it in
+            # a warning for operators; the instance keeps it, the user is spared the notice.
+            logging.getLogger(RAY_TOKEN_NOTICE).setLevel(logging.ERROR)
             # "local": a new instance even when `ray start` left one running on this machine
             # (without it ray.init joins that one, whatever its size).
             kwargs["address"] = "local"
