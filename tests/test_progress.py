@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from types import SimpleNamespace
+from typing import Any
 
 from rich.console import Console
 
@@ -42,14 +43,20 @@ def test_overlapping_runs_each_keep_their_own_count_of_epochs_left():
     assert "a s0: epoch 2/3" in out.getvalue() and "run 2/2 b" in out.getvalue()
 
 
-def test_the_bar_display_shows_a_bar_per_run_in_flight():
+def two_runs_in_flight() -> tuple[BarStudyProgress, Any, Any]:
+    """A terminal's display with runs a and b each in their first epoch."""
     progress = BarStudyProgress(Console(file=io.StringIO(), width=200, force_terminal=True))
+    progress.begin(runs_total=2, runs_done=0, epochs_todo=4)
+    ra = progress.run_started(planned("a", 2), 0)
+    rb = progress.run_started(planned("b", 2), 0)
+    ra.start_epoch(1, 2, 10)
+    rb.start_epoch(1, 2, 10)
+    return progress, ra, rb
+
+
+def test_the_bar_display_shows_a_bar_per_run_in_flight():
+    progress, ra, _rb = two_runs_in_flight()
     try:
-        progress.begin(runs_total=2, runs_done=0, epochs_todo=4)
-        ra = progress.run_started(planned("a", 2), 0)
-        rb = progress.run_started(planned("b", 2), 0)
-        ra.start_epoch(1, 2, 10)
-        rb.start_epoch(1, 2, 10)
         shown = [t.description for t in progress.progress.tasks if t.visible]
         assert shown == ["[bold]runs", "a s0 epoch 1/2", "b s0 epoch 1/2"]
         ra.close()
@@ -84,13 +91,8 @@ def test_a_second_phase_keeps_its_own_pace(monkeypatch):
 
 def test_the_bars_count_every_run_in_flights_epochs():
     # Workers send epochs, not steps: two runs' epochs that end interleaved both count.
-    progress = BarStudyProgress(Console(file=io.StringIO(), width=200, force_terminal=True))
+    progress, ra, rb = two_runs_in_flight()
     try:
-        progress.begin(runs_total=2, runs_done=0, epochs_todo=4)
-        ra = progress.run_started(planned("a", 2), 0)
-        rb = progress.run_started(planned("b", 2), 0)
-        ra.start_epoch(1, 2, 10)
-        rb.start_epoch(1, 2, 10)
         rb.step(5, 1.0, 0.5, 100.0)  # half of b's epoch
         ra.end_epoch(row(1))
         assert progress.eta.done == 1.5

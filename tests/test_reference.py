@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.config.reference import example_of, field_of, settings_reference
-from cnnlab.config.schema import make_config, nested_form, setting_keys
+from cnnlab.config.reference import example_of, settings_reference
+from cnnlab.config.schema import field_of, make_config, nested_form, setting_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 # What an example needs beside it to be valid on its own.

@@ -48,4 +48,4 @@ def test_a_timm_model_from_the_command_line_and_as_an_object(data_dir, tmp_path,
     with pytest.warns(UserWarning, match="cannot rebuild it"):
         record = cnnlab.train(model=timm.create_model("resnet10t", num_classes=10, in_chans=1),
                               data_dir=str(data_dir), out=tmp_path / "obj", **SETTINGS)  # fmt: skip
-    assert record.summary.final.test_acc >= 0.0
+    assert record.summary.params > 1_000_000  # the timm network trained, not a stand-in

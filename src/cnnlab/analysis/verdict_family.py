@@ -135,10 +135,7 @@ def family_judgement(
     stored = results.sequential if sequential else one_look(results, alpha)
     assert stored is not None
     design = design_of(stored)
-    by_seed: dict[str, dict[int, float]] = {}
-    for run in results.runs:
-        if run.status == "done" and run.summary is not None:
-            by_seed.setdefault(run.variant, {})[run.seed] = run.summary.final.test_acc
+    by_seed = results.finals_by_seed()
     # Only what can be tested is in the family (two finished runs a side, as Holm's count).
     testable = [v for v in names if len(by_seed.get(v, {})) >= stats.MIN_RUNS]
     measured = [c for c in results.claims if all(v in testable for v in c.variants)]

@@ -93,34 +93,38 @@ def by_seed_at(by_seed: Mapping[str, Mapping[int, float]], seeds: Sequence[int])
 class _Look:
     p: float | None  # the test's p (None: no test)
     direction: int  # of the data: +1 the claimed way, -1 the other, 0 neither (cannot decide)
-    verdict_diff: tuple[float | None, float | None, float | None]
+    diff: float | None  # pairs: mean(first) - mean(second)
     means: dict[str, float | None]
     test: str
     method: str = "welch"
 
 
-def _test(
-    claim: Claim, seeds: Mapping[str, Mapping[int, float]], nominal: float, paired: Sequence
-) -> _Look:
-    """One hypothesis at one look: its p, the direction of the data, and for a pair its
-    difference with the interval at confidence 1 - ``nominal``."""
+def _test(claim: Claim, seeds: Mapping[str, Mapping[int, float]], paired: Sequence) -> _Look:
+    """One hypothesis at one look: its p, the direction of the data, its difference."""
     finals = {v: list(values.values()) for v, values in seeds.items()}
     (raw,) = judge_claims([claim], finals, by_seed=seeds, paired=paired)
-    p = raw.p
-    interval, method = (raw.diff, None, None), "welch"
-    if claim.form in ("better", "worse", "same") and claim.factor is None and raw.p is not None:
-        a, b = (finals.get(v, []) for v in claim.variants)
-        w = stats.welch(a, b, 1 - nominal, (-1.0, 1.0))
-        if w is not None:
-            interval, method = (w.diff, w.ci_low, w.ci_high), w.method
+    w = _pair_interval(claim, finals, stats.ALPHA) if raw.p is not None else None
     direction = raw.direction if raw.p is not None else 0
-    return _Look(p, direction, interval, raw.means, raw.test, method)
+    method = "welch" if w is None else w.method
+    return _Look(raw.p, direction, raw.diff, raw.means, raw.test, method)
 
 
-def _beyond_margin(claim: Claim, look: _Look) -> bool:
-    _, low, high = look.verdict_diff
+def _pair_interval(
+    claim: Claim, finals: Mapping[str, list[float]], nominal: float | None
+) -> stats.WelchResult | None:
+    """A pair's difference with its interval at confidence 1 - ``nominal`` (the level the
+    hypothesis was held to: it excludes 0 exactly when the test rejects); None for a
+    trend or a main effect."""
+    if claim.form not in ("better", "worse", "same") or claim.factor is not None or nominal is None:
+        return None
+    a, b = (finals.get(v, []) for v in claim.variants)
+    return stats.welch(a, b, 1 - nominal, (-1.0, 1.0))
+
+
+def _beyond_margin(claim: Claim, finals: Mapping[str, list[float]], nominal: float) -> bool:
+    w = _pair_interval(claim, finals, nominal)
     margin = (claim.margin or 0.0) / 100
-    return low is not None and high is not None and (low > margin or high < -margin)
+    return w is not None and (w.ci_low > margin or w.ci_high < -margin)
 
 
 def judge_sequential(
@@ -147,39 +151,31 @@ def judge_sequential(
         open_now = [i for i in range(m) if out[i].verdict == OPEN]
         nominal_first = design.nominal(design.alpha / max(1, m))[k]
         for i in open_now:
-            look = _test(hypotheses[i], seeds, nominal_first, paired)
+            look = _test(hypotheses[i], seeds, paired)
             looks[i].append(look)
             histories[i].append(look.p if look.direction else None)  # no direction: no verdict
         decisions = sequential_holm(histories, design)
         for i in open_now:
-            d, look = decisions[i], looks[i][-1]
-            v = out[i]
+            d, v = decisions[i], out[i]
             v.look, v.seeds, v.level = k, design.looks[k], d.level
             v.nominal = d.nominal if d.rejected_at is not None else (d.levels or [None])[-1]
             j = k if d.rejected_at is None else d.rejected_at  # looks[i][j] is look j
             crossed = looks[i][j]
             v.p, v.direction, v.means = crossed.p, crossed.direction, crossed.means
             v.test, v.method = crossed.test, crossed.method
-            v.diff, v.ci_low, v.ci_high = _interval(hypotheses[i], at_look[j], v.nominal, crossed)
+            w = _pair_interval(hypotheses[i], at_look[j], v.nominal)
+            v.diff, v.ci_low, v.ci_high = (crossed.diff, None, None) if w is None else (
+                w.diff, w.ci_low, w.ci_high
+            )  # fmt: skip
             if d.rejected_at is not None:
                 v.verdict = SUPPORTED if crossed.direction > 0 else CONTRADICTED
-            elif hypotheses[i].form == "same" and _beyond_margin(hypotheses[i], look):
+            elif hypotheses[i].form == "same" and _beyond_margin(
+                hypotheses[i], finals, nominal_first
+            ):
                 v.verdict = CONTRADICTED
             elif k == len(design.looks) - 1:
                 v.verdict = NOT_SUPPORTED
     return out
-
-
-def _interval(
-    claim: Claim, finals: Mapping[str, list[float]], nominal: float | None, look: _Look
-) -> tuple[float | None, float | None, float | None]:
-    """A pair's difference with its interval at confidence 1 - ``nominal`` (the level the
-    hypothesis was held to), so the interval excludes 0 exactly when the test rejects."""
-    if claim.form not in ("better", "worse", "same") or claim.factor is not None or nominal is None:
-        return look.verdict_diff
-    a, b = (finals.get(v, []) for v in claim.variants)
-    w = stats.welch(a, b, 1 - nominal, (-1.0, 1.0))
-    return look.verdict_diff if w is None else (w.diff, w.ci_low, w.ci_high)
 
 
 def variants_needing_seeds(verdicts: Sequence[SequentialVerdict]) -> list[str]:

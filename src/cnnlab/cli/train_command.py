@@ -75,9 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.cli.train_flags import flag_of
     from cnnlab.config.files import load_config_file
-    from cnnlab.config.schema import make_config
+    from cnnlab.config.schema import flag_of, make_config
     from cnnlab.data.datasets import DataCache
     from cnnlab.errors import ConfigError
     from cnnlab.evaluation.precision import resolve_precision

@@ -16,20 +16,10 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
-from cnnlab.config.schema import NESTED, TrainConfig, setting_keys
+from cnnlab.config.schema import field_of, flag_of, setting_keys
 from cnnlab.errors import CnnlabError
 
 BY_HAND = ("model_args",)  # --model-arg KEY=VALUE, repeatable
-
-
-def _field(key: str) -> FieldInfo:
-    top, _, sub = key.partition(".")
-    return NESTED[top].model_fields[sub] if sub else TrainConfig.model_fields[top]
-
-
-def flag_of(key: str) -> str:
-    top, _, sub = key.partition(".")
-    return "--" + (top if sub == "name" else sub or top).replace("_", "-")
 
 
 def _plain(annotation: Any) -> Any:
@@ -67,7 +57,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     for key in setting_keys():
         if key in BY_HAND:
             continue
-        field = _field(key)
+        field = field_of(key)
         kind = _plain(field.annotation)
         options: dict[str, Any] = {"dest": key, "default": None}
         name = key.partition(".")[2] or key

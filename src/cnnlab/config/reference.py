@@ -13,9 +13,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic.fields import FieldInfo
-
-from cnnlab.config.schema import NESTED, TrainConfig, setting_keys, short_names
+from cnnlab.config.schema import field_of, flag_of, setting_keys, short_names
 
 # Example values where the default says nothing (none, off, empty): what a user writes.
 EXAMPLES: dict[str, Any] = {
@@ -42,11 +40,6 @@ EXAMPLES: dict[str, Any] = {
     "tensorboard": True,
     "keep_checkpoints": [5, 10],
 }
-
-
-def field_of(key: str) -> FieldInfo:
-    top, _, sub = key.partition(".")
-    return NESTED[top].model_fields[sub] if sub else TrainConfig.model_fields[top]
 
 
 def type_text(annotation: Any) -> str:
@@ -121,10 +114,7 @@ def settings_reference() -> str:
 
 
 def _flag(key: str) -> str:
-    if key == "model_args":
-        return "--model-arg KEY=VALUE"
-    top, _, sub = key.partition(".")
-    return "--" + (top if sub == "name" else sub or top).replace("_", "-")
+    return "--model-arg KEY=VALUE" if key == "model_args" else flag_of(key)
 
 
 STUDY_TABLES = """## The tables of a study file

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from cnnlab.config.augment import parse_augment
 from cnnlab.config.dataset import DatasetRef, parse_dataset
@@ -256,6 +257,19 @@ def merge_settings(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str,
     if "model" in top and "model_args" not in top:
         out.pop("model_args", None)
     return out
+
+
+def field_of(key: str) -> FieldInfo:
+    """The schema's field of a setting key ("epochs", "optimizer.lr")."""
+    top, _, sub = key.partition(".")
+    return NESTED[top].model_fields[sub] if sub else TrainConfig.model_fields[top]
+
+
+def flag_of(key: str) -> str:
+    """The `cnnlab train` flag of a setting key: "optimizer.lr" -> --lr, "optimizer.name"
+    -> --optimizer, "batch_size" -> --batch-size."""
+    top, _, sub = key.partition(".")
+    return "--" + (top if sub == "name" else sub or top).replace("_", "-")
 
 
 def setting_keys() -> list[str]:

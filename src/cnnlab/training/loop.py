@@ -148,9 +148,7 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     epoch = state.epoch + 1
     torch.manual_seed(run_seed(cfg.seed, epoch))
     trainer.loaders.train.set_epoch(epoch)
-    reporter.start_epoch(
-        epoch, cfg.epochs, min(trainer.steps_per_epoch, cfg.limit_batches or 1 << 62)
-    )
+    reporter.start_epoch(epoch, cfg.epochs, epoch_steps(trainer))
     started = time.perf_counter()
     train_loss, train_acc, images = train_one_epoch(trainer, state, reporter)
     seconds = time.perf_counter() - started
@@ -184,15 +182,20 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     return test_logits
 
 
+def epoch_steps(trainer: Trainer) -> int:
+    """The steps of an epoch: the loader's batches, or ``limit_batches`` of them (a quick
+    look, whose schedule counts these steps only)."""
+    limit = trainer.cfg.limit_batches
+    return trainer.steps_per_epoch if limit is None else min(trainer.steps_per_epoch, limit)
+
+
 def train_one_epoch(
     trainer: Trainer, state: RunState, reporter: Reporter
 ) -> tuple[float, float, int]:
     """One pass over the training batches; mean loss, accuracy and images seen."""
     cfg, device = trainer.cfg, trainer.precision.device
     trainer.model.train()
-    steps = trainer.steps_per_epoch
-    if cfg.limit_batches is not None:  # a quick look: the schedule counts these steps only
-        steps = min(steps, cfg.limit_batches)
+    steps = epoch_steps(trainer)
     total_steps = steps * cfg.epochs
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)

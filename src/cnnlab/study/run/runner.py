@@ -78,7 +78,7 @@ def run_study(
             record_study(store, study, study.plan(out_dir))
             faults.reached("round-recorded")
         outcome = _run_planned(study, study.plan(out_dir), store, executor, progress, retry_failed)
-        while (round_ := next_round(study, _finals_by_seed(outcome.results))) is not None:
+        while (round_ := next_round(study, outcome.results.finals_by_seed())) is not None:
             study = add_round(study, round_)
             progress.note(round_.reason)
             record_study(store, study, study.plan(out_dir))
@@ -97,15 +97,6 @@ def _trunks_first(todo: list[PlannedRun]) -> list[list[PlannedRun]]:
     waiting = [r for r in todo if r.trunk in training]
     first = [r for r in todo if r.trunk not in training]
     return [batch for batch in (first, waiting) if batch]
-
-
-def _finals_by_seed(results: StudyResults) -> dict[str, dict[int, float]]:
-    """variant -> seed -> final test accuracy of its finished runs."""
-    out: dict[str, dict[int, float]] = {}
-    for run in results.runs:
-        if run.status == "done" and run.summary is not None:
-            out.setdefault(run.variant, {})[run.seed] = run.summary.final.test_acc
-    return out
 
 
 def _run_planned(

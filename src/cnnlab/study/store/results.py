@@ -43,6 +43,14 @@ class StudyResults:
     # A grid as a factorial: factor names, their levels and each variant's cell.
     factors: dict[str, Any] | None = None
 
+    def finals_by_seed(self) -> dict[str, dict[int, float]]:
+        """variant -> seed -> final test accuracy, of the finished runs."""
+        out: dict[str, dict[int, float]] = {}
+        for run in self.runs:
+            if run.status == "done" and run.summary is not None:
+                out.setdefault(run.variant, {})[run.seed] = run.summary.final.test_acc
+        return out
+
     def runs_of(self, variant: str, status: str = "done") -> list[RunResult]:
         return [r for r in self.runs if r.variant == variant and r.status == status]
 
