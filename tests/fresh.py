@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 _FORKS = multiprocessing.get_context("forkserver")
@@ -56,9 +58,11 @@ def run_cnnlab(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 300,
+    while_running: Callable[[int], object] | None = None,
 ) -> subprocess.CompletedProcess:
     """``cnnlab ARGS`` with ``env`` added to this process's environment; returncode is
-    negative when a signal ended it (as subprocess.run's)."""
+    negative when a signal ended it (as subprocess.run's). ``while_running`` is called
+    with the process's pid every fifth of a second until it ends."""
     with tempfile.TemporaryDirectory() as folder:
         out, err = Path(folder) / "stdout", Path(folder) / "stderr"
         full_env = {**os.environ, **(env or {})}
@@ -67,7 +71,11 @@ def run_cnnlab(
             args=(list(args), full_env, str(cwd) if cwd else None, str(out), str(err)),
         )
         process.start()
-        process.join(timeout)
+        deadline = time.monotonic() + timeout
+        while process.exitcode is None and time.monotonic() < deadline:
+            if while_running is not None and process.pid is not None:
+                while_running(process.pid)
+            process.join(0.2 if while_running else timeout)
         if process.exitcode is None:
             process.kill()
             process.join()

@@ -3,12 +3,15 @@ failures recorded once, killed workers and drivers resumed, several nodes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from fresh import run_cnnlab
@@ -27,6 +30,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray")
 
 from cnnlab.study.run.ray_executor import RayExecutor, RaySettings  # noqa: E402
+from cnnlab.study.run.ray_reaper import descendants, living  # noqa: E402
 
 QUIET = ["--no-report", "--quiet"]
 
@@ -90,13 +94,60 @@ def test_a_killed_driver_resumes_with_the_same_command(local_ray, study_file, re
     # (its workers never reach that point): some run is always left half-done.
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
-    job = cnnlab(*args, "--workers", "2", env={"CNNLAB_KILL_AT": "driver-epoch@2"})
+    started: dict[int, int] = {}  # every process below the driver: pid -> start time
+    job = run_cnnlab(
+        [*args, "--workers", "2"],
+        env={"OMP_NUM_THREADS": "1", "CNNLAB_KILL_AT": "driver-epoch@2"},
+        while_running=lambda pid: started.update(descendants(pid)),
+    )
     assert job.returncode == -signal.SIGKILL, job.stderr
+    # Ray's agents and workers would live on for a minute; the reaper ends them at once.
+    assert len(started) >= 5, started  # GCS, raylet, agents, two workers, the reaper
+    deadline = time.monotonic() + 10
+    while (left := living(started)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes()[:60] for pid in left]
+    assert not left, f"left running after the driver was killed: {commands}"
     with sqlite3.connect(out / "study.sqlite") as conn:
         statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
         assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 2
     assert statuses.count("done") < 2
     # The same command again, here: it finds this process's Ray running and uses it.
+    assert main([*args, "--workers", "2"]) == 0
+    assert outcome(out) == reference
+
+
+def test_a_ray_node_process_killed_mid_study_is_one_line_and_the_same_command_resumes(
+    local_ray, study_file, reference, tmp_path
+):
+    """Killing the node's dashboard agent (the fault probe's case) takes the node down."""
+    out = tmp_path / "out"
+    args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
+    killed: list[int] = []
+
+    def kill_the_agent_after_the_first_epoch(driver: int) -> None:
+        if killed or not (out / "study.sqlite").exists():
+            return
+        with contextlib.closing(sqlite3.connect(out / "study.sqlite")) as conn:
+            if conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 0:
+                return
+        for pid in descendants(driver):
+            with contextlib.suppress(OSError):
+                if b"DashboardAgent" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+    job = run_cnnlab(
+        [*args, "--workers", "2"],
+        env={"OMP_NUM_THREADS": "1"},
+        while_running=kill_the_agent_after_the_first_epoch,
+    )
+    assert killed, "the study ended before its first epoch row could be seen"
+    assert job.returncode == 1 and "Traceback" not in job.stderr, job.stderr
+    assert "Ray lost a process it needs" in job.stderr.strip().splitlines()[-1]
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
+    assert "running" not in statuses and statuses.count("done") < 2, statuses
     assert main([*args, "--workers", "2"]) == 0
     assert outcome(out) == reference
 

@@ -16,7 +16,8 @@ Faults: a run that fails for a reason of its own (it diverged, a bad setting) is
 recorded as failed once; a worker that dies (killed, its node lost) is replaced
 and its run resumed from its checkpoint, at most ``driver.MAX_WORKER_DEATHS``
 times per run; a driver that dies leaves its runs interrupted, and the same command resumes
-them from their last finished epoch.
+them from their last finished epoch, and the local Ray instance it started dies with it
+(``ray_reaper``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cnnlab.errors import CnnlabError, RunFailed
 from cnnlab.study.plan.study_plan import PlannedRun
 from cnnlab.study.run.pool_executor import PoolExecutor
 from cnnlab.study.run.ray_pool import RayPool
+from cnnlab.study.run.ray_reaper import Reaper
 from cnnlab.study.store.database import Store
 
 RAY_TOKEN_NOTICE = "ray._private.authentication.authentication_token_setup"
@@ -112,6 +114,8 @@ class RayExecutor(PoolExecutor):
         if self.ray.is_initialized():
             yield
             return
+        # A local instance is this command's to end, even when the command is killed.
+        reaper = None if self.settings.address else Reaper()
         with _signal_handlers_kept():
             self._start()
         try:
@@ -124,6 +128,8 @@ class RayExecutor(PoolExecutor):
             ) from None
         finally:
             self.ray.shutdown()
+            if reaper is not None:
+                reaper.release()
 
     def _start(self) -> None:
         s = self.settings

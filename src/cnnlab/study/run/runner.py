@@ -16,7 +16,6 @@ from pathlib import Path
 from cnnlab import faults
 from cnnlab.atomic import remove_stale_temporaries
 from cnnlab.config.identity import slugify
-from cnnlab.errors import MachineRefused
 from cnnlab.records import ARTIFACTS
 from cnnlab.study.plan.seed_rounds import next_round
 from cnnlab.study.plan.study_file import add_round
@@ -134,7 +133,7 @@ def _run_planned(
             outcome.executed = [r.run_id for r in todo]
             for batch in _trunks_first(todo):
                 executor.run_all(batch, store, progress)
-        except (KeyboardInterrupt, MachineRefused):  # they resume when the same command reruns
+        except BaseException:  # Ctrl-C, a full disk, Ray's node lost: the same command resumes
             with contextlib.suppress(sqlite3.Error):  # a full disk may refuse this write too
                 store.interrupt_runs()
             raise
