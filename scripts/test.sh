@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Set up (if needed), lint, and run the whole test suite. Extra arguments go to pytest.
+# Set up (if needed), lint, and run the whole test suite. Extra arguments go to pytest
+# (-n 0 for one process, -m "not slow" for the fast tier).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CNNLAB_SETUP_TESTS=1 source scripts/setup.sh
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/lint-imports --no-cache  # the layers of DESIGN.md (pyproject.toml [tool.importlinter])
-exec .venv/bin/python -m pytest "$@"
+# One test process per core (pytest-xdist); the Ray tests share one of them
+# (xdist_group). `bash scripts/test.sh -m "not slow"` is the fast tier for the edit loop.
+exec .venv/bin/python -m pytest -n auto --dist loadgroup "$@"

@@ -13,6 +13,13 @@ from fakedata import idx_bytes
 
 REAL_DATA = Path(os.environ["CNNLAB_DATA"]) if os.environ.get("CNNLAB_DATA") else None
 
+# Under pytest-xdist (scripts/test.sh runs one worker per core) each worker's torch gets
+# its share of the cores: more threads than cores make every test slower.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "").isdigit():
+    torch.set_num_threads(
+        max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    )
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(

@@ -162,6 +162,7 @@ def test_run_study_and_load_results_return_tables(data_dir, tmp_path):
     assert len(epochs) == 4 and set(epochs["epoch"]) == {1}  # 2 epochs x 0.5
 
 
+@pytest.mark.slow
 def test_a_factory_module_in_the_current_folder_is_found_as_python_m_finds_it(data_dir, tmp_path):
     from fresh import run_cnnlab
 
@@ -210,6 +211,7 @@ def _predict_elsewhere(checkpoint, image, cwd):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_an_nn_module_class_or_object_trains_and_says_what_another_process_can_rebuild(
     data_dir, tmp_path, monkeypatch
 ):

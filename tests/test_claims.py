@@ -170,6 +170,7 @@ def test_the_tests_are_scipys_and_the_claims_are_one_holm_family():
     assert a.improvement["estimate"] == 1.0 and "as claimed" in a.reason
 
 
+@pytest.mark.slow
 def test_claims_reach_the_report_through_the_cli(data_dir, tmp_path, capsys):
     study = tmp_path / "study.toml"
     study.write_text(

@@ -83,6 +83,7 @@ def test_models_list_and_show():
     assert shown.returncode == 0 and "61,706" in shown.stdout
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(data_dir, tmp_path):
     run = tmp_path / "run"
     result = cnnlab(

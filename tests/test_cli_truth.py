@@ -106,6 +106,7 @@ def test_heartbeat_speaks_only_when_the_output_has_been_quiet():
     heartbeat.doing("ignored with no heartbeat running")
 
 
+@pytest.mark.slow
 def test_a_long_epoch_in_a_pipe_prints_heartbeat_lines(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "0.2")  # captured stdout: not a terminal
     # a slow step makes the epoch outlast the heartbeat on any CPU (on a fast one the tiny

@@ -194,6 +194,7 @@ def test_the_registry_lists_and_locates_it(mnist_dir: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_real_mnist_in_digits_wild(real_data: Path) -> None:
     data = load_dataset("digits-wild:svhn=0", real_data)
     names = data.domain_names

@@ -92,6 +92,7 @@ def onnx_exports(checkpoints, tmp_path_factory) -> dict[str, export_mod.ExportRe
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.slow
 def test_onnx_round_trip_matches_pytorch_with_metadata(name, onnx_exports, checkpoints):
     import onnxruntime
 

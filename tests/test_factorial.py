@@ -138,6 +138,7 @@ def test_a_main_effect_claim_off_the_grid_is_one_line(tmp_path, data_dir, factor
     assert fragment in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_factorial_study_reports_its_effects_and_its_main_effect_claim(
     tmp_path, data_dir, capsys
 ):

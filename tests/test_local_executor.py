@@ -21,6 +21,8 @@ from cnnlab.study.run.local_executor import Layout, LocalExecutor, auto_layout
 from cnnlab.study.run.runner import run_study
 from cnnlab.study.store.database import load_results
 
+pytestmark = pytest.mark.slow
+
 QUIET = ["--no-report", "--quiet"]
 
 

@@ -69,6 +69,7 @@ def test_train_onto_a_full_disk_says_so_in_one_line(small_disk, data_dir, capsys
     assert not any(p.name.endswith(".tmp") for p in (disk / "run").iterdir())
 
 
+@pytest.mark.slow
 def test_a_study_on_a_full_disk_stops_in_one_line_and_resumes_when_space_is_freed(
     small_disk, tmp_path, data_dir, capsys
 ):
@@ -98,6 +99,7 @@ def test_a_read_only_file_system_is_one_line(small_disk, data_dir, capsys):
     assert "read-only file system writing" in line and str(disk / "run") in line
 
 
+@pytest.mark.slow
 def test_a_run_folder_made_read_only_mid_training_with_tensorboard_is_one_line(
     small_disk, data_dir
 ):

@@ -50,6 +50,7 @@ def runs_of(client, name="to-mlflow"):
     return list(client.search_runs([experiment.experiment_id]))
 
 
+@pytest.mark.slow
 def test_each_run_arrives_with_params_metrics_tags_and_artifacts(study_dir, client, capsys):
     uri, make = client
     assert main(["mlflow", str(study_dir), "--tracking-uri", uri]) == 0

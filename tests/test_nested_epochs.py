@@ -54,6 +54,7 @@ increasing = ["1 epoch", "2 epochs", "3 epochs"]
 STEP = '{ name = "step", step_every = 1, gamma = 0.5 }'
 
 
+@pytest.mark.slow
 def test_shorter_variants_are_read_from_one_run_per_seed_bit_for_bit(tmp_path, data_dir):
     study = write_study(tmp_path, _body(STEP), header=HEADER)
     plan = load_study(study, data_dir=data_dir)

@@ -159,6 +159,7 @@ def mnist_lenet(tmp_path_factory) -> Path:
 
 
 @pytest.mark.realdata
+@pytest.mark.slow
 def test_real_mnist_model_reads_the_hand_made_digits(mnist_lenet):
     labels = json.loads((DIGITS / "labels.json").read_text())
     result = run_cnnlab(

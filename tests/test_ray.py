@@ -32,6 +32,10 @@ ray = pytest.importorskip("ray")
 from cnnlab.study.run.ray_executor import RayExecutor, RaySettings  # noqa: E402
 from cnnlab.study.run.ray_reaper import descendants, living  # noqa: E402
 
+# One worker takes every Ray test under pytest-xdist: one Ray instance at a time, whose
+# processes do not fight another instance's for the cores.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+
 QUIET = ["--no-report", "--quiet"]
 
 

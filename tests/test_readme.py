@@ -117,6 +117,7 @@ def in_workdir(workdir, monkeypatch):
     return workdir
 
 
+@pytest.mark.slow
 def test_every_readme_example_runs_as_written(in_workdir):
     for command in readme_commands((ROOT / "README.md").read_text()):
         printed = _run_command(command, in_workdir)
@@ -142,6 +143,7 @@ def test_every_docs_page_is_in_the_reading_order_and_linked_from_the_readme():
     assert all(f"](docs/{page})" in readme for page in DOCS)
 
 
+@pytest.mark.slow
 def test_every_docs_example_runs_as_written(in_workdir):
     """The ```bash and ```python blocks of docs/*.md, after the README's (they use what its
     examples made: run this file whole)."""

@@ -46,6 +46,7 @@ def study_out(tmp_path_factory, data_dir) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_report_says_what_each_variant_is_and_shows_the_study_file(study_out, capsys):
     assert main(["report", str(study_out), "--format", "json"]) == 0
     numbers = json.loads(capsys.readouterr().out)

@@ -60,6 +60,7 @@ def measure(report: Path, width: int, tmp_path: Path) -> dict:
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.slow
 def test_the_variants_table_fits_1400_px_whole_and_400_px_as_cards(real_report, tmp_path):  # noqa: F811
     wide = measure(real_report[0], 1400, tmp_path)
     assert wide["viewport"] == 1400

@@ -186,6 +186,7 @@ def chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProces
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
 )
+@pytest.mark.slow
 def test_report_opens_cleanly_in_headless_chromium(real_report, tmp_path):
     """Load report.html from disk: no console messages, every image a decodable PNG, a screenshot.
 

@@ -78,6 +78,7 @@ def test_a_search_table_is_checked_key_by_key(tmp_path, data_dir):
     assert all(line.strip().startswith(str(tmp_path)) for line in message.splitlines()[1:])
 
 
+@pytest.mark.slow
 def test_trials_are_runs_and_the_winner_is_confirmed_over_seeds(tmp_path, data_dir, capsys):
     study = write(tmp_path, data_dir)
     out = tmp_path / "out"
@@ -113,6 +114,7 @@ def test_trials_are_runs_and_the_winner_is_confirmed_over_seeds(tmp_path, data_d
         assert conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0] == 3
 
 
+@pytest.mark.slow
 def test_a_killed_search_continues_to_the_number_of_trials_asked(tmp_path, data_dir, monkeypatch):
     from cnnlab.study.run.executor import InProcessExecutor
 
@@ -227,6 +229,7 @@ def test_some_failed_trials_are_said_and_the_search_still_confirms(tmp_path, dat
     assert code == 0  # a diverging or impossible setting is a finding of the search
 
 
+@pytest.mark.slow
 def test_a_search_killed_by_sigkill_ends_with_exactly_the_trials_asked(tmp_path, data_dir):
     from test_kill_points import killed_at
 
@@ -270,6 +273,7 @@ def test_parameter_importances_are_drawn_only_when_there_is_a_choice(tmp_path, k
     assert len(drawn) == 2 + importance  # the history and the slice plot, always
 
 
+@pytest.mark.slow
 def test_a_kill_between_a_rounds_record_and_its_first_run_resumes_the_same_runs(
     tmp_path, data_dir, monkeypatch
 ):

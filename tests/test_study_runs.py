@@ -64,6 +64,7 @@ def test_variants_option_keeps_the_named_variants_and_their_run_ids(tmp_path):
         load_study(path, variants=[])
 
 
+@pytest.mark.slow
 def test_tiny_study_end_to_end_through_the_cli(data_dir, tmp_path, capsys):
     study = write_study(
         tmp_path,

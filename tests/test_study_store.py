@@ -157,6 +157,7 @@ def test_a_study_run_a_few_variants_at_a_time_reports_them_all(tmp_path):
 # The kill test
 
 
+@pytest.mark.slow
 def test_a_killed_study_resumes_to_the_results_of_an_uninterrupted_one(data_dir, tmp_path, capsys):
     """SIGKILL `cnnlab run` mid-study; the rerun must end exactly where an
     uninterrupted run of the same study ends: the same (run, epoch) rows, none twice,

@@ -87,6 +87,7 @@ def test_a_resumed_run_has_each_step_once(data_dir, tmp_path):
     assert len(steps(acc, "epoch/test_acc")) == 3
 
 
+@pytest.mark.slow
 def test_turning_tensorboard_on_keeps_the_run_and_its_id(data_dir, tmp_path, capsys):
     study = tmp_path / "s.toml"
     study.write_text(

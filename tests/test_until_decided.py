@@ -48,6 +48,7 @@ def _seeds_by_variant(results) -> dict[str, list[int]]:
     return {v: sorted(s) for v, s in out.items()}
 
 
+@pytest.mark.slow
 def test_a_decided_variant_stops_and_the_open_ones_get_the_next_looks_seeds(
     tmp_path, data_dir, capsys
 ):
@@ -83,6 +84,7 @@ def test_a_decided_variant_stops_and_the_open_ones_get_the_next_looks_seeds(
     )
 
 
+@pytest.mark.slow
 def test_a_kill_between_a_looks_record_and_its_runs_resumes_that_look(tmp_path, data_dir):
     from fresh import run_cnnlab
 

@@ -85,6 +85,7 @@ class Driver:
                     self.apply(*event)
                 for worker, died in ended:
                     run = busy.pop(worker)
+                    say_busy(busy)
                     if died:
                         self.worker_died(run)
                         idle += self.pool.start(1)
@@ -111,10 +112,7 @@ class Driver:
         self.pool.submit(worker, run, self.store.epochs_done(run.run_id), self.feed.judges(run))
         busy[worker] = run
         self.nodes[run.run_id] = self.pool.where(worker)
-        heartbeat.doing(
-            f"{len(busy)} runs training in worker processes: "
-            + ", ".join(f"{r.variant} seed {r.seed}" for r in busy.values())
-        )
+        say_busy(busy)
 
     def worker_died(self, run: PlannedRun) -> None:
         deaths = self.deaths[run.run_id] = self.deaths.get(run.run_id, 0) + 1
@@ -156,3 +154,9 @@ class Driver:
             if (reporter := self.reporters.pop(run_id, None)) is not None:
                 reporter.close()
             self.progress.run_ended(run, *args)
+
+
+def say_busy(busy: dict[Any, PlannedRun]) -> None:
+    """What the heartbeat says while no line comes: the runs in flight now."""
+    runs = ", ".join(f"{r.variant} seed {r.seed}" for r in busy.values())
+    heartbeat.doing(f"{len(busy)} run(s) training in worker processes: {runs}")
