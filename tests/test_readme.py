@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import re
 import shlex
 from pathlib import Path
@@ -105,26 +106,40 @@ def _run_python(block: str, where: str) -> None:
     assert "%" in printed.getvalue()
 
 
-@pytest.fixture
-def in_workdir(workdir, monkeypatch):
-    monkeypatch.chdir(workdir)
-    monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
-    monkeypatch.setenv("COLUMNS", "160")
-    monkeypatch.delenv("CNNLAB_WORKERS")  # the default: local worker processes
-    # digits-wild's printed digits at a fraction of their number (the commands run here).
-    monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TRAIN", 200)
-    monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TEST", 100)
-    return workdir
+@pytest.fixture(scope="module")
+def in_workdir(workdir, tmp_path_factory):
+    """The examples' folder and environment, for the module: set up before the autouse
+    fixtures of conftest.py, so what they set for each test is set here too."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("CNNLAB_FONTS", "matplotlib")
+        if "CNNLAB_CACHE" not in os.environ:
+            monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path_factory.getbasetemp() / "cnnlab-cache"))
+        monkeypatch.chdir(workdir)
+        monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
+        monkeypatch.setenv("COLUMNS", "160")
+        monkeypatch.delenv("CNNLAB_WORKERS", raising=False)  # the default: local workers
+        # digits-wild's printed digits at a fraction of their number (the commands run here).
+        monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TRAIN", 200)
+        monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TEST", 100)
+        yield workdir
+
+
+@pytest.fixture(scope="module")
+def readme_ran(in_workdir) -> dict[str, str]:
+    """The README's examples, run once, in order: command -> what it printed (the docs'
+    examples use what they made, whichever test runs first)."""
+    printed = {}
+    for command in readme_commands((ROOT / "README.md").read_text()):
+        printed[command] = _run_command(command, in_workdir)
+    for block in readme_python((ROOT / "README.md").read_text()):
+        _run_python(block, "README.md")
+    return printed
 
 
 @pytest.mark.slow
-def test_every_readme_example_runs_as_written(in_workdir):
-    for command in readme_commands((ROOT / "README.md").read_text()):
-        printed = _run_command(command, in_workdir)
-        if command.startswith("cnnlab compare"):
-            assert "counted once, in A" in " ".join(printed.split()), printed
-    for block in readme_python((ROOT / "README.md").read_text()):
-        _run_python(block, "README.md")
+def test_every_readme_example_runs_as_written(in_workdir, readme_ran):
+    compared = [out for command, out in readme_ran.items() if command.startswith("cnnlab compare")]
+    assert compared and all("counted once, in A" in " ".join(out.split()) for out in compared)
     with open(in_workdir / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and all(r["status"] == "done" for r in rows)  # 3 variants x 2 seeds
@@ -144,9 +159,9 @@ def test_every_docs_page_is_in_the_reading_order_and_linked_from_the_readme():
 
 
 @pytest.mark.slow
-def test_every_docs_example_runs_as_written(in_workdir):
+def test_every_docs_example_runs_as_written(in_workdir, readme_ran):
     """The ```bash and ```python blocks of docs/*.md, after the README's (they use what its
-    examples made: run this file whole)."""
+    examples made)."""
     ran = 0
     for page in DOCS:
         text = (ROOT / "docs" / page).read_text()
