@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -42,8 +43,15 @@ def small_disk(tmp_path):
 
     def sized(size: str) -> Path:
         options = f"size={size}" if not os.path.ismount(mount) else f"remount,size={size}"
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
-                              capture_output=True, text=True)  # fmt: skip
+        # A read-only remount is refused ("busy") while a file is being written there:
+        # the training process writes in bursts, so one of the next tries finds a gap.
+        deadline = time.monotonic() + 20
+        while True:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+                                  capture_output=True, text=True)  # fmt: skip
+            if done.returncode == 0 or "busy" not in done.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
         return mount
@@ -105,7 +113,6 @@ def test_a_run_folder_made_read_only_mid_training_with_tensorboard_is_one_line(
 ):
     """TensorBoard's writer thread meets the refusal too: only the command's line shows."""
     import sys
-    import time
 
     pytest.importorskip("tensorboard")
     disk = small_disk("50m")
