@@ -96,5 +96,5 @@ def _bundled_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
 def _one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Studies run in process unless a test asks for workers: a worker's start (a fresh
     interpreter importing torch) would cost seconds in each of the many tiny studies
-    here. tests/test_local_executor.py and the README's examples run the default pool."""
+    here. tests/test_local_executor.py and docs/scale-out.md's examples run the default pool."""
     monkeypatch.setenv("CNNLAB_WORKERS", "1")

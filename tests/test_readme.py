@@ -117,7 +117,10 @@ def in_workdir(workdir, tmp_path_factory):
         monkeypatch.chdir(workdir)
         monkeypatch.setenv("CNNLAB_DATA", str(workdir.parent / "data"))
         monkeypatch.setenv("COLUMNS", "160")
-        monkeypatch.delenv("CNNLAB_WORKERS", raising=False)  # the default: local workers
+        # Studies train in process (a pool's start costs each `cnnlab run` seconds of CPU),
+        # except in docs/scale-out.md, whose examples are the pool and Ray themselves;
+        # tests/test_local_executor.py tests the pool.
+        monkeypatch.setenv("CNNLAB_WORKERS", "1")
         # digits-wild's printed digits at a fraction of their number (the commands run here).
         monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TRAIN", 200)
         monkeypatch.setattr("cnnlab.data.digits_wild.PRINTED_TEST", 100)
@@ -165,9 +168,12 @@ def test_every_docs_example_runs_as_written(in_workdir, readme_ran):
     ran = 0
     for page in DOCS:
         text = (ROOT / "docs" / page).read_text()
-        for command in readme_commands(text):
-            _run_command(command, in_workdir)
-            ran += 1
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            if page == "scale-out.md":
+                monkeypatch.delenv("CNNLAB_WORKERS")  # the default: local worker processes
+            for command in readme_commands(text):
+                _run_command(command, in_workdir)
+                ran += 1
         for block in readme_python(text):
             _run_python(block, page)
     assert ran >= 7
