@@ -159,4 +159,5 @@ class Driver:
 def say_busy(busy: dict[Any, PlannedRun]) -> None:
     """What the heartbeat says while no line comes: the runs in flight now."""
     runs = ", ".join(f"{r.variant} seed {r.seed}" for r in busy.values())
-    heartbeat.doing(f"{len(busy)} run(s) training in worker processes: {runs}")
+    heartbeat.doing(f"{len(busy)} run(s) training in worker processes: {runs}" if busy else
+                    "no run training in worker processes")  # fmt: skip

@@ -109,11 +109,9 @@ class Reaper:
         """Ray was shut down cleanly: the reaper leaves without killing anything."""
         if self.process is None or self.process.stdin is None:
             return
-        try:
+        with contextlib.suppress(OSError):  # it ended already: nothing to tell
             self.process.stdin.write(SHUT_DOWN)
             self.process.stdin.close()
-        except OSError:
-            pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -40,6 +40,7 @@ def seconds_per_epoch(run: PlannedRun, threads: int, steps: int, cache) -> float
 
     from cnnlab.evaluation.precision import configure_backends, resolve_precision
     from cnnlab.models.registry import preferred_input_size, resolve_model
+    from cnnlab.training.loop import epoch_steps
     from cnnlab.training.prepare import make_loaders
     from cnnlab.training.trainer import build_trainer
 
@@ -66,7 +67,7 @@ def seconds_per_epoch(run: PlannedRun, threads: int, steps: int, cache) -> float
             if timed >= steps:
                 break
         elapsed = time.perf_counter() - started if timed > 0 else 0.0
-        return elapsed / max(1, timed) * trainer.steps_per_epoch
+        return elapsed / max(1, timed) * epoch_steps(trainer)
     finally:
         torch.set_num_threads(before)
 
