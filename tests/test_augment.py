@@ -23,6 +23,7 @@ from cnnlab.data.augment import (
     luminance,
     warp,
 )
+from cnnlab.data.augment.pen import Elastic, LowResolution, Slant, Stroke
 from cnnlab.errors import ConfigError
 
 OPS: dict[str, Callable[[], Callable[[torch.Tensor, torch.Generator], torch.Tensor]]] = {
@@ -45,9 +46,17 @@ OPS: dict[str, Callable[[], Callable[[torch.Tensor, torch.Generator], torch.Tens
     "everything_new": lambda: build_augment(
         "recolor,gray=0.2,texture=0.3,rotate=15,translate=0.1,flip,blur=1.5,cutout=6"
     ),
+    "stroke": lambda: Stroke(1.0),
+    "slant": lambda: Slant(0.3),
+    "elastic": lambda: Elastic(2.0),
+    "lowres": lambda: LowResolution(1.0),
+    "other_hands": lambda: build_augment(
+        "stroke=0.4,recolor,gray=0.3,translate=0.1,slant=0.3,elastic=2,blur=1,lowres=0.2"
+    ),
 }
-# Recolouring leaves colour images as they are: these ops get gray images in 3 channels.
-GRAY_INPUT = {"recolor", "recolor_gray_texture", "everything_new"}
+# Recolouring leaves colour images as they are, and the pen changes gray images only:
+# these ops get gray images in 3 channels.
+GRAY_INPUT = {"recolor", "recolor_gray_texture", "everything_new", "stroke", "other_hands"}
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device")])]  # fmt: skip
 
@@ -101,7 +110,8 @@ def test_same_seed_same_batch_different_seed_different_batch(name: str) -> None:
     assert not torch.equal(op(x, gen(5)), op(x, gen(6)))
 
 
-@pytest.mark.parametrize("name", [n for n in OPS if n != "flip"])
+# A flip is one of two, and lowres one of about ten sizes: repeats are expected there.
+@pytest.mark.parametrize("name", [n for n in OPS if n not in ("flip", "lowres")])
 def test_each_sample_gets_its_own_parameters(name: str) -> None:
     x = inputs(name, b=1, seed=7).expand(32, -1, -1, -1).contiguous()
     # Shared parameters would give 1; pad has only 81 windows, so expect ~26 of 32, not 32.
@@ -278,3 +288,64 @@ def test_recolor_contrast_holds_for_every_sample_and_inversion_has_frequency_p()
     assert ((fg - bg).abs() >= 0.3 - 1e-5).all()
     assert abs((fg < bg).float().mean().item() - 0.3) < 0.02
     assert (fg - bg).abs().max() > 0.9  # contrast spreads up to the maximum, not pinned at 0.3
+
+
+# --- Other hands: pen width, slant, elastic wobble, low resolution -----------------------------
+
+
+def strokes(b: int = 6) -> torch.Tensor:
+    """Gray images of a 2 px wide bright cross on black: a pen stroke to thicken or thin."""
+    x = torch.zeros(b, 1, 28, 28)
+    x[:, :, 13:15, 4:24] = 1.0
+    x[:, :, 4:24, 13:15] = 1.0
+    return x
+
+
+def test_stroke_thickens_or_thins_gray_strokes_and_leaves_colour_images_alone() -> None:
+    x = strokes()
+    params = torch.tensor([1.0, -1.0, 0.0, 0.5, -0.5, 0.0])
+    y = Stroke(1.0).apply(x, params)
+    ink = y.sum((1, 2, 3))
+    assert ink[0] > ink[3] > ink[2] > ink[4] > ink[1]  # thick > half thick > same > thin
+    assert torch.equal(y[2], x[2])
+    colour = torch.rand(4, 3, 28, 28, generator=gen(0))
+    assert (Stroke(1.0).sample_params(colour, gen(1)) == 0).all()  # printed digits: as is
+    drawn = Stroke(0.5).sample_params(strokes(4000), gen(2))
+    assert 0.45 < (drawn != 0).float().mean() < 0.55  # the share p
+    assert 0.45 < (drawn > 0).float().sum() / (drawn != 0).float().sum() < 0.55  # even odds
+
+
+def test_slant_shears_x_by_the_drawn_factor_about_the_centre() -> None:
+    x = strokes(1)
+    y = Slant(0.3).apply(x, torch.tensor([0.25]))
+    column = x[0, 0, :, 13:15].sum(0)
+    assert column.sum() > 0
+    top, bottom = y[0, 0, 5].argmax().item(), y[0, 0, 22].argmax().item()
+    # y down: a positive shear moves rows below the centre right and rows above it left.
+    assert bottom - top == pytest.approx(0.25 * 17, abs=1.5)
+    assert torch.allclose(y[0, 0, 13:15], x[0, 0, 13:15], atol=0.35)  # the centre rows stay
+
+
+def test_elastic_moves_pixels_smoothly_by_about_alpha() -> None:
+    x = strokes(64)
+    params = Elastic(2.0).sample_params(x, gen(0))
+    moves = params.norm(dim=1)
+    assert 0.5 < moves.mean() < 2.0 and moves.amax() < 4.0  # typical alpha / 3 .. alpha
+    # Smooth: neighbouring pixels move alike.
+    step = (params[..., 1:] - params[..., :-1]).abs().mean()
+    assert step < 0.3 * params.abs().mean()  # unblurred noise: a step as large as a move
+    assert torch.equal(Elastic(2.0).apply(x, torch.zeros_like(params)), x)  # no move: as is
+    y = Elastic(2.0).apply(x, params)
+    assert not torch.equal(y, x) and float(y.sum()) == pytest.approx(float(x.sum()), rel=0.1)
+
+
+def test_lowres_blurs_only_the_chosen_images_and_keeps_their_size() -> None:
+    x = images(b=6, c=3, h=28, w=28)
+    params = torch.tensor([1.0, 0.35, 0.7, 1.0, 0.5, 1.0])
+    y = LowResolution(1.0).apply(x, params)
+    assert y.shape == x.shape
+    untouched = params == 1
+    assert torch.equal(y[untouched], x[untouched])
+    detail = (y[:, :, :, 1:] - y[:, :, :, :-1]).abs().mean((1, 2, 3))
+    assert (detail[~untouched] < 0.5 * detail[untouched].min()).all()  # fine detail is gone
+    assert detail[1] < detail[2]  # 35% loses more than 70%

@@ -105,7 +105,7 @@ def test_unknown_op_lists_every_op_with_its_meaning() -> None:
         assert f"{usage} (" in text
     assert "cutout=px (" in text and "recolor[=p_invert] (" in text and "nearest (" in text
     assert "gray=p (" in text and "texture=amp (" in text and "blur=sigma (" in text
-    assert len(text.split("; ")) == 13  # header, eleven ops, 'or none'
+    assert len(text.split("; ")) == 17  # header, fifteen ops, 'or none'
 
 
 def test_nearest_resampling_keeps_pixel_values_and_round_trips() -> None:

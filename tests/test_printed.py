@@ -189,7 +189,9 @@ def test_splits_are_different_draws_cached_once_and_keyed_by_the_pool(
     assert rendered == [1]
     with pytest.raises(ConfigError, match="size 30 is not supported; use 28 or 32"):
         printed.load_printed_digits("train", 30, 30, tmp_path)
-    with pytest.raises(ConfigError, match="unknown split 'val'; use train, test or unseen"):
+    with pytest.raises(
+        ConfigError, match="unknown split 'val'; use one of train, test, unseen, oldstyle"
+    ):
         printed.load_printed_digits("val", 30, 32, tmp_path)
 
 
@@ -211,7 +213,8 @@ def test_data_show_lists_every_font_and_its_side(tmp_path: Path, monkeypatch, ca
     argv = ["data", "show", "digits-wild:svhn=0", "--data-dir", str(tmp_path / "data")]
     assert main([*argv, "--fonts"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "faces draw digits; seen (train, printed):" in out and "unseen (printed-unseen):" in out
+    assert "figure sets draw digits" in out and "seen (printed):" in out
+    assert "unseen (printed-unseen):" in out and "oldstyle (printed-oldstyle):" in out
     with open(tmp_path / "digits-wild_svhn=0-fonts.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     sides = {r["font"]: r["side"] for r in rows}

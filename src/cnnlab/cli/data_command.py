@@ -72,27 +72,24 @@ def _show_fonts(listing: Path, print_all: bool) -> None:
     import io
 
     from cnnlab.atomic import atomic_write_text
-    from cnnlab.data.printed import font_rows, load_pool
+    from cnnlab.data.font_pool import font_rows, load_pool, side_counts
 
-    rows = font_rows(load_pool())
+    pool = load_pool()
+    rows = font_rows(pool)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(listing, buffer.getvalue())
-    kept = [r for r in rows if not r["side"].startswith("left out")]
-    sides = {
-        side: (
-            sum(r["side"] == side for r in kept),
-            len({r["group"] for r in kept if r["side"] == side}),
-        )
-        for side in ("seen", "unseen")
-    }
+    kept = len(pool.atlas.fonts)
+    sides = "; ".join(
+        f"{side} ({domain}): {faces} figure sets in {groups} family groups"
+        for side, domain, faces, groups in side_counts(pool)
+    )
     console.print(
-        f"fonts: {len(kept)} of {len(rows)} faces draw digits; seen (train, printed): "
-        f"{sides['seen'][0]} faces in {sides['seen'][1]} family groups; unseen "
-        f"(printed-unseen): {sides['unseen'][0]} faces in {sides['unseen'][1]} groups; "
-        f"{len(rows) - len(kept)} left out. Every face and why: {listing}"
+        f"fonts: {len({r['font'] for r in rows})} faces, {kept} figure sets draw digits "
+        f"(lining and old-style: the 'figures' column); {sides}; "
+        f"{len(pool.atlas.rejected)} faces left out. Every face and why: {listing}"
     )
     if print_all:
         table = Table(title="fonts of the printed digits")

@@ -31,7 +31,9 @@ examples:
 augment ops (comma-separated): flip[=p], translate=frac, pad=px, rotate=deg, crop=min_scale,
 cutout=px, blur=sigma, nearest (nearest-neighbour resampling: no blur, for digits);
 for gray digits: recolor[=p_invert] (random colours), with gray=p (keep a fraction gray) and
-texture=amp (textured, noisy backgrounds)
+texture=amp (textured, noisy backgrounds); other hands' digits: stroke=p (gray digits:
+a thicker or thinner pen), slant=k (shear up to k), elastic=px (smooth wobble of up to px
+pixels), lowres=p (shrink and scale back up)
 """
 
 

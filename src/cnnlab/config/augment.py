@@ -54,6 +54,10 @@ def _as_number(value: object) -> float | None:
 
 # In the order Augment applies them, which is also the order to_string writes.
 _RULES: dict[str, _Rule] = {
+    "stroke": _Rule(
+        "stroke=p", "gray images only: with probability p a thicker or thinner pen",
+        "0 < p <= 1", lambda v: 0 < v <= 1,
+    ),
     "recolor": _Rule(
         "recolor[=p_invert]", "random colours for gray digits, p_invert default 0.5",
         "0 <= p_invert <= 1", lambda v: 0 <= v <= 1, bare=0.5,
@@ -78,6 +82,14 @@ _RULES: dict[str, _Rule] = {
         "translate=frac", "shift by up to frac of the size",
         "0 < frac < 1", lambda v: 0 < v < 1,
     ),
+    "slant": _Rule(
+        "slant=k", "shear x by up to ±k (0.3 leans strokes about 17 degrees)",
+        "0 < k <= 1", lambda v: 0 < v <= 1,
+    ),
+    "elastic": _Rule(
+        "elastic=px", "elastic deformation: smooth random moves of up to about px pixels",
+        "0 < px <= 8", lambda v: 0 < v <= 8,
+    ),
     "pad": _Rule(
         "pad=px", "reflect-pad px then random crop back",
         "a whole number px >= 1", lambda v: v >= 1, whole=True,
@@ -89,6 +101,10 @@ _RULES: dict[str, _Rule] = {
     "blur": _Rule(
         "blur=sigma", "Gaussian blur, sigma uniform in 0..sigma px (with recolor: painted images only)",
         "0 < sigma <= 3", lambda v: 0 < v <= 3,
+    ),
+    "lowres": _Rule(
+        "lowres=p", "with probability p shrink to 35-70% and scale back up",
+        "0 < p <= 1", lambda v: 0 < v <= 1,
     ),
     "cutout": _Rule(
         "cutout=px", "zero a random px square",
@@ -117,15 +133,19 @@ class AugmentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    stroke: float | None = None
     recolor: float | None = None
     gray: float | None = None
     texture: float | None = None
     crop: float | None = None
     rotate: float | None = None
     translate: float | None = None
+    slant: float | None = None
+    elastic: float | None = None
     pad: int | None = None
     flip: float | None = None
     blur: float | None = None
+    lowres: float | None = None
     cutout: int | None = None
     nearest: int | None = None
 
@@ -216,6 +236,7 @@ def parse_augment(spec: str | Mapping[str, object] | AugmentSpec | None) -> Augm
     Grammar: comma-separated ops, each ``name`` or ``name=value``: ``flip[=p]``,
     ``translate=frac``, ``pad=px``, ``rotate=deg``, ``crop=min_scale``, ``cutout=px``,
     ``blur=sigma``, ``recolor[=p_invert]`` with its options ``gray=p`` and ``texture=amp``,
+    ``stroke=p``, ``slant=k``, ``elastic=px``, ``lowres=p`` (other hands' digits),
     ``nearest``; ``'none'`` or ``''`` for no augmentation. A table maps the same
     names to numbers (``true`` for a bare op, ``false`` for off). Raises ConfigError.
     """

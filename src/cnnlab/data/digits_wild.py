@@ -11,7 +11,13 @@ held-out set per domain, in this order, with ``Split.domains`` naming each image
 - ``printed``: rendered digits (:mod:`cnnlab.data.printed`) in the fonts training uses, a
   draw disjoint from training;
 - ``printed-unseen``: rendered digits in font families training never sees (a fixed,
-  seeded split of this machine's fonts): the domain that says whether a model reads;
+  seeded split of this machine's fonts), in their lining figures: the domain that says
+  whether a model reads;
+- ``printed-oldstyle``: the old-style (text) figures of those unseen families, drawn at
+  their own size and place on the line (a 0 as small as an ``o``, a 7 hanging below the
+  baseline), when any unseen family has them;
+- ``handwriting-fonts``: digits in handwriting-style fonts (never trained on): hands
+  other than MNIST's writers, when such fonts are installed;
 - ``svhn``: the SVHN test digits, when SVHN is found.
 
 The name takes options: ``digits-wild:size=28,mnist=1,printed=0.5,svhn=2,styles=basic``.
@@ -34,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.config.dataset import DIGITS_WILD, DIGITS_WILD_SIZES, parse_dataset
-from cnnlab.data import printed
+from cnnlab.data import font_pool, printed
 from cnnlab.data.arrays import DatasetArrays, Split
 from cnnlab.data.augment import build_augment
 from cnnlab.data.cache import entry_folder, load_split, save_split
@@ -45,7 +51,15 @@ from cnnlab.errors import ConfigError
 
 NAME = DIGITS_WILD
 CLASSES = [str(d) for d in range(10)]
-DOMAINS = ("mnist", "mnist-recolored", "printed", "printed-unseen", "svhn")
+DOMAINS = (
+    "mnist", "mnist-recolored", "printed", "printed-unseen", "printed-oldstyle",
+    "handwriting-fonts", "svhn",
+)  # fmt: skip
+# The printed test domains and the split of the font pool each is drawn from.
+PRINTED_DOMAINS = {
+    "printed": "test", "printed-unseen": "unseen", "printed-oldstyle": "oldstyle",
+    "handwriting-fonts": "handwriting",
+}  # fmt: skip
 SIZES = DIGITS_WILD_SIZES
 
 # How many printed digits each split holds; tests lower these to stay fast.
@@ -103,28 +117,43 @@ def load_digits_wild(
     mnist_train, mnist_test = (
         s.with_images(pad_to(s.images, (size, size))) for s in (mnist.train, mnist.test)
     )
-    domain = {d: i for i, d in enumerate(DOMAINS)}
-    train_parts = [_Part(domain["mnist"], mnist_train, _weighted(mnist_train, options.mnist))]
-    test_parts = [
-        _Part(domain["mnist"], mnist_test),
-        _Part(domain["mnist-recolored"], _recolored(mnist_test, cache_dir)),
-        _Part(domain["printed"], printed.load_printed_digits("test", n_test, size, cache_dir)),
-        _Part(
-            domain["printed-unseen"],
-            printed.load_printed_digits("unseen", n_test, size, cache_dir),
-        ),
-    ]
+    test = {
+        "mnist": mnist_test,
+        "mnist-recolored": _recolored(mnist_test, cache_dir),
+        **{
+            domain: printed.load_printed_digits(split, n_test, size, cache_dir)
+            for domain, split in PRINTED_DOMAINS.items()
+        },
+    }
+    train = {"mnist": (mnist_train, options.mnist)}
     if options.printed > 0:
         style = STYLES[options.styles]
         part = printed.load_printed_digits("train", n_train, size, cache_dir, style)
-        train_parts.append(_Part(domain["printed"], part, _weighted(part, options.printed)))
+        train["printed"] = (part, options.printed)
     if svhn_dir is not None:
         if options.svhn > 0:
             part = _svhn_images(read_svhn_split(svhn_dir / "train_32x32.mat"), size)
-            train_parts.append(_Part(domain["svhn"], part, _weighted(part, options.svhn)))
-        part = _svhn_images(read_svhn_split(svhn_dir / "test_32x32.mat"), size)
-        test_parts.append(_Part(domain["svhn"], part))
+            train["svhn"] = (part, options.svhn)
+        test["svhn"] = _svhn_images(read_svhn_split(svhn_dir / "test_32x32.mat"), size)
+    # A domain without images (no old-style or handwriting fonts, no SVHN) is left out.
+    names = [d for d in DOMAINS if d in test and len(test[d]) > 0]
+    domain = {d: i for i, d in enumerate(names)}
+    train_parts = [_Part(domain[d], split, _weighted(split, w)) for d, (split, w) in train.items()]
+    return _composite(name, options.styles, mnist, svhn_dir, names, train_parts, [
+        _Part(domain[d], test[d]) for d in names
+    ])  # fmt: skip
 
+
+def _composite(
+    name: str,
+    styles: str,
+    mnist: DatasetArrays,
+    svhn_dir: Path | None,
+    names: list[str],
+    train_parts: list[_Part],
+    test_parts: list[_Part],
+) -> DatasetArrays:
+    size = test_parts[0].split.images.shape[-1]
     train = _assemble(train_parts, size)
     if len(train) == 0:
         why = " (svhn not found)" if svhn_dir is None else ""
@@ -140,12 +169,12 @@ def load_digits_wild(
         source="; ".join(
             [
                 f"mnist: {mnist.source}",
-                f"printed: rendered from {printed.pool_summary()} "
-                f"(generator v{printed.GENERATOR_VERSION}, training styles {options.styles})",
+                f"printed: rendered from {font_pool.pool_summary()} "
+                f"(generator v{printed.GENERATOR_VERSION}, training styles {styles})",
                 f"svhn: {svhn_dir}" if svhn_dir is not None else "svhn: not found",
             ]
         ),
-        domain_names=list(DOMAINS if svhn_dir is not None else DOMAINS[:-1]),
+        domain_names=names,
     )
 
 

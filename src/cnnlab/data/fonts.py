@@ -123,6 +123,21 @@ _STYLE_WORDS = {
 }  # fmt: skip
 
 
+# Handwriting-style families: never trained on, they make their own test domain
+# (handwriting-fonts), which says how a model reads digits written by hands other than
+# MNIST's 250 writers. Matched as the start of a family key; each one was looked at.
+HANDWRITING_FAMILIES = (
+    "because we", "comic neue", "dancing script", "dkghandwriting", "ecolier",
+    "humor sans", "kaushan script", "kristi", "penguin attack", "rufscript", "steve",
+    "tomson talks", "\u00e6nigma scrawl", "johnny mac scrawl", "mad's scrawl",
+)  # fmt: skip
+
+
+def is_handwriting(family: str) -> bool:
+    """Whether a family is one of the handwriting-style ones (HANDWRITING_FAMILIES)."""
+    return family_key(family).startswith(HANDWRITING_FAMILIES)
+
+
 def is_unseen(group: str, seed: int = SPLIT_SEED, fraction: float = UNSEEN_FRACTION) -> bool:
     """Whether a family group is held out: a fixed hash of (seed, name), not a draw."""
     digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()

@@ -1,13 +1,17 @@
 """The glyph atlas: every usable font's digits 0-9, rendered once and cached on disk.
 
-A font is kept when Pillow (FreeType) draws its ten digits as ten distinct, non-empty
-glyphs that are not its "missing character" box, and when at least ``READ_AT_LEAST`` of
-them look more like that digit than like any other in matplotlib's reference fonts
-(nearest template by correlation), or at least one more than that against every face
-that passed this first test: symbol, pictograph and non-Latin-digit fonts fail
-that. Families whose digits are near copies of each other (Liberation Sans and Arimo,
-the URW clones and TeX Gyre) form one group, so holding a family out of training holds
-out its clones too.
+Each face gives one entry per figure style it has (lining, old-style:
+:mod:`cnnlab.data.figures`). A face is kept when Pillow (FreeType) draws its ten digits
+as ten distinct, non-empty glyphs that are not its "missing character" box, and when at
+least ``READ_AT_LEAST`` of one of its sets look more like that digit than like any other
+in matplotlib's reference fonts (nearest template by correlation), or at least one more
+than that against every set that passed this first test (old-style sets included, so an
+old-style-only face finds its like): symbol, pictograph and non-Latin-digit fonts fail
+that. A kept face's other figure style is kept with it: the font maps the same digits
+to it (the ``onum``/``lnum`` substitution), so its old-style 1 that looks like a small
+capital I is still a 1. Families whose digits are near copies of each other (Liberation
+Sans and Arimo, the URW clones and TeX Gyre) form one group, so holding a family out of
+training holds out its clones too.
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ from pathlib import Path
 import numpy as np
 import PIL
 import torch
-from PIL import Image, ImageDraw, ImageFilter, ImageFont, features
+from PIL import Image, ImageFilter, ImageFont, features
 
 from cnnlab import heartbeat
 from cnnlab.atomic import atomic_write, atomic_write_text
 from cnnlab.data.cache import entry_folder
-from cnnlab.data.fonts import FontFile, family_key, matplotlib_fonts, pool_key
+from cnnlab.data.figures import LINING, FigureSet, figure_sets
+from cnnlab.data.fonts import FontFile, family_key, is_handwriting, matplotlib_fonts, pool_key
 from cnnlab.errors import ConfigError
 
 # Bump when the glyphs or the checks change, so atlases cached by older code are not reused.
-ATLAS_VERSION = 3
+ATLAS_VERSION = 5
 READ_AT_LEAST = 8  # of the ten digits must read as themselves
 CLONE_SIMILARITY = 0.98  # mean correlation of the ten digits above which two faces are copies
 REFERENCE_FONTS = (
@@ -38,7 +43,6 @@ REFERENCE_FONTS = (
     "STIXGeneral.ttf", "cmr10.ttf", "cmss10.ttf",
 )  # fmt: skip
 
-_FONT_PX = 96  # glyph size when rendered: digits come out about 70 px tall
 _REDUCE = 2  # box-filtered down by this much in the atlas
 _TEMPLATE = 24  # side of the square a digit is compared in
 
@@ -51,15 +55,18 @@ class FontInfo:
     family: str
     style: str
     group: str  # the family group the seen/unseen split is made on
+    figures: str = LINING  # the figure style of this entry: lining or old-style
 
 
 @dataclass(frozen=True)
 class Atlas:
-    """Glyph ``font * 10 + digit``, centred on its bounding box in an S x S cell."""
+    """Glyph ``entry * 10 + digit``, centred on its bounding box in an S x S cell; an entry
+    is one figure style of one face."""
 
     masks: torch.Tensor  # uint8 (F * 10, 1, S, S), ink 0-255
     widths: np.ndarray  # (F * 10,) bounding-box width in atlas pixels
-    heights: np.ndarray  # (F * 10,) the height the font's digits share (their median)
+    heights: np.ndarray  # (F * 10,) the height of the band the entry's figures span
+    drops: np.ndarray  # (F * 10,) the glyph's centre below the band's centre, atlas pixels
     fonts: tuple[FontInfo, ...]
     rejected: tuple[tuple[str, str], ...] = ()  # (label, why) of each face left out
     readable: np.ndarray | None = None  # (F, 10) bool: digits that read as themselves
@@ -69,17 +76,23 @@ class Atlas:
         return self.masks.shape[-1]
 
     def subset(self, keep: list[int]) -> Atlas:
-        """The atlas of the fonts at ``keep`` (indices into ``fonts``), in that order."""
+        """The atlas of the entries at ``keep`` (indices into ``fonts``), in that order."""
         glyphs = torch.tensor([f * 10 + d for f in keep for d in range(10)], dtype=torch.long)
         index = glyphs.numpy()
         fonts = tuple(self.fonts[f] for f in keep)
         readable = None if self.readable is None else self.readable[keep]
         return Atlas(
-            self.masks[glyphs], self.widths[index], self.heights[index], fonts, (), readable
+            self.masks[glyphs],
+            self.widths[index],
+            self.heights[index],
+            self.drops[index],
+            fonts,
+            (),
+            readable,
         )
 
     def readable_fonts(self, digit: int) -> np.ndarray:
-        """The fonts (indices) whose ``digit`` reads as itself (all without the check)."""
+        """The entries (indices) whose ``digit`` reads as itself (all without the check)."""
         if self.readable is None:
             return np.arange(len(self.fonts))
         return np.flatnonzero(self.readable[:, digit])
@@ -92,6 +105,7 @@ def load_atlas(faces: list[FontFile], cache_dir: Path | None = None) -> Atlas:
         "pool": pool_key(faces),
         "pillow": PIL.__version__,
         "freetype": features.version_module("freetype2"),
+        "raqm": features.version_feature("raqm"),  # without it, default figures only
     }
     folder = entry_folder("glyphs", key, cache_dir)
     cached = _read(folder)
@@ -105,10 +119,14 @@ def load_atlas(faces: list[FontFile], cache_dir: Path | None = None) -> Atlas:
 
 @functools.cache
 def _references() -> np.ndarray:
-    """(R, 10, T*T) templates of matplotlib's plainest fonts."""
+    """(R, 10, T*T) templates of matplotlib's plainest fonts (their default figures)."""
     folder = matplotlib_fonts()[0].path.parent
-    rendered = [_digits(FontFile(folder / name)) for name in REFERENCE_FONTS]
-    templates = [np.stack([_template(g) for g in r]) for r in rendered if isinstance(r, list)]
+    rendered = [figure_sets(FontFile(folder / name)) for name in REFERENCE_FONTS]
+    templates = [
+        np.stack([_template(g) for g in sets[0].masks])
+        for sets in rendered
+        if not isinstance(sets, str)
+    ]
     if not templates:
         raise ConfigError(
             f"printed digits: matplotlib's fonts in {folder} do not render; reinstall "
@@ -118,59 +136,81 @@ def _references() -> np.ndarray:
 
 
 def build_atlas(faces: list[FontFile]) -> Atlas:
-    rendered: list[tuple[FontFile, list[np.ndarray]]] = []
+    entries: list[tuple[int, FigureSet]] = []  # (face index, one of its figure sets)
     rejected: list[tuple[str, str]] = []
-    for face in faces:
-        digits = _digits(face)
-        if isinstance(digits, str):
-            rejected.append((face.label, digits))
+    for i, face in enumerate(faces):
+        sets = figure_sets(face)
+        if isinstance(sets, str):
+            rejected.append((face.label, sets))
         else:
-            rendered.append((face, digits))
-    if not rendered:
+            entries += [(i, s) for s in sets]
+    if not entries:
         raise ConfigError(
             "printed digits: no font renders the digits 0-9; install fonts (e.g. apt-get "
             "install fonts-dejavu) or reinstall matplotlib"
         )
-    templates = np.stack([np.stack([_template(g) for g in digits]) for _, digits in rendered])
-    # Two passes: against matplotlib's plain fonts, then against every font the first pass
-    # kept (bold, italic, rounded, handwriting...), so an unusual but readable design finds
-    # its like. Only two: each further pass would let the unusual vouch for the odd.
+    owner = np.array([face for face, _ in entries])
+    names = {face: _names(faces[face]) for face in dict.fromkeys(owner.tolist())}
+    handwriting = np.array([is_handwriting(names[face][0]) for face in owner])
+    templates = np.stack([np.stack([_template(g) for g in s.masks]) for _, s in entries])
+    kept_faces, readable, hits = _check(templates, owner, handwriting)
+    kept = []
+    for face, (family, style) in names.items():
+        if face not in kept_faces:
+            why = f"its digits do not read as 0-9 ({hits[owner == face].max()} of 10 do)"
+            rejected.append((faces[face].label, why))
+            continue
+        for e in np.flatnonzero(owner == face):
+            info = FontInfo(faces[face].label, family, style, family_key(family))
+            kept.append((e, replace(info, figures=entries[e][1].figures)))
+    order = [e for e, _ in kept]
+    groups = _clone_groups([info for _, info in kept], templates[order])
+    fonts = tuple(replace(info, group=g) for (_, info), g in zip(kept, groups, strict=True))
+    atlas = _pack([entries[e][1] for e in order], fonts, tuple(rejected))
+    return replace(atlas, readable=readable[order])
+
+
+def _check(
+    templates: np.ndarray, owner: np.ndarray, handwriting: np.ndarray
+) -> tuple[set[int], np.ndarray, np.ndarray]:
+    """Which faces are kept, which digits of each entry read (a face's entries vouch for
+    one another: the same code points), and each entry's count of digits that read. The
+    handwriting families were each looked at: a hand's digits do not correlate with type,
+    so they are kept whole."""
+    # Two passes: against matplotlib's plain fonts, then against every set the first pass
+    # kept (bold, italic, rounded, old-style, handwriting...), so an unusual but readable
+    # design finds its like. Only two: each further pass would let the unusual vouch for
+    # the odd.
     references = _references()
-    plain = _reads(templates, references, np.full(len(references), -1))
+    plain = _reads(templates, references, np.full(len(references), -1), owner)
     first = plain.sum(1) >= READ_AT_LEAST
     # The second pass asks for one digit more: a face only its like can vouch for must
-    # be a clear case.
-    like = _reads(templates, templates[first], np.flatnonzero(first))
-    kept_ones = first | (like.sum(1) >= READ_AT_LEAST + 1)
-    readable = plain | like  # per digit: a kept face's odd digit is never drawn
-    kept = []
-    for i, (face, digits) in enumerate(rendered):
-        if not kept_ones[i]:
-            hits = max(plain[i].sum(), like[i].sum())
-            rejected.append((face.label, f"its digits do not read as 0-9 ({hits} of 10 do)"))
-        else:
-            family, style = _names(face)
-            kept.append((i, FontInfo(face.label, family, style, family_key(family)), digits))
-    groups = _clone_groups([k[1] for k in kept], templates[[k[0] for k in kept]])
-    fonts = tuple(
-        FontInfo(info.label, info.family, info.style, group)
-        for (_, info, _), group in zip(kept, groups, strict=True)
-    )
-    atlas = _pack([k[2] for k in kept], fonts, tuple(rejected))
-    return replace(atlas, readable=readable[[k[0] for k in kept]])
+    # be a clear case. A face's own sets never vouch for it.
+    like = _reads(templates, templates[first], owner[first], owner)
+    passed = first | (like.sum(1) >= READ_AT_LEAST + 1) | handwriting
+    own = plain | like | handwriting[:, None]  # a kept face's odd digit is never drawn
+    readable = np.zeros_like(own)
+    for face in np.unique(owner[passed]):
+        mine = owner == face
+        readable[mine] = own[mine] | own[mine & passed].any(0)
+    hits = np.maximum(plain.sum(1), like.sum(1))
+    return set(owner[passed].tolist()), readable, hits
 
 
-def _reads(templates: np.ndarray, bank: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """(F, 10): whether each font's digit is nearest (by correlation) to a template of the
-    same digit in ``bank`` (B, 10, D), leaving out the font's own (``owners``)."""
+def _reads(
+    templates: np.ndarray, bank: np.ndarray, bank_owners: np.ndarray, owners: np.ndarray
+) -> np.ndarray:
+    """(E, 10): whether each entry's digit is nearest (by correlation) to a template of the
+    same digit in ``bank`` (B, 10, D), leaving out the bank's entries of the same face
+    (``bank_owners`` and ``owners`` name each one's face; -1 is no face)."""
     flat = bank.reshape(-1, bank.shape[-1]).astype(np.float32)
     digit_of = np.tile(np.arange(10), len(bank))
-    owner_of = np.repeat(owners, 10)
+    owner_of = np.repeat(bank_owners, 10)
     reads = np.zeros((len(templates), 10), bool)
     for start in range(0, len(templates), 64):  # (64, 10, B*10) floats at a time
         part = templates[start : start + 64].astype(np.float32)
         similarity = part @ flat.T
-        own = owner_of[None, :] == np.arange(start, start + len(part))[:, None]
+        own = owner_of[None, :] == owners[start : start + len(part), None]
         similarity[np.broadcast_to(own[:, None, :], similarity.shape)] = -np.inf
         reads[start : start + len(part)] = digit_of[similarity.argmax(2)] == np.arange(10)
     return reads
@@ -196,39 +236,6 @@ def _clone_groups(fonts: list[FontInfo], templates: np.ndarray) -> list[str]:
     return [root(f.group) for f in fonts]
 
 
-def _digits(face: FontFile) -> list[np.ndarray] | str:
-    """Tight-cropped masks of 0-9, or why the face cannot give them."""
-    try:
-        # The basic layout engine: no dependence on whether libraqm is installed.
-        font = ImageFont.truetype(
-            str(face.path), _FONT_PX, index=face.index, layout_engine=ImageFont.Layout.BASIC
-        )
-    except OSError as exc:
-        return f"unreadable ({exc})"
-    missing = _draw(font, "\uffff")  # a code point no font maps: its "missing" glyph
-    digits = [_draw(font, str(d)) for d in range(10)]
-    if any(m is None for m in digits):
-        return "some digits are empty"
-    masks = [m for m in digits if m is not None]
-    if np.median([m.shape[0] for m in masks]) < _FONT_PX / 4:
-        return "its digits are too small to read (a symbol or dot font)"
-    if len({m.tobytes() + bytes(str(m.shape), "ascii") for m in masks}) < 10:
-        return "two digits are the same glyph"
-    if missing is not None and any(np.array_equal(m, missing) for m in masks):
-        return "it has no digits (its missing-character box)"
-    return masks
-
-
-def _draw(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray | None:
-    canvas = Image.new("L", (3 * _FONT_PX, 3 * _FONT_PX))
-    ImageDraw.Draw(canvas).text((_FONT_PX, _FONT_PX), text, font=font, fill=255)
-    pixels = np.asarray(canvas)
-    rows, cols = np.flatnonzero(pixels.any(1)), np.flatnonzero(pixels.any(0))
-    if len(rows) == 0:
-        return None
-    return pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
-
-
 def _template(glyph: np.ndarray) -> np.ndarray:
     """The glyph in a T x T square, aspect kept, blurred a little (so stroke weight and
     small offsets matter less), as a zero-mean unit vector."""
@@ -249,8 +256,8 @@ def _names(face: FontFile) -> tuple[str, str]:
     return family or face.path.stem, style or "Regular"
 
 
-def _pack(rendered: list[list[np.ndarray]], fonts: tuple[FontInfo, ...], rejected: tuple) -> Atlas:
-    glyphs = [g for digits in rendered for g in digits]
+def _pack(sets: list[FigureSet], fonts: tuple[FontInfo, ...], rejected: tuple) -> Atlas:
+    glyphs = [g for figures in sets for g in figures.masks]
     r = _REDUCE
     cell = 4 * r * -(-(max(max(g.shape) for g in glyphs) + 4) // (4 * r))
     masks = np.zeros((len(glyphs), cell // r, cell // r), np.uint8)
@@ -261,9 +268,9 @@ def _pack(rendered: list[list[np.ndarray]], fonts: tuple[FontInfo, ...], rejecte
         full[top : top + h, left : left + w] = glyph
         masks[i] = np.round(full.reshape(cell // r, r, cell // r, r).mean((1, 3)))
     widths = np.array([g.shape[1] for g in glyphs], np.float64) / r
-    heights = np.array([g.shape[0] for g in glyphs], np.float64).reshape(-1, 10) / r
-    shared = np.repeat(np.median(heights, axis=1), 10)
-    return Atlas(torch.from_numpy(masks[:, None]), widths, shared, fonts, rejected)
+    bands = np.repeat([s.line[1] - s.line[0] for s in sets], 10).astype(np.float64) / r
+    drops = np.concatenate([s.drops() for s in sets]) / r
+    return Atlas(torch.from_numpy(masks[:, None]), widths, bands, drops, fonts, rejected)
 
 
 def _read(folder: Path) -> Atlas | None:
@@ -272,14 +279,14 @@ def _read(folder: Path) -> Atlas | None:
     try:
         with np.load(folder / "atlas.npz") as arrays:
             masks, widths, heights = arrays["masks"], arrays["widths"], arrays["heights"]
-            readable = arrays["readable"]
+            drops, readable = arrays["drops"], arrays["readable"]
         meta = json.loads((folder / "fonts.json").read_text())
         fonts = tuple(FontInfo(**f) for f in meta["fonts"])
         rejected = tuple((label, why) for label, why in meta["rejected"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _log.warning("printed digits: ignoring unreadable atlas %s (%s)", folder, exc)
         return None
-    return Atlas(torch.from_numpy(masks), widths, heights, fonts, rejected, readable)
+    return Atlas(torch.from_numpy(masks), widths, heights, drops, fonts, rejected, readable)
 
 
 def _write(folder: Path, atlas: Atlas) -> None:
@@ -292,6 +299,7 @@ def _write(folder: Path, atlas: Atlas) -> None:
                 masks=atlas.masks.numpy(),
                 widths=atlas.widths,
                 heights=atlas.heights,
+                drops=atlas.drops,
                 readable=atlas.readable,
             ),
         )

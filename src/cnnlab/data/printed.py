@@ -1,10 +1,7 @@
 """Printed digits 0-9, rendered from the fonts on this machine, in random colours and styles.
 
-The fonts are every scalable font fontconfig finds plus matplotlib's own
-(:mod:`cnnlab.data.fonts`), each checked by rendering its digits (:mod:`cnnlab.data.glyphs`,
-which caches the glyph atlas). Font families are split once, by a seeded hash of their
-names, into *seen* fonts (training and the ``printed`` test domain) and *unseen* ones (the
-``printed-unseen`` test domain), so a model is judged on typefaces it never trained on.
+The fonts and their sides (seen, unseen lining, unseen old-style, handwriting) come from
+:mod:`cnnlab.data.font_pool`; each split draws from one side.
 
 Every image picks a glyph and a random size, aspect, shear, rotation, tilt and position,
 which one resample applies at 2x the target resolution; averaging 2x2 blocks down to the
@@ -18,10 +15,8 @@ cache (:mod:`cnnlab.data.cache`, ``$CNNLAB_CACHE``), keyed by the font pool too.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,91 +32,33 @@ from cnnlab.data import printed_effects as fx
 from cnnlab.data.arrays import Split
 from cnnlab.data.augment import GaussianBlur, contrasting_colors, luminance, with_luminance
 from cnnlab.data.cache import entry_folder, load_split, save_split
-from cnnlab.data.fonts import FontFile, discover_fonts, pool_key, split_families
-from cnnlab.data.glyphs import Atlas, load_atlas
+from cnnlab.data.font_pool import load_pool, pool_faces
+from cnnlab.data.fonts import FontFile, pool_key
+from cnnlab.data.glyphs import Atlas
 from cnnlab.data.printed_style import FULL, LOW_CONTRAST, MIN_CONTRAST, Style
 from cnnlab.errors import ConfigError
 
 # Bump when the rendering changes, so caches written by older code are not reused.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 SIZES = (28, 32)
 DEFAULT_TRAIN = 40_000  # 40 digits per seen font: the pool is large
 DEFAULT_TEST = 5_000
 # Each split is its own draw (disjoint images); "test" and "unseen" are always drawn in
 # the full style, so the test sets do not change with a training option.
-SPLITS = {"train": (0, "seen"), "test": (1, "seen"), "unseen": (2, "unseen")}
+SPLITS = {
+    "train": (0, "seen"),
+    "test": (1, "seen"),
+    "unseen": (2, "unseen"),
+    "oldstyle": (3, "oldstyle"),
+    "handwriting": (4, "handwriting"),
+}
 
 _SUPERSAMPLE = 2
 _CHUNK = 1024
 _PROGRESS_FROM = 2000  # fewer images render too fast to need a progress bar
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FontPool:
-    """The checked fonts of this machine and their split into seen and unseen families."""
-
-    atlas: Atlas
-    seen: list[int]  # indices into atlas.fonts
-    unseen: list[int]
-
-    def side(self, name: str) -> Atlas:
-        return self.atlas.subset(self.seen if name == "seen" else self.unseen)
-
-
-def pool_faces() -> list[FontFile]:
-    """This machine's font files (asked of fontconfig once per process and $CNNLAB_FONTS)."""
-    return _faces(os.environ.get("CNNLAB_FONTS", "all"))
-
-
-@functools.cache
-def _faces(choice: str) -> list[FontFile]:
-    return discover_fonts()  # reads the same $CNNLAB_FONTS; ``choice`` keys the cache
-
-
-def pool_summary() -> str:
-    """What the printed digits are drawn from, without checking any font (cheap)."""
-    return (
-        f"{len(pool_faces())} font files (fontconfig and matplotlib), families split into "
-        "seen (train, printed) and unseen (printed-unseen) by a seeded hash"
-    )
-
-
-def font_rows(pool: FontPool) -> list[dict[str, str]]:
-    """One row per face: kept ones with their family group and side, then the left out."""
-    unseen = set(pool.unseen)
-    rows = [
-        {"font": f.label, "family": f.family, "style": f.style, "group": f.group,
-         "side": "unseen" if i in unseen else "seen"}
-        for i, f in enumerate(pool.atlas.fonts)
-    ]  # fmt: skip
-    rows += [
-        {"font": label, "family": "", "style": "", "group": "", "side": f"left out: {why}"}
-        for label, why in pool.atlas.rejected
-    ]
-    return rows
-
-
-def load_pool(faces: list[FontFile] | None = None, cache_dir: Path | None = None) -> FontPool:
-    """Check (or read from the cache) every face, then split the families."""
-    return _pool(tuple(pool_faces() if faces is None else faces), cache_dir)
-
-
-@functools.lru_cache(maxsize=2)
-def _pool(faces: tuple[FontFile, ...], cache_dir: Path | None) -> FontPool:
-    atlas = load_atlas(list(faces), cache_dir)
-    seen_groups, unseen_groups = split_families(f.group for f in atlas.fonts)
-    seen = [i for i, f in enumerate(atlas.fonts) if f.group in seen_groups]
-    unseen = [i for i, f in enumerate(atlas.fonts) if f.group in unseen_groups]
-    if not seen or not unseen:
-        raise ConfigError(
-            f"printed digits: the {len(atlas.fonts)} usable fonts form one family only, so "
-            "none is left to test on unseen fonts; install more fonts (e.g. apt-get install "
-            "fonts-liberation fonts-freefont-ttf)"
-        )
-    return FontPool(atlas, seen, unseen)
 
 
 # --- drawing the per-image parameters -----------------------------------------------------
@@ -179,7 +116,7 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     shift = rng.uniform(-1, 1, (n, 2)) * np.stack([room_x, 0.9 * room_y], 1) * _SUPERSAMPLE
     effects = fx.draw_effects(n, rng, style, size)
     tilt = effects.tilt / (size * _SUPERSAMPLE / 2)
-    inverse = _inverse_maps(scale_x, scale_y, shear, angle, shift, tilt)
+    inverse = _inverse_maps(scale_x, scale_y, shear, angle, shift, tilt, atlas.drops[glyph])
 
     other = font * 10 + rng.integers(0, 10, n)
     gap = rng.uniform(0.08, 0.25, n) * atlas.heights[glyph]
@@ -222,19 +159,22 @@ def _inverse_maps(
     angle: np.ndarray,
     shift: np.ndarray,
     tilt: np.ndarray,
+    drop: np.ndarray,
 ) -> np.ndarray:
     """(n, 3, 3) maps from render pixels to atlas pixels: undo the tilt (a homography), the
-    shift, rotation, shear and scale."""
+    shift, rotation, shear and scale, then find the glyph at its place on the line (an
+    old-style 7 hangs below the centre of the figures' band, its 0 sits low and small)."""
     n = len(angle)
     eye = np.broadcast_to(np.eye(3), (n, 3, 3))
-    untilt, untranslate, unrotate, unshear, unscale = (eye.copy() for _ in range(5))
+    untilt, untranslate, unrotate, unshear, unscale, place = (eye.copy() for _ in range(6))
+    place[:, 1, 2] = -drop
     untilt[:, 2, :2] = tilt
     untranslate[:, :2, 2] = -shift
     cos, sin = np.cos(angle), np.sin(angle)
     unrotate[:, 0, 0], unrotate[:, 0, 1], unrotate[:, 1, 0], unrotate[:, 1, 1] = cos, sin, -sin, cos
     unshear[:, 0, 1] = -shear
     unscale[:, 0, 0], unscale[:, 1, 1] = 1 / scale_x, 1 / scale_y
-    return unscale @ unshear @ unrotate @ untranslate @ untilt
+    return place @ unscale @ unshear @ unrotate @ untranslate @ untilt
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -263,6 +203,9 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
     if len(with_neighbour):
         move = np.broadcast_to(np.eye(3), (len(with_neighbour), 3, 3)).copy()
         move[:, 0, 2] = -draws.neighbour_shift[with_neighbour]
+        # The neighbour sits on the same line: its own place on it, not the digit's.
+        own, other = draws.glyph[with_neighbour], draws.neighbour[with_neighbour]
+        move[:, 1, 2] = atlas.drops[own] - atlas.drops[other]
         inverse = move @ draws.inverse[with_neighbour]
         extra = _ink(atlas, draws.neighbour[with_neighbour], inverse, render)
         index = torch.from_numpy(with_neighbour)
@@ -344,10 +287,14 @@ def load_printed_digits(
     style: Style = FULL,
     faces: list[FontFile] | None = None,
 ) -> Split:
-    """The ``split`` ("train", "test" or "unseen") draw of ``n`` printed digits, cached after
-    the first. Only "train" takes ``style``: the test draws are always in the full style."""
+    """The ``split`` (a key of SPLITS) draw of ``n`` printed digits, cached after the first;
+    no images when the split's side of the pool is empty (no old-style or handwriting
+    fonts installed). Only "train" takes ``style``: the test draws are always in the full
+    style."""
     if split not in SPLITS:
-        raise ConfigError(f"printed digits: unknown split {split!r}; use train, test or unseen")
+        raise ConfigError(
+            f"printed digits: unknown split {split!r}; use one of {', '.join(SPLITS)}"
+        )
     _check(n, size)
     seed, side = SPLITS[split]
     style = style if split == "train" else FULL
@@ -357,7 +304,9 @@ def load_printed_digits(
     if cached is not None:
         return cached
     started = time.perf_counter()
-    data = render_printed_digits(n, seed, size, atlas=load_pool(faces).side(side), style=style)
+    atlas = load_pool(faces).side(side)
+    n = n if atlas.fonts else 0
+    data = render_printed_digits(n, seed, size, atlas=atlas, style=style)
     _log.info("printed digits: rendered %d in %.1f s", n, time.perf_counter() - started)
     save_split(folder, data, "printed digits")
     return data

@@ -23,15 +23,16 @@ from cnnlab.data.augment.geometry import (
     _flip_matrix,
     warp,
 )
+from cnnlab.data.augment.pen import Elastic, LowResolution, Slant, Stroke
 
 # ---------------------------------------------------------------------------------------------
 # The pipeline
 
 
 class Augment:
-    """A spec's ops applied in a fixed order: recolor (with gray, texture), the fused geometric
-    resample (crop, rotate, translate), pad-crop, flip, blur (with recolor: only the images
-    it painted), cutout.
+    """A spec's ops applied in a fixed order: stroke (gray images), recolor (with gray,
+    texture), the fused geometric resample (crop, rotate, translate, slant), elastic,
+    pad-crop, flip, blur (with recolor: only the images it painted), lowres, cutout.
 
     The flip is folded into whichever resample runs anyway (the affine matrix, else the
     pad-crop gather); flipping commutes in distribution with the symmetric ops around it.
@@ -43,6 +44,7 @@ class Augment:
 
     def __init__(self, spec: AugmentSpec) -> None:
         self.spec = spec
+        self.stroke = None if spec.stroke is None else Stroke(spec.stroke)
         self.recolor = (
             None
             if spec.recolor is None
@@ -55,7 +57,11 @@ class Augment:
             geometric.append(Rotate(spec.rotate))
         if spec.translate is not None:
             geometric.append(Translate(spec.translate))
+        if spec.slant is not None:
+            geometric.append(Slant(spec.slant))
         self.geometric = tuple(geometric)
+        self.elastic = None if spec.elastic is None else Elastic(spec.elastic)
+        self.lowres = None if spec.lowres is None else LowResolution(spec.lowres)
         self.pad_crop = None if spec.pad is None else PadCrop(spec.pad)
         self.flip = None if spec.flip is None else HorizontalFlip(spec.flip)
         self.blur = None if spec.blur is None else GaussianBlur(spec.blur)
@@ -63,6 +69,8 @@ class Augment:
 
     def __call__(self, x: Tensor, generator: MaybeGenerator = None) -> Tensor:
         painted = None  # with recolor: which images were painted
+        if self.stroke is not None:
+            x = self.stroke(x, generator)
         if self.recolor is not None:
             params = self.recolor.sample_params(x, generator)
             painted = Recolor.recolored(x, params)
@@ -77,6 +85,8 @@ class Augment:
             # Output-to-input maps compose in application order: the first op leftmost.
             mode = "nearest" if self.spec.nearest else "bilinear"
             x = warp(x, functools.reduce(torch.matmul, matrices), mode)
+        if self.elastic is not None:
+            x = self.elastic(x, generator)
         if self.pad_crop is not None:
             x = self.pad_crop.apply(x, self.pad_crop.sample_params(x, generator), flip=flip)
             flip = None
@@ -92,6 +102,8 @@ class Augment:
                 if painted is None
                 else torch.where(painted[:, None, None, None], blurred, x)
             )
+        if self.lowres is not None:
+            x = self.lowres(x, generator)
         if self.cutout is not None:
             x = self.cutout(x, generator)
         return x
