@@ -235,13 +235,17 @@ def predict(
     top_k: int = 3,
     device: str = "auto",
     invert: str = "auto",
+    locate: str = "auto",
 ) -> list[Prediction]:
     """Top-k labels for image files (folders are walked), in their order; a file that
-    cannot be read carries its ``error`` instead of labels."""
+    cannot be read carries its ``error`` instead of labels. ``locate`` crops a picture to
+    its largest figure first: ``auto`` does for digit models."""
     from cnnlab.inference.predict import find_images, predict_files
     from cnnlab.training.checkpoint import load_checkpoint
 
     paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
     ckpt = load_checkpoint(Path(checkpoint))
     files = find_images(paths)
-    return list(predict_files(ckpt, files, top_k=top_k, invert=invert, device=device))  # type: ignore[arg-type]
+    return list(
+        predict_files(ckpt, files, top_k=top_k, invert=invert, locate=locate, device=device)  # type: ignore[arg-type]
+    )

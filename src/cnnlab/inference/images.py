@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.data.folder import max_image_pixels
 from cnnlab.errors import CnnlabError
+from cnnlab.inference.locate import Locate, crop_to_figure, wants_locate
 
 if TYPE_CHECKING:
     from cnnlab.training.checkpoint import Checkpoint
@@ -76,9 +77,12 @@ class InputSpec:
     content: tuple[int, int]  # the part of it a picture fills (H, W); the rest is padding
     invert: Invert = "auto"
     mass_centred: bool = False  # gray models: move the figure's centre of mass to the middle
+    locate: bool = False  # crop to the largest figure first (cnnlab.inference.locate)
 
     @classmethod
-    def for_checkpoint(cls, ckpt: Checkpoint, invert: Invert = "auto") -> InputSpec:
+    def for_checkpoint(
+        cls, ckpt: Checkpoint, invert: Invert = "auto", locate: Locate = "auto"
+    ) -> InputSpec:
         c, h, w = ckpt.input_shape
         if c not in (1, 3):
             raise CnnlabError(
@@ -86,7 +90,10 @@ class InputSpec:
             )
         framing = FRAMINGS.get(str(ckpt.config.get("dataset", "")))
         mass_centred = framing is not None and framing.mass_centred and c == 1
-        return cls(c, (h, w), content_size(ckpt), invert, mass_centred)
+        dataset = str(ckpt.config.get("dataset", ""))
+        return cls(
+            c, (h, w), content_size(ckpt), invert, mass_centred, wants_locate(locate, dataset)
+        )
 
 
 def content_size(ckpt: Checkpoint) -> tuple[int, int]:
@@ -113,6 +120,8 @@ def prepare_image(path: Path, spec: InputSpec) -> Prepared:
 def prepare_pil(image: Image.Image, spec: InputSpec) -> Prepared:
     """The decoded, upright ``image`` as model input: fitted, channel-converted, padded."""
     flat = flatten_mode(image)
+    if spec.locate:
+        flat = crop_to_figure(flat)
     if spec.channels == 1 and flat.mode == "RGB":
         # Pillow's "L" is the same BT.601 luma; converting before resizing resizes one
         # channel instead of three.

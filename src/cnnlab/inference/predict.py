@@ -23,6 +23,7 @@ from cnnlab.inference.images import (
     Prepared,
     prepare_image,
 )
+from cnnlab.inference.locate import Locate
 from cnnlab.training.checkpoint import Checkpoint
 
 
@@ -126,6 +127,7 @@ def predict_files(
     *,
     top_k: int = 3,
     invert: Invert = "auto",
+    locate: Locate = "auto",
     batch_size: int = 256,
     device: str = "auto",
     workers: int | None = None,
@@ -141,7 +143,7 @@ def predict_files(
         raise ConfigError(f"--top-k {top_k}: must be at least 1")
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
-    spec = InputSpec.for_checkpoint(ckpt, invert)
+    spec = InputSpec.for_checkpoint(ckpt, invert, locate)
     predictor = Predictor(ckpt, device)
     k = min(top_k, len(predictor.classes))
     chunks = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
