@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.data.figures import LINING, OLD_STYLE
+from cnnlab.data.figure_styles import LINING, OLD_STYLE
 from cnnlab.data.fonts import FontFile, discover_fonts, is_handwriting, split_families
 from cnnlab.data.glyphs import Atlas, load_atlas
 from cnnlab.errors import ConfigError

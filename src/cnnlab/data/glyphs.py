@@ -1,8 +1,8 @@
 """The glyph atlas: every usable font's digits 0-9, rendered once and cached on disk.
 
 Each face gives one entry per figure style it has (lining, old-style:
-:mod:`cnnlab.data.figures`). A face is kept when Pillow (FreeType) draws its ten digits
-as ten distinct, non-empty glyphs that are not its "missing character" box, and when at
+:mod:`cnnlab.data.figure_styles`). A face is kept when Pillow (FreeType) draws its ten
+digits as ten distinct, non-empty glyphs that are not its "missing character" box, and when at
 least ``READ_AT_LEAST`` of one of its sets look more like that digit than like any other
 in matplotlib's reference fonts (nearest template by correlation), or at least one more
 than that against every set that passed this first test (old-style sets included, so an
@@ -30,7 +30,7 @@ from PIL import Image, ImageFilter, ImageFont, features
 from cnnlab import heartbeat
 from cnnlab.atomic import atomic_write, atomic_write_text
 from cnnlab.data.cache import entry_folder
-from cnnlab.data.figures import LINING, FigureSet, figure_sets
+from cnnlab.data.figure_styles import LINING, FigureSet, figure_sets
 from cnnlab.data.fonts import FontFile, family_key, is_handwriting, matplotlib_fonts, pool_key
 from cnnlab.errors import ConfigError
 

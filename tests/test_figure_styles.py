@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.data import figures, font_pool, fonts, glyphs, printed
+from cnnlab.data import figure_styles as figures
+from cnnlab.data import font_pool, fonts, glyphs, printed
 
 # Debian packages of scripts/font-packages.txt (scripts/setup.sh installs them).
 BOTH_STYLES = "LinLibertine_R.otf"  # fonts-linuxlibertine: lining by default, onum too
