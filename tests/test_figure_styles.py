@@ -92,10 +92,16 @@ def test_the_check_keeps_old_style_and_handwriting_faces_and_refuses_symbol_font
     assert atlas.readable[hand].all()
 
 
-@pytest.mark.slow  # checks every installed font once (about 30 s; cached afterwards)
+# Families from both sides of the split and both figure styles: Solothurn, Essays1743 and
+# Vollkorn fall on the unseen side (old-style), EB Garamond and Linux Libertine on the
+# seen one (both styles); dkg and Comic Neue are handwriting.
+POOL_FILES = ("Solothurn", "Essays1743", "Vollkorn", "EBGaramond", "LinLibertine", "dkg",
+              "ComicNeue", "DejaVuSans", "DejaVuSerif", "Lato")  # fmt: skip
+
+
 def test_the_pool_sides_are_disjoint_and_each_has_its_own_figures(monkeypatch) -> None:
     monkeypatch.setenv("CNNLAB_FONTS", "all")
-    faces = fonts.discover_fonts()
+    faces = [f for f in fonts.discover_fonts() if f.path.name.startswith(POOL_FILES)]
     if not any(f.path.name == BOTH_STYLES for f in faces):
         pytest.skip("the Debian font packages are not installed (bash scripts/setup.sh)")
     pool = font_pool.load_pool(faces)
