@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.inference.images import InputSpec, open_image, prepare_pil
+from cnnlab.inference.images import InputSpec, flatten_mode, open_image, prepare_pil
 from cnnlab.inference.locate import figure_box, wants_locate
 
 DATA = Path(__file__).parent / "data"
@@ -35,14 +35,14 @@ def in_a_large_picture(picture: Image.Image, seed: int = 0) -> tuple[Image.Image
 
 @pytest.mark.parametrize("path", PICTURES, ids=lambda p: p.name)
 def test_a_picture_the_figure_fills_is_left_whole(path: Path) -> None:
-    assert figure_box(open_image(path).convert("RGB")) is None
+    assert figure_box(flatten_mode(open_image(path)).convert("RGB")) is None
 
 
 @pytest.mark.parametrize("name", ["d3_exif_rot90.jpg", "d7_midgray.png", "w03_colours.png",
                                   "w12_embossed.png", "w17_notebook.jpg"])  # fmt: skip
 def test_a_small_figure_in_a_large_picture_is_found_and_read_as_if_alone(name: str) -> None:
     path = next(p for p in PICTURES if p.name == name)
-    alone = open_image(path).convert("RGB")
+    alone = flatten_mode(open_image(path)).convert("RGB")
     side = max(alone.size)
     alone = alone.resize((100 * alone.width // side, 100 * alone.height // side))
     large, (x0, y0, x1, y1) = in_a_large_picture(alone)
