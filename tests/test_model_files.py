@@ -201,6 +201,7 @@ SHIPPED_PARAMS = {
     "mnist-fast": 34_698,
     "small-cnn": 34_714,
     "wide-cnn": 115_498,
+    "deep-cnn": 274_730,
     "cifar10-fast": 1_161_282,  # 288 of them the frozen whitening filters
     "cifar10-fast-narrow": 295_106,
 }
