@@ -105,7 +105,7 @@ def test_the_pool_sides_are_disjoint_and_each_has_its_own_figures(monkeypatch) -
     if not any(f.path.name == BOTH_STYLES for f in faces):
         pytest.skip("the Debian font packages are not installed (bash scripts/setup.sh)")
     pool = font_pool.load_pool(faces)
-    sides = [set(getattr(pool, side)) for side in font_pool._SIDES]
+    sides = [set(getattr(pool, side)) for side in font_pool.SIDE_DOMAINS]
     assert sum(map(len, sides)) == len(pool.atlas.fonts) == len(set().union(*sides))
     group = [f.group for f in pool.atlas.fonts]
     seen, unseen, oldstyle, hand = ({group[i] for i in side} for side in sides)

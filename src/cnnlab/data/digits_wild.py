@@ -55,11 +55,13 @@ DOMAINS = (
     "mnist", "mnist-recolored", "printed", "printed-unseen", "printed-oldstyle",
     "handwriting-fonts", "svhn",
 )  # fmt: skip
-# The printed test domains and the split of the font pool each is drawn from.
+# The printed test domains and the split each is drawn from: one per side of the font
+# pool ("train" draws from the seen side too, for training).
 PRINTED_DOMAINS = {
-    "printed": "test", "printed-unseen": "unseen", "printed-oldstyle": "oldstyle",
-    "handwriting-fonts": "handwriting",
-}  # fmt: skip
+    font_pool.SIDE_DOMAINS[side]: split
+    for split, (_, side) in printed.SPLITS.items()
+    if split != "train"
+}
 SIZES = DIGITS_WILD_SIZES
 
 # How many printed digits each split holds; tests lower these to stay fast.

@@ -59,7 +59,7 @@ def pool_summary() -> str:
 
 def font_rows(pool: FontPool) -> list[dict[str, str]]:
     """One row per face: kept ones with their family group and side, then the left out."""
-    side = {i: name for name in _SIDES for i in getattr(pool, name)}
+    side = {i: name for name in SIDE_DOMAINS for i in getattr(pool, name)}
     rows = [
         {"font": f.label, "family": f.family, "style": f.style, "group": f.group,
          "figures": f.figures, "side": side[i]}
@@ -74,7 +74,7 @@ def font_rows(pool: FontPool) -> list[dict[str, str]]:
 
 
 # Each side of the pool, and the test domain it makes ("seen" trains and makes "printed").
-_SIDES = {"seen": "printed", "unseen": "printed-unseen", "oldstyle": "printed-oldstyle",
+SIDE_DOMAINS = {"seen": "printed", "unseen": "printed-unseen", "oldstyle": "printed-oldstyle",
           "handwriting": "handwriting-fonts"}  # fmt: skip
 
 
@@ -109,5 +109,5 @@ def side_counts(pool: FontPool) -> list[tuple[str, str, int, int]]:
     return [
         (side, domain, len(getattr(pool, side)),
          len({pool.atlas.fonts[i].group for i in getattr(pool, side)}))
-        for side, domain in _SIDES.items()
+        for side, domain in SIDE_DOMAINS.items()
     ]  # fmt: skip

@@ -22,7 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.data.folder import max_image_pixels
 from cnnlab.errors import CnnlabError
-from cnnlab.inference.locate import Locate, crop_to_figure, wants_locate
+from cnnlab.inference.locate import Locate, border_ring, crop_to_figure, wants_locate
 
 if TYPE_CHECKING:
     from cnnlab.training.checkpoint import Checkpoint
@@ -286,16 +286,6 @@ def to_channels(x: np.ndarray, channels: int) -> np.ndarray:
     if channels == 3:
         return np.repeat(x, 3, axis=2)
     return (x @ _BT601)[:, :, None]
-
-
-def border_ring(x: np.ndarray) -> np.ndarray:
-    """The pixels of the outer ring (about 5% of the shorter side, at least 1 px), (N, C)."""
-    h, w = x.shape[:2]
-    r = max(1, round(0.05 * min(h, w)))
-    if 2 * r >= min(h, w):
-        return x.reshape(-1, x.shape[2])
-    parts = (x[:r], x[-r:], x[r:-r, :r], x[r:-r, -r:])
-    return np.concatenate([p.reshape(-1, x.shape[2]) for p in parts])
 
 
 def _quantile(sorted_values: np.ndarray, q: float) -> float:
