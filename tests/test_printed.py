@@ -161,6 +161,41 @@ def test_colours_keep_their_contrast_floor() -> None:
         torch.testing.assert_close(luminance(bg2), luminance(bg))
 
 
+def test_each_family_group_weighs_alike_whatever_its_number_of_faces() -> None:
+    atlas = printed.load_pool(MPL).side("seen")
+    group = np.array([f.group for f in atlas.fonts])
+    faces = {g: (group == g).sum() for g in set(group)}
+    assert faces["dejavu sans"] >= 4 * faces["cmb10"]  # the pool has a big and a small group
+    draws = printed._draw_params(3000, np.random.default_rng(0), 32, atlas, FULL)
+    drawn = group[draws.glyph // 10]
+    counts = np.array([(drawn == g).sum() for g in faces])
+    assert counts.min() > 0.8 * 3000 / len(faces) and counts.max() < 1.2 * 3000 / len(faces)
+    # and within the big group, more than one face is drawn
+    assert len(set(draws.glyph[drawn == "dejavu sans"] // 10)) == faces["dejavu sans"]
+
+
+def test_a_plate_holds_its_digit_and_stands_out_from_what_is_round_it() -> None:
+    atlas = printed.load_pool(MPL).side("seen")
+    draws = printed._draw_params(400, np.random.default_rng(1), 32, atlas, replace(FULL, plate=1))
+    e = draws.effects
+    on = e.plate[:, 2] > 0
+    assert on.sum() == (draws.neighbour < 0).sum() > 200  # every digit without a neighbour
+    cover, ring = printed.fx.plate_cover(e.plate, e.ring, 32)
+    ink = torch.nn.functional.avg_pool2d(printed._ink(atlas, draws.glyph, draws.inverse, 64), 2)
+    inside = (ink * cover).sum((1, 2, 3)) / ink.sum((1, 2, 3))
+    assert (inside[torch.from_numpy(on)] > 0.97).float().mean() > 0.95
+    assert (cover[torch.from_numpy(~on)] == 1).all() and not ring[torch.from_numpy(~on)].any()
+    assert 0.25 < (e.ring[on] > 0).mean() < 0.55 and (ring.flatten(1).amax(1) > 0.9).sum() > 100
+    # The plate is the background the digit's colours were drawn against; round it and its
+    # ring, colours at least 0.2 apart in luma from the plate, so its edge shows.
+    bg = torch.from_numpy(draws.bg).float()
+    for k in range(2):
+        away = printed.fx.colour_away(bg, e.plate_colours[:, k])
+        assert ((luminance(away) - luminance(bg)).abs() >= 0.2 - 1e-5).all()
+    # and the edge is in the picture: part of every plate is cut by or ends inside it.
+    assert (cover[torch.from_numpy(on)].flatten(1).amin(1) < 0.5).all()
+
+
 # --- cache --------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ target size is the antialiasing. Colours come in pairs at least ``MIN_CONTRAST``
 BT.601 luma (``LOW_CONTRAST`` for some), drawn as :class:`~cnnlab.data.augment.Recolor`
 draws them; :mod:`cnnlab.data.printed_style` says which share of images gets each of the
 other effects (gradients, noise, blur, neighbours, outlines, shadows, lighting, low
-resolution, JPEG, clutter). Generated splits are cached as .npy in the content-keyed
+resolution, JPEG, clutter, plates). Generated splits are cached as .npy in the content-keyed
 cache (:mod:`cnnlab.data.cache`, ``$CNNLAB_CACHE``), keyed by the font pool too.
 """
 
@@ -39,7 +39,7 @@ from cnnlab.data.printed_style import FULL, LOW_CONTRAST, MIN_CONTRAST, Style
 from cnnlab.errors import ConfigError
 
 # Bump when the rendering changes, so caches written by older code are not reused.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 SIZES = (28, 32)
 DEFAULT_TRAIN = 40_000  # 40 digits per seen font: the pool is large
@@ -88,23 +88,19 @@ class _Draws:
 
 def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, style: Style) -> _Draws:
     labels = rng.permutation(np.arange(n) % 10).astype(np.int64)  # balanced classes
-    # Each digit from the fonts whose glyph for it reads as that digit.
-    pick = rng.random(n)
-    font = np.empty(n, np.int64)
-    for digit in range(10):
-        fonts = atlas.readable_fonts(digit)
-        fonts = fonts if len(fonts) else np.arange(len(atlas.fonts))  # a tiny pool
-        which = labels == digit
-        font[which] = fonts[(pick[which] * len(fonts)).astype(np.int64)]
+    font = _pick_fonts(atlas, labels, rng.random((n, 2)))
     glyph = font * 10 + labels
 
     # A neighbouring digit of the same font, cut off by the border, as in house numbers. Its
     # digit is large and centred across, so the neighbour never fits whole and the label
     # stays the digit in the middle.
     has_neighbour = rng.random(n) < style.neighbour
+    # A plate holds one digit, smaller so that the plate's edge shows round it.
+    has_plate = ~has_neighbour & (rng.random(n) < style.plate)
 
     # Geometry, in target pixels: digit height, x stretch, shear, rotation, jitter.
-    height = size * np.where(has_neighbour, rng.uniform(0.7, 0.85, n), rng.uniform(0.5, 0.85, n))
+    alone = np.where(has_plate, rng.uniform(0.4, 0.65, n), rng.uniform(0.5, 0.85, n))
+    height = size * np.where(has_neighbour, rng.uniform(0.7, 0.85, n), alone)
     scale_y = height * _SUPERSAMPLE / atlas.heights[glyph]
     scale_x = scale_y * np.exp(rng.uniform(-style.stretch, style.stretch, n))
     shear = rng.uniform(-style.shear, style.shear, n)
@@ -114,7 +110,11 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     room_y = np.maximum(0.0, (size - height) / 2 - 1)
     room_x *= np.where(has_neighbour, 0.15, 0.9)
     shift = rng.uniform(-1, 1, (n, 2)) * np.stack([room_x, 0.9 * room_y], 1) * _SUPERSAMPLE
-    effects = fx.draw_effects(n, rng, style, size)
+    # How far the slanted, turned digit reaches from its centre, for a plate round it.
+    turn = np.abs(np.sin(angle))
+    reach = np.stack([width + (np.abs(shear) + turn) * height, height + turn * width], 1) / 2
+    digit = np.concatenate([shift / _SUPERSAMPLE, reach, has_plate[:, None]], 1)
+    effects = fx.draw_effects(n, rng, style, size, digit)
     tilt = effects.tilt / (size * _SUPERSAMPLE / 2)
     inverse = _inverse_maps(scale_x, scale_y, shear, angle, shift, tilt, atlas.drops[glyph])
 
@@ -150,6 +150,24 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
         labels, glyph, inverse, neighbour, neighbour_shift, fg, bg, bg2, gradient_angle, noise,
         blur, effects,
     )  # fmt: skip
+
+
+def _pick_fonts(atlas: Atlas, labels: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Each digit from the entries whose glyph for it reads as that digit: a family group
+    first, all groups alike, then one of its entries. Per entry, a group of 25 clones
+    (the cmtt10 ones) made 30% of the old-style test domain; per group it weighs as one
+    family, which is what a test over families should measure."""
+    font = np.empty(len(labels), np.int64)
+    group_of = np.unique([f.group for f in atlas.fonts], return_inverse=True)[1]
+    for digit in range(10):
+        fonts = atlas.readable_fonts(digit)
+        fonts = fonts if len(fonts) else np.arange(len(atlas.fonts))  # a tiny pool
+        fonts = fonts[np.argsort(group_of[fonts], kind="stable")]  # grouped, in order
+        groups, starts, counts = np.unique(group_of[fonts], return_index=True, return_counts=True)
+        which = labels == digit
+        group = (u[which, 0] * len(groups)).astype(np.int64)
+        font[which] = fonts[starts[group] + (u[which, 1] * counts[group]).astype(np.int64)]
+    return font
 
 
 def _inverse_maps(
@@ -225,6 +243,16 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
     bg2 = torch.from_numpy(draws.bg2).float()[:, :, None, None]
     fg = torch.from_numpy(draws.fg).float()[:, :, None, None]
     image = bg + (bg2 - bg) * t
+    # The plate is the background the digit was coloured against; round it, another colour.
+    plate, ring = fx.plate_cover(fxd.plate, fxd.ring, size)
+    around, ring_colour = (
+        fx.colour_away(torch.from_numpy(draws.bg).float(), fxd.plate_colours[:, k])[
+            :, :, None, None
+        ]
+        for k in range(2)
+    )
+    image = around + (image - around) * plate
+    image = image + (ring_colour - image) * ring
     # Clutter lines and the shadow sit between background and digit colour, so the digit
     # keeps the strongest contrast.
     mix = torch.from_numpy(fxd.clutter_mix).float()[:, None, None, None]

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cnnlab.data.augment import luminance, with_luminance
 from cnnlab.data.printed_style import Style
 
 _KERNEL = 7  # motion and defocus blur kernels, in target pixels
@@ -36,12 +37,23 @@ class Effects:
     motion: np.ndarray  # (n, 2): length in px, direction; length 0 for none
     defocus: np.ndarray  # (n,) disk radius in px, 0 for none
     jpeg: np.ndarray  # (n,) quality 20-70 in steps of 10, 0 for none
+    # A plate behind the digit (a disc, an ellipse or a rounded rectangle, as on house
+    # numbers, road signs and badges): centre x, y and half-extents x, y in target pixels
+    # from the image centre, and the superellipse exponent; half-extents 0 for none.
+    plate: np.ndarray  # (n, 5)
+    ring: np.ndarray  # (n,) width of a border ring round the plate in target pixels, 0 none
+    plate_colours: np.ndarray  # (n, 2, 4) uniforms of the colour around it and of the ring
 
     def take(self, part: slice) -> Effects:
         return Effects(*(getattr(self, f)[part] for f in Effects.__dataclass_fields__))
 
 
-def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> Effects:
+def draw_effects(
+    n: int, rng: np.random.Generator, style: Style, size: int, digit: np.ndarray
+) -> Effects:
+    """``digit`` (n, 5): where each digit is (centre x, y, and how far it reaches from it
+    across and up, in target pixels) and whether it sits on a plate (1) or not (0)."""
+
     def share(p: float) -> np.ndarray:
         return rng.random(n) < p
 
@@ -77,7 +89,26 @@ def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> E
         motion=motion,
         defocus=defocus,
         jpeg=jpeg.astype(np.int64),
+        **_draw_plates(rng, digit, size),
     )
+
+
+def _draw_plates(rng: np.random.Generator, digit: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """Plates large enough to hold the digit with room round it: a circle (half the
+    plates), an ellipse or a rounded rectangle, at most a little wider than the image."""
+    n = len(digit)
+    centre, half, on = digit[:, :2], digit[:, 2:4], digit[:, 4] > 0
+    shape = rng.random(n)
+    circle, ellipse = shape < 0.5, (shape >= 0.5) & (shape < 0.65)
+    round_to = np.hypot(half[:, 0], half[:, 1])[:, None] * rng.uniform(1.05, 1.3, (n, 1))
+    boxed = half * rng.uniform(1.2, 1.6, (n, 2))
+    extent = np.where(circle[:, None], round_to, np.where(ellipse[:, None], boxed * 1.3, boxed))
+    extent = np.minimum(extent, 0.62 * size)  # some of the edge stays in the picture
+    exponent = np.where(circle | ellipse, 2.0, rng.uniform(3.0, 6.0, n))
+    plate = np.concatenate([centre + rng.normal(0, 0.5, (n, 2)), extent, exponent[:, None]], 1)
+    plate[~on, :4] = 0
+    ring = np.where(on & (rng.random(n) < 0.4), rng.uniform(0.04, 0.09, n) * size, 0.0)
+    return {"plate": plate, "ring": ring, "plate_colours": rng.random((n, 2, 4))}
 
 
 def cap_degradations(
@@ -167,6 +198,36 @@ def shifted(ink: torch.Tensor, offset: np.ndarray) -> torch.Tensor:
 
 
 # --- images, at the target size ------------------------------------------------------------
+
+
+def plate_cover(
+    plate: np.ndarray, ring: np.ndarray, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 1, size, size) antialiased coverage of each plate and of its border ring; an
+    image without a plate is all plate (its background), with no ring."""
+    p = torch.from_numpy(plate).float()
+    cx, cy, rx, ry, exponent = (p[:, k, None, None] for k in range(5))
+    centred = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    # (No plate has half-extents 0: 1 keeps the powers finite, and the where() drops it.)
+    x = (centred[None, None, :] - cx) / rx.clamp(min=1)
+    y = (centred[None, :, None] - cy) / ry.clamp(min=1)
+    radius = (x.abs() ** exponent + y.abs() ** exponent) ** (1 / exponent)
+    scale = torch.minimum(rx, ry).clamp(min=1)  # pixels per unit of radius, near enough at the edge
+    cover = torch.where(rx > 0, ((1 - radius) * scale + 0.5).clamp(0, 1), 1.0)
+    width = torch.from_numpy(ring).float()[:, None, None]
+    inner = ((1 - radius) * scale - width + 0.5).clamp(0, 1)
+    return cover[:, None], ((cover - inner) * (width > 0)).clamp(0, 1)[:, None]
+
+
+def colour_away(rgb: torch.Tensor, u: np.ndarray, apart: float = 0.2) -> torch.Tensor:
+    """(B, 3) colours at least ``apart`` in luma from ``rgb``, uniform over the lumas that
+    allows, of a random hue; ``u`` (B, 4) uniforms: a hue, then where in that range."""
+    lum = luminance(rgb)
+    below = (lum - apart).clamp(min=0)
+    above = (1 - lum - apart).clamp(min=0)
+    at = torch.from_numpy(u[:, 3]).float() * (below + above)
+    target = torch.where(at < below, at, lum + apart + (at - below))
+    return with_luminance(torch.from_numpy(u[:, :3]).float(), target.clamp(0, 1))
 
 
 def clutter_ink(segments: np.ndarray, size: int) -> torch.Tensor:

@@ -5,7 +5,8 @@ rendering effect, and how strong the geometric ones may be.
 colours, gradient, noise, blur, a cut-off neighbour); ``full`` adds what photographed and
 scanned digits show: italic shear, condensed and expanded widths, perspective tilts,
 outlined and shadowed text, uneven lighting and vignetting, low resolution scaled up,
-JPEG artefacts, motion and defocus blur, background clutter and low-contrast colours.
+JPEG artefacts, motion and defocus blur, background clutter, low-contrast colours and
+digits on a disc or plate of their background's colour.
 The test domains are always drawn in ``full``; ``digits-wild:styles=basic`` trains on
 ``basic`` to measure what the rest buys.
 """
@@ -42,6 +43,7 @@ class Style:
     defocus: float = 0.0
     clutter: float = 0.0  # thin lines across the background
     low_contrast: float = 0.0  # colours only LOW_CONTRAST apart
+    plate: float = 0.0  # a disc or plate of the background colour on another colour
     # The most legibility-taking effects one image may get (noise, blurs, low contrast,
     # outline, clutter, low resolution, JPEG); the rest it drew are dropped.
     at_most: int = 9
@@ -67,6 +69,7 @@ FULL = Style(
     defocus=0.12,
     clutter=0.2,
     low_contrast=0.2,
+    plate=0.15,
     at_most=2,
 )
 STYLES = {s.name: s for s in (FULL, BASIC)}
