@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -190,8 +191,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def configure_logging(verbose: int, log_file: Path | None) -> None:
     """Warnings always reach stderr (one line each); -v adds info, -vv debug."""
-    import logging
-
     root = logging.getLogger("cnnlab")
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -200,6 +199,7 @@ def configure_logging(verbose: int, log_file: Path | None) -> None:
     to_stderr = logging.StreamHandler(sys.stderr)
     to_stderr.setLevel(level)
     to_stderr.setFormatter(logging.Formatter("cnnlab: %(levelname)s: %(message)s"))
+    to_stderr.addFilter(_WarningsOnce())
     root.addHandler(to_stderr)
     root.setLevel(min(level, logging.DEBUG if log_file else level))
     root.propagate = False
@@ -213,6 +213,24 @@ def configure_logging(verbose: int, log_file: Path | None) -> None:
         to_file.setLevel(logging.DEBUG)
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(to_file)
+
+
+class _WarningsOnce(logging.Filter):
+    """Each warning shown once a command: the driver and each of its workers load the
+    same dataset and would say the same thing three times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.shown:
+            return False
+        self.shown.add(text)
+        return True
 
 
 @contextlib.contextmanager

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import multiprocessing as mp
 import os
 import signal
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -47,10 +50,12 @@ def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: b
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch starts CUDA
     from cnnlab.study.run.worker import RunWorker
 
-    worker = RunWorker(threads, conn.send, allow_change)
+    send = _locked(conn.send)  # a log line may come from another thread
+    _log_to_driver(send)
+    worker = RunWorker(threads, send, allow_change)
     import torch._dynamo  # noqa: F401  (what the first optimizer imports: seconds, paid now)
 
-    conn.send(("ready", "", os.getpid()))
+    send(("ready", "", os.getpid()))
     while True:
         try:
             message = conn.recv()
@@ -72,8 +77,37 @@ def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: b
             worker.run(run, epochs_done, verdict if judged else None)
         except Exception as exc:  # not taken (its folder is held), or the disk is full
             line = str(exc).splitlines()[0] if str(exc) else ""
-            conn.send(("task_error", run.run_id, line, getattr(exc, "exit_code", 2)))
-        conn.send(("task_done", run.run_id))
+            send(("task_error", run.run_id, line, getattr(exc, "exit_code", 2)))
+        send(("task_done", run.run_id))
+
+
+def _locked(send: Callable[[Any], None]) -> Callable[[Any], None]:
+    lock = threading.Lock()
+
+    def locked_send(message: Any) -> None:
+        with lock:
+            send(message)
+
+    return locked_send
+
+
+class _ToDriver(logging.Handler):
+    """cnnlab's warnings in a worker, said by the driver (once: the driver's stderr
+    handler drops a warning it has shown), instead of Python's bare last-resort lines."""
+
+    def __init__(self, send: Callable[[Any], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.send = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):  # the driver is gone: nobody to tell
+            self.send(("log", "", record.levelno, record.name, record.getMessage()))
+
+
+def _log_to_driver(send: Callable[[Any], None]) -> None:
+    root = logging.getLogger("cnnlab")
+    root.addHandler(_ToDriver(send))
+    root.propagate = False
 
 
 def _die_with_parent() -> None:
@@ -157,6 +191,8 @@ class LocalPool:
                 message = worker.conn.recv()
                 if message[0] == "task_done":
                     over = True
+                elif message[0] == "log":
+                    logging.getLogger(message[3]).log(message[2], "%s", message[4])
                 elif message[0] != "ready":
                     events.append(message)
         except Exception:  # closed, or a message cut short by the worker's death
