@@ -106,6 +106,19 @@ def test_heartbeat_speaks_only_when_the_output_has_been_quiet():
     heartbeat.doing("ignored with no heartbeat running")
 
 
+def test_long_loops_leave_nothing_in_a_pipe_but_tell_the_heartbeat(capfd):
+    out = io.StringIO()
+    heartbeat.start(out, every=0.2)
+    try:
+        items = heartbeat.counted(range(5000), 5000, "printed digits: rendering 5000", 10)
+        assert sum(items) == sum(range(5000))
+        assert heartbeat._current is not None
+        assert heartbeat._current.text == "printed digits: rendering 5000"
+    finally:
+        heartbeat.stop()
+    assert capfd.readouterr().err == ""  # a bar in a pipe left an empty line behind
+
+
 @pytest.mark.slow
 def test_a_long_epoch_in_a_pipe_prints_heartbeat_lines(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "0.2")  # captured stdout: not a terminal

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import IO, Any
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_SECONDS = 30.0
 
@@ -86,3 +89,18 @@ def doing(text: str) -> None:
     """Say what the process is busy with (printed only if it stays quiet for long)."""
     if _current is not None:
         _current.doing(text)
+
+
+def counted(items: Iterable[T], total: int, text: str, bar_from: int) -> Iterator[T]:
+    """``items``, with a bar on a terminal when there are ``bar_from`` or more; elsewhere
+    ``text`` is what the heartbeat says. (A transient bar in a pipe draws nothing but
+    leaves an empty line behind.)"""
+    from rich.console import Console
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    doing(text)
+    if total < bar_from or not console.is_terminal:
+        yield from items
+        return
+    yield from track(items, total=total, description=text, console=console, transient=True)

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from rich.console import Console
-from rich.progress import track
 
+from cnnlab import heartbeat
 from cnnlab.data.arrays import DatasetArrays, Split, check_splits
 from cnnlab.data.folder_cache import (
     cache_folder,
@@ -224,13 +223,8 @@ def _decode_all(entries: Sequence[Entry], target: _Target, name: str) -> np.ndar
     h, w = target.size
     out = np.empty((len(entries), target.channels, h, w), dtype=np.uint8)
     # First decodes of big folders take tens of seconds: show a bar on a terminal.
-    numbered = track(
-        enumerate(entries),
-        total=len(entries),
-        description=f"{name}: decoding images (cached afterwards)",
-        console=Console(stderr=True),
-        transient=True,
-        disable=len(entries) < 2000,
+    numbered = heartbeat.counted(
+        enumerate(entries), len(entries), f"{name}: decoding images (cached afterwards)", 2000
     )
     resized: list[str] = []
     for i, entry in numbered:

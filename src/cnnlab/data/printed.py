@@ -25,9 +25,8 @@ import numpy as np
 import PIL
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import track
 
+from cnnlab import heartbeat
 from cnnlab.data import printed_effects as fx
 from cnnlab.data.arrays import Split
 from cnnlab.data.augment import GaussianBlur, contrasting_colors, luminance, with_luminance
@@ -282,13 +281,11 @@ def render_printed_digits(
     rng = np.random.default_rng([GENERATOR_VERSION, seed])
     draws = _draw_params(n, rng, size, atlas, style)
     images = np.empty((n, 3, size, size), np.uint8)
-    starts = track(
+    starts = heartbeat.counted(
         range(0, n, _CHUNK),
-        total=math.ceil(n / _CHUNK),
-        description=f"printed digits: rendering {n} (cached afterwards)",
-        console=Console(stderr=True),
-        transient=True,
-        disable=n < _PROGRESS_FROM,
+        math.ceil(n / _CHUNK),
+        f"printed digits: rendering {n} (cached afterwards)",
+        math.ceil(_PROGRESS_FROM / _CHUNK),
     )
     # Rendering is deterministic per pixel, so the thread count cannot change the bytes.
     for start in starts:
