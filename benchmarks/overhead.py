@@ -10,11 +10,17 @@ time), and the rest of the process (start-up and imports, dataset load, planning
 report). With --quick: one seed, on the first 1280 training and 1000 test images of real
 MNIST (written as IDX files), so the fixed costs weigh more than in the full run.
 
+It runs twice: one run after another in the `cnnlab run` process (`--workers 1`), and
+with the default pool of worker processes (`--workers auto`), whose capacity is the
+wall time times its workers: there a worker waiting (for its dataset, or for the
+last run of the study to end) is overhead too.
+
     python benchmarks/overhead.py [--quick] [--device cuda]
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
@@ -27,6 +33,7 @@ import torch
 from common import Result, script_main
 
 from cnnlab.data.datasets import load_dataset
+from cnnlab.study.run.local_executor import auto_layout
 from cnnlab.study.store.database import load_results
 
 TARGET = 0.05  # at most this share of the wall time outside training steps
@@ -70,20 +77,14 @@ def mnist_subset(data_dir: Path | None, out: Path, n_train: int, n_test: int) ->
     return out
 
 
-def run_study(folder: Path, data_dir: Path | None, device: torch.device, quick: bool) -> float:
+def run_study(
+    folder: Path, data_dir: Path | None, device: torch.device, quick: bool, workers: str
+) -> float:
     """Wall seconds of `cnnlab run` on the study, as a user would start it."""
     study = folder / "overhead.toml"
     study.write_text(STUDY.format(seeds="[0]" if quick else "[0, 1]", device=device.type))
-    command = [
-        sys.executable,
-        "-m",
-        "cnnlab",
-        "run",
-        str(study),
-        "--out",
-        str(folder / "out"),
-        "--quiet",
-    ]
+    command = [sys.executable, "-m", "cnnlab", "run", str(study), "--out", str(folder / "out")]
+    command += ["--quiet", "--workers", workers]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
     start = time.perf_counter()
@@ -95,12 +96,22 @@ def measure(
     quick: bool = False, data_dir: Path | None = None, device: torch.device | None = None
 ) -> list[Result]:
     device = device or torch.device("cpu")
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 0
+    pool = auto_layout(None, None, os.cpu_count() or 1, gpus).workers
+    results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if quick:
             data_dir = mnist_subset(data_dir, folder / "data", 1280, 1000)
-        wall = run_study(folder, data_dir, device, quick)
-        runs = load_results(folder / "out").runs
+        for label, workers in (("one after another", 1), (f"pool of {pool}", pool)):
+            out = folder / f"workers-{workers}"
+            out.mkdir()
+            wall = run_study(out, data_dir, device, quick, str(workers))
+            results += shares(label, load_results(out / "out").runs, wall, workers, quick)
+    return results
+
+
+def shares(label: str, runs: list, wall: float, workers: int, quick: bool) -> list[Result]:
     failed = [r for r in runs if r.summary is None]
     if failed:
         raise RuntimeError(f"overhead study: {len(failed)} runs failed: {failed[0].error}")
@@ -109,35 +120,38 @@ def measure(
     loading = sum(s.train_seconds - s.step_seconds for s in summaries)
     evaluation = sum(s.eval_seconds for s in summaries)
     in_runs = sum((r.ended_at or 0.0) - (r.started_at or 0.0) for r in runs)
+    capacity = wall * workers
     parts = {
         "training steps": steps,
         "data loading (train - step seconds)": loading,
         "evaluation": evaluation,
         "runs' set-up, checkpoints, plots, database": in_runs - steps - loading - evaluation,
-        "start-up, dataset load, planning, report": wall - in_runs,
+        "start-up, dataset load, planning, report"
+        + (", workers waiting" if workers > 1 else ""): capacity - in_runs,
     }
     size = "1280 train images, 1 seed" if quick else "60000 train images, 2 seeds"
     results = [
         Result(
             "overhead",
-            "outside training steps (share of wall)",
-            wall - steps,
-            wall,
+            f"{label}: outside training steps",
+            capacity - steps,
+            capacity,
             unit="s",
-            ratio=(wall - steps) / wall,
+            ratio=(capacity - steps) / capacity,
             percent=True,
             target=TARGET,
             at_most=True,
-            note=f"`cnnlab run`, {len(runs)} runs x 2 epochs of LeNet-5 ({size}); "
-            "reference column: total wall time",
+            note=f"`cnnlab run --workers {workers}`, {len(runs)} runs x 2 epochs of LeNet-5 "
+            f"({size}); reference column: wall time x workers",
         )
     ]
     for name, seconds in parts.items():
         results.append(
             Result(
-                "overhead", f"  {name}", seconds, wall, unit="s", ratio=seconds / wall, percent=True
+                "overhead", f"  {name}", seconds, capacity, unit="s", ratio=seconds / capacity,
+                percent=True,
             )
-        )
+        )  # fmt: skip
     return results
 
 

@@ -21,6 +21,8 @@ from cnnlab.data.printed_style import BASIC, EFFECTS, FULL, LOW_CONTRAST, MIN_CO
 from cnnlab.errors import ConfigError
 
 MPL = fonts.matplotlib_fonts()
+
+
 NONE = Style(
     "none", shear=0, stretch=0, rotate=0, weight=0, neighbour=0, gradient=0, noise=0, blur=0
 )
@@ -151,7 +153,7 @@ def test_each_rendering_effect_changes_the_images(effect: str) -> None:
 def test_colours_keep_their_contrast_floor() -> None:
     atlas = printed.load_pool(MPL).side("seen")
     for style, floor, share_low in ((BASIC, MIN_CONTRAST, 0.0), (FULL, LOW_CONTRAST, 0.2)):
-        draws = printed._draw_params(2000, np.random.default_rng(0), 32, atlas, style)
+        draws = printed._draw_params(2000, printed.streams(0), 32, atlas, style)
         fg, bg, bg2 = (torch.from_numpy(c) for c in (draws.fg, draws.bg, draws.bg2))
         contrast = (luminance(fg) - luminance(bg)).abs()
         assert (contrast >= floor - 1e-6).all()
@@ -161,22 +163,9 @@ def test_colours_keep_their_contrast_floor() -> None:
         torch.testing.assert_close(luminance(bg2), luminance(bg))
 
 
-def test_each_family_group_weighs_alike_whatever_its_number_of_faces() -> None:
-    atlas = printed.load_pool(MPL).side("seen")
-    group = np.array([f.group for f in atlas.fonts])
-    faces = {g: (group == g).sum() for g in set(group)}
-    assert faces["dejavu sans"] >= 4 * faces["cmb10"]  # the pool has a big and a small group
-    draws = printed._draw_params(3000, np.random.default_rng(0), 32, atlas, FULL)
-    drawn = group[draws.glyph // 10]
-    counts = np.array([(drawn == g).sum() for g in faces])
-    assert counts.min() > 0.8 * 3000 / len(faces) and counts.max() < 1.2 * 3000 / len(faces)
-    # and within the big group, more than one face is drawn
-    assert len(set(draws.glyph[drawn == "dejavu sans"] // 10)) == faces["dejavu sans"]
-
-
 def test_a_plate_holds_its_digit_and_stands_out_from_what_is_round_it() -> None:
     atlas = printed.load_pool(MPL).side("seen")
-    draws = printed._draw_params(400, np.random.default_rng(1), 32, atlas, replace(FULL, plate=1))
+    draws = printed._draw_params(400, printed.streams(1), 32, atlas, replace(FULL, plate=1))
     e = draws.effects
     on = e.plate[:, 2] > 0
     assert on.sum() == (draws.neighbour < 0).sum() > 200  # every digit without a neighbour
@@ -194,6 +183,38 @@ def test_a_plate_holds_its_digit_and_stands_out_from_what_is_round_it() -> None:
         assert ((luminance(away) - luminance(bg)).abs() >= 0.2 - 1e-5).all()
     # and the edge is in the picture: part of every plate is cut by or ends inside it.
     assert (cover[torch.from_numpy(on)].flatten(1).amin(1) < 0.5).all()
+
+
+def test_the_training_only_effects_leave_every_other_image_as_it_was() -> None:
+    atlas = printed.load_pool(MPL).side("seen")
+    assert FULL.plate > 0 and FULL.emboss > 0 and FULL.for_test().plate == 0
+    test = printed.render_printed_digits(300, 2, atlas=atlas, style=FULL.for_test())
+    train = printed.render_printed_digits(300, 2, atlas=atlas, style=FULL)
+    draws = printed._draw_params(300, printed.streams(2), 32, atlas, FULL)
+    e = draws.effects
+    touched = (e.plate[:, 2] > 0) | (np.abs(e.emboss[:, :2]).sum(1) > 0)
+    differs = (test.images != train.images).reshape(300, -1).any(1)
+    np.testing.assert_array_equal(differs, touched)  # the rest are the very same images
+    assert 0.08 < touched.mean() < 0.3 and (np.abs(e.emboss[:, :2]).sum(1) > 0).any()
+
+
+def test_an_embossed_digit_is_its_edges_lit_and_shaded_with_no_ink() -> None:
+    atlas = printed.load_pool(MPL).side("seen")
+    flat = replace(NONE, emboss=1.0)
+    draws = printed._draw_params(40, printed.streams(3), 32, atlas, flat)
+    offset = draws.effects.emboss[:, :2]
+    assert (np.abs(offset).sum(1) > 0).all()
+    images = printed.render_printed_digits(40, 3, atlas=atlas, style=flat).images.astype(float)
+    plain = printed.render_printed_digits(40, 3, atlas=atlas, style=NONE).images.astype(float)
+    bg = draws.bg[:, :, None, None] * 255
+    # A plain digit is its ink colour; an embossed one is the background's, but for its
+    # edges: pixels lighter than the background (but on white) and darker (but on black).
+    ink = np.abs(plain - bg).max(1) > 60
+    lighter = ((images - bg).min(1) > 8).reshape(40, -1).any(1)
+    darker = ((images - bg).max(1) < -8).reshape(40, -1).any(1)
+    assert (lighter | darker).all() and (lighter & darker).mean() > 0.3
+    fg_like = np.abs(images - draws.fg[:, :, None, None] * 255).max(1) < 20
+    assert (fg_like & ink).sum() < 0.1 * ink.sum()
 
 
 # --- cache --------------------------------------------------------------------------------
@@ -273,7 +294,7 @@ def test_no_image_gets_more_than_two_legibility_taking_effects() -> None:
         motion_blur=1,
         defocus=1,
     )
-    d = printed._draw_params(500, np.random.default_rng(0), 32, atlas, everything)
+    d = printed._draw_params(500, printed.streams(0), 32, atlas, everything)
     e = d.effects
     contrast = (luminance(torch.from_numpy(d.fg)) - luminance(torch.from_numpy(d.bg))).abs().numpy()
     taken = np.stack(

@@ -39,12 +39,15 @@ from cnnlab.errors import ConfigError
 
 # Bump when the rendering changes, so caches written by older code are not reused.
 GENERATOR_VERSION = 5
+# The random streams' seed: kept at version 4's, whose test draws v5 reproduces byte for
+# byte (v5 added training-only effects, drawn from a stream of their own).
+DRAW_STREAM = 4
 
 SIZES = (28, 32)
 DEFAULT_TRAIN = 40_000  # 40 digits per seen font: the pool is large
 DEFAULT_TEST = 5_000
-# Each split is its own draw (disjoint images); "test" and "unseen" are always drawn in
-# the full style, so the test sets do not change with a training option.
+# Each split is its own draw (disjoint images); the test splits are always drawn in the
+# full style less its training-only effects, so they do not change with a training option.
 SPLITS = {
     "train": (0, "seen"),
     "test": (1, "seen"),
@@ -85,9 +88,22 @@ class _Draws:
         return _Draws(*(getattr(self, f)[part] for f in fields), self.effects.take(part))
 
 
-def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, style: Style) -> _Draws:
+def _draw_params(
+    n: int, rngs: tuple[np.random.Generator, np.random.Generator], size: int, atlas: Atlas,
+    style: Style,
+) -> _Draws:  # fmt: skip
+    """``rngs``: the main stream, then the one the training-only effects (plates, emboss)
+    draw from, so that the test draws, which have none, stay the images they were."""
+    rng, extra = rngs
     labels = rng.permutation(np.arange(n) % 10).astype(np.int64)  # balanced classes
-    font = _pick_fonts(atlas, labels, rng.random((n, 2)))
+    # Each digit from the fonts whose glyph for it reads as that digit.
+    pick = rng.random(n)
+    font = np.empty(n, np.int64)
+    for digit in range(10):
+        fonts = atlas.readable_fonts(digit)
+        fonts = fonts if len(fonts) else np.arange(len(atlas.fonts))  # a tiny pool
+        which = labels == digit
+        font[which] = fonts[(pick[which] * len(fonts)).astype(np.int64)]
     glyph = font * 10 + labels
 
     # A neighbouring digit of the same font, cut off by the border, as in house numbers. Its
@@ -95,11 +111,11 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     # stays the digit in the middle.
     has_neighbour = rng.random(n) < style.neighbour
     # A plate holds one digit, smaller so that the plate's edge shows round it.
-    has_plate = ~has_neighbour & (rng.random(n) < style.plate)
+    has_plate = ~has_neighbour & (extra.random(n) < style.plate)
 
     # Geometry, in target pixels: digit height, x stretch, shear, rotation, jitter.
-    alone = np.where(has_plate, rng.uniform(0.4, 0.65, n), rng.uniform(0.5, 0.85, n))
-    height = size * np.where(has_neighbour, rng.uniform(0.7, 0.85, n), alone)
+    height = size * np.where(has_neighbour, rng.uniform(0.7, 0.85, n), rng.uniform(0.5, 0.85, n))
+    height = np.where(has_plate, size * extra.uniform(0.4, 0.65, n), height)
     scale_y = height * _SUPERSAMPLE / atlas.heights[glyph]
     scale_x = scale_y * np.exp(rng.uniform(-style.stretch, style.stretch, n))
     shear = rng.uniform(-style.shear, style.shear, n)
@@ -113,7 +129,7 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     turn = np.abs(np.sin(angle))
     reach = np.stack([width + (np.abs(shear) + turn) * height, height + turn * width], 1) / 2
     digit = np.concatenate([shift / _SUPERSAMPLE, reach, has_plate[:, None]], 1)
-    effects = fx.draw_effects(n, rng, style, size, digit)
+    effects = fx.draw_effects(n, rng, style, size)
     tilt = effects.tilt / (size * _SUPERSAMPLE / 2)
     inverse = _inverse_maps(scale_x, scale_y, shear, angle, shift, tilt, atlas.drops[glyph])
 
@@ -128,6 +144,7 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
     effects, noise, blur, low_contrast = fx.cap_degradations(
         effects, noise, blur, rng.random(n) < style.low_contrast, rng, style.at_most
     )
+    effects = fx.draw_training_effects(effects, extra, style, size, digit)
 
     # Colours: a contrasting pair, the digit light or dark with equal odds.
     u = torch.from_numpy(rng.random((n, 8)))
@@ -149,24 +166,6 @@ def _draw_params(n: int, rng: np.random.Generator, size: int, atlas: Atlas, styl
         labels, glyph, inverse, neighbour, neighbour_shift, fg, bg, bg2, gradient_angle, noise,
         blur, effects,
     )  # fmt: skip
-
-
-def _pick_fonts(atlas: Atlas, labels: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Each digit from the entries whose glyph for it reads as that digit: a family group
-    first, all groups alike, then one of its entries. Per entry, a group of 25 clones
-    (the cmtt10 ones) made 30% of the old-style test domain; per group it weighs as one
-    family, which is what a test over families should measure."""
-    font = np.empty(len(labels), np.int64)
-    group_of = np.unique([f.group for f in atlas.fonts], return_inverse=True)[1]
-    for digit in range(10):
-        fonts = atlas.readable_fonts(digit)
-        fonts = fonts if len(fonts) else np.arange(len(atlas.fonts))  # a tiny pool
-        fonts = fonts[np.argsort(group_of[fonts], kind="stable")]  # grouped, in order
-        groups, starts, counts = np.unique(group_of[fonts], return_index=True, return_counts=True)
-        which = labels == digit
-        group = (u[which, 0] * len(groups)).astype(np.int64)
-        font[which] = fonts[starts[group] + (u[which, 1] * counts[group]).astype(np.int64)]
-    return font
 
 
 def _inverse_maps(
@@ -229,7 +228,12 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
         ink[index] = torch.maximum(ink[index], extra)
     ink = fx.outline(fx.change_weight(ink, fxd.weight), fxd.outline)
     shadow = F.avg_pool2d(fx.shifted(ink, fxd.shadow), _SUPERSAMPLE)
+    emboss = fxd.emboss if fxd.emboss is not None else np.zeros((len(ink), 4))
+    lit, shade = (F.avg_pool2d(e, _SUPERSAMPLE) for e in fx.embossed(ink, emboss))
     ink = F.avg_pool2d(ink, _SUPERSAMPLE)
+    # An embossed digit is the surface's own colour, a little darker, between its edges.
+    is_embossed = torch.from_numpy(np.abs(emboss[:, :2]).sum(1) > 0)[:, None, None, None]
+    ink = torch.where(is_embossed, ink * 0.25, ink)
 
     centred = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) / size
     angle = torch.from_numpy(draws.angle).float()
@@ -242,22 +246,23 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
     bg2 = torch.from_numpy(draws.bg2).float()[:, :, None, None]
     fg = torch.from_numpy(draws.fg).float()[:, :, None, None]
     image = bg + (bg2 - bg) * t
-    # The plate is the background the digit was coloured against; round it, another colour.
-    plate, ring = fx.plate_cover(fxd.plate, fxd.ring, size)
-    around, ring_colour = (
-        fx.colour_away(torch.from_numpy(draws.bg).float(), fxd.plate_colours[:, k])[
-            :, :, None, None
-        ]
-        for k in range(2)
-    )
-    image = around + (image - around) * plate
-    image = image + (ring_colour - image) * ring
+    if fxd.plate is not None:  # the plate is the background the digit was coloured against
+        plate, ring = fx.plate_cover(fxd.plate, fxd.ring, size)
+        around, ring_colour = (
+            fx.colour_away(torch.from_numpy(draws.bg).float(), fxd.plate_colours[:, k])
+            for k in range(2)
+        )
+        image = around[:, :, None, None] + (image - around[:, :, None, None]) * plate
+        image = image + (ring_colour[:, :, None, None] - image) * ring
     # Clutter lines and the shadow sit between background and digit colour, so the digit
     # keeps the strongest contrast.
     mix = torch.from_numpy(fxd.clutter_mix).float()[:, None, None, None]
     image = image + (bg + (fg - bg) * mix - image) * fx.clutter_ink(fxd.clutter, size)
     image = image + (bg + (fg - bg) * 0.45 - image) * shadow
-    image = image + (fg - image) * ink
+    face = torch.where(is_embossed, bg * 0.8, fg)
+    image = image + (face - image) * ink
+    towards = torch.from_numpy(emboss[:, 2:]).float()[:, :, None, None, None]
+    image = image + (1 - image) * towards[:, 0] * lit - image * towards[:, 1] * shade
     image = fx.light(image, fxd.light)
     image = GaussianBlur(1.0).apply(image.clamp_(0, 1), torch.from_numpy(draws.blur).float())
     image = fx.kernel_blur(image, fxd.motion, fxd.defocus)
@@ -278,8 +283,8 @@ def render_printed_digits(
     bytes. ``atlas`` defaults to this machine's seen fonts."""
     _check(n, size)
     atlas = load_pool().side("seen") if atlas is None else atlas
-    rng = np.random.default_rng([GENERATOR_VERSION, seed])
-    draws = _draw_params(n, rng, size, atlas, style)
+    rng, extra = streams(seed)
+    draws = _draw_params(n, (rng, extra), size, atlas, style)
     images = np.empty((n, 3, size, size), np.uint8)
     starts = heartbeat.counted(
         range(0, n, _CHUNK),
@@ -292,6 +297,11 @@ def render_printed_digits(
         part = slice(start, start + _CHUNK)
         images[part] = _render_chunk(atlas, draws.take(part), rng, size)
     return Split(images, draws.labels)
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The main random stream of a draw, and its training-only effects' own."""
+    return np.random.default_rng([DRAW_STREAM, seed]), np.random.default_rng([DRAW_STREAM, seed, 1])
 
 
 def _check(n: int, size: int) -> None:
@@ -315,14 +325,14 @@ def load_printed_digits(
     """The ``split`` (a key of SPLITS) draw of ``n`` printed digits, cached after the first;
     no images when the split's side of the pool is empty (no old-style or handwriting
     fonts installed). Only "train" takes ``style``: the test draws are always in the full
-    style."""
+    style, less the effects only training has."""
     if split not in SPLITS:
         raise ConfigError(
             f"printed digits: unknown split {split!r}; use one of {', '.join(SPLITS)}"
         )
     _check(n, size)
     seed, side = SPLITS[split]
-    style = style if split == "train" else FULL
+    style = style if split == "train" else FULL.for_test()
     faces = pool_faces() if faces is None else faces
     folder = cache_folder(seed, n, size, side, style, faces, cache_dir)
     cached = load_split(folder, "printed digits")

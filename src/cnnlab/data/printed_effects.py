@@ -37,23 +37,24 @@ class Effects:
     motion: np.ndarray  # (n, 2): length in px, direction; length 0 for none
     defocus: np.ndarray  # (n,) disk radius in px, 0 for none
     jpeg: np.ndarray  # (n,) quality 20-70 in steps of 10, 0 for none
-    # A plate behind the digit (a disc, an ellipse or a rounded rectangle, as on house
+    # Training only (see draw_training_effects); none until it is called:
+    # a plate behind the digit (a disc, an ellipse or a rounded rectangle, as on house
     # numbers, road signs and badges): centre x, y and half-extents x, y in target pixels
     # from the image centre, and the superellipse exponent; half-extents 0 for none.
-    plate: np.ndarray  # (n, 5)
-    ring: np.ndarray  # (n,) width of a border ring round the plate in target pixels, 0 none
-    plate_colours: np.ndarray  # (n, 2, 4) uniforms of the colour around it and of the ring
+    plate: np.ndarray | None = None  # (n, 5)
+    ring: np.ndarray | None = None  # (n,) a ring round the plate: its width, 0 for none
+    plate_colours: np.ndarray | None = None  # (n, 2, 4) uniforms: colours round it, of the ring
+    # embossed (pressed into the surface: no ink, a lit and a shadowed edge): the light's
+    # offset in render pixels, (0, 0) for none, then how far the lit edge goes to white
+    # and the shadowed one to black
+    emboss: np.ndarray | None = None  # (n, 4)
 
     def take(self, part: slice) -> Effects:
-        return Effects(*(getattr(self, f)[part] for f in Effects.__dataclass_fields__))
+        values = (getattr(self, f) for f in Effects.__dataclass_fields__)
+        return Effects(*(None if v is None else v[part] for v in values))
 
 
-def draw_effects(
-    n: int, rng: np.random.Generator, style: Style, size: int, digit: np.ndarray
-) -> Effects:
-    """``digit`` (n, 5): where each digit is (centre x, y, and how far it reaches from it
-    across and up, in target pixels) and whether it sits on a plate (1) or not (0)."""
-
+def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> Effects:
     def share(p: float) -> np.ndarray:
         return rng.random(n) < p
 
@@ -89,8 +90,28 @@ def draw_effects(
         motion=motion,
         defocus=defocus,
         jpeg=jpeg.astype(np.int64),
-        **_draw_plates(rng, digit, size),
     )
+
+
+def draw_training_effects(
+    effects: Effects, rng: np.random.Generator, style: Style, size: int, digit: np.ndarray
+) -> Effects:
+    """The plates and the embossing, from their own stream ``rng``. ``digit`` (n, 5): where
+    each digit is (centre x, y, and how far it reaches from it across and up, in target
+    pixels) and whether it sits on a plate (1) or not (0). An embossed digit has no other
+    effect on its stroke (outline, shadow) and at most one that takes legibility away."""
+    n = len(digit)
+    plates = _draw_plates(rng, digit, size)
+    light = rng.uniform(0, 2 * np.pi, n)
+    step = rng.choice([1.0, 2.0, 2.0, 3.0], n)
+    offset = np.stack([np.cos(light), np.sin(light)], 1) * step[:, None]
+    legibility = [effects.outline, effects.clutter[:, :, 4].any(1), effects.low_res > 0,
+                  effects.jpeg > 0, effects.motion[:, 0] > 0, effects.defocus > 0]  # fmt: skip
+    plain = ~effects.outline & ~effects.shadow.any(1) & (np.sum(legibility, 0) <= 1)
+    embossed = (rng.random(n) < style.emboss) & plain
+    emboss = np.concatenate([offset, rng.uniform(0.4, 0.85, (n, 2))], 1)
+    emboss[~embossed] = 0
+    return replace(effects, **plates, emboss=emboss)
 
 
 def _draw_plates(rng: np.random.Generator, digit: np.ndarray, size: int) -> dict[str, np.ndarray]:
@@ -195,6 +216,19 @@ def shifted(ink: torch.Tensor, offset: np.ndarray) -> torch.Tensor:
             i, :, max(0, dy) : max(0, dy) + src.shape[1], max(0, dx) : max(0, dx) + src.shape[2]
         ] = src
     return out
+
+
+def embossed(ink: torch.Tensor, emboss: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lit, shadowed) edge coverage at the render size: where the stroke's edge faces
+    the light and where it faces away; zero for images not embossed."""
+    lit, shade = torch.zeros_like(ink), torch.zeros_like(ink)
+    which = np.flatnonzero(np.abs(emboss[:, :2]).sum(1) > 0)
+    if len(which):
+        index = torch.from_numpy(which)
+        part, offset = ink[index], emboss[which, :2]
+        lit[index] = (part - shifted(part, offset)).clamp(0, 1)
+        shade[index] = (part - shifted(part, -offset)).clamp(0, 1)
+    return lit, shade
 
 
 # --- images, at the target size ------------------------------------------------------------
