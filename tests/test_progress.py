@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from cnnlab.records import EpochRow
-from cnnlab.study.run.study_progress import BarStudyProgress, LineStudyProgress
+from cnnlab.study.run.study_eta import StudyEta
+from cnnlab.study.run.study_progress import BarStudyProgress, LineStudyProgress, eta_text
 
 
 def planned(run_id: str, epochs: int) -> SimpleNamespace:
@@ -35,11 +36,11 @@ def test_overlapping_runs_each_keep_their_own_count_of_epochs_left():
         reporter.start_epoch(epoch, 3, 10)
         reporter.end_epoch(row(epoch))
     progress.run_ended(a, None, "diverged", 1.0)  # a stops one epoch early
-    assert progress.eta.todo == 6 and progress.eta.done == 4
+    assert progress.eta.epochs_left == 2 and progress.eta.in_flight == {"b": 2}
     rb.end_epoch(row(3))
     rb.end_epoch(row(4))
     progress.run_ended(b, None, "stopped", 1.0)
-    assert progress.eta.todo == progress.eta.done == 6
+    assert progress.eta.epochs_left == 0 and progress.eta.seconds() == 0
     assert "a s0: epoch 2/3" in out.getvalue() and "run 2/2 b" in out.getvalue()
 
 
@@ -69,7 +70,7 @@ def test_a_second_phase_keeps_its_own_pace(monkeypatch):
     # A search (trials pruned early), then its confirmation: the ETA of the second phase
     # comes from the second phase's epochs and clock alone.
     now = [0.0]
-    monkeypatch.setattr("cnnlab.study.run.study_progress.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("cnnlab.study.run.study_eta.time.perf_counter", lambda: now[0])
     progress = LineStudyProgress(Console(file=io.StringIO(), width=200))
     progress.begin(runs_total=2, runs_done=0, epochs_todo=4)  # clock 0: the search starts
     for name in ("t0", "t1"):
@@ -78,7 +79,7 @@ def test_a_second_phase_keeps_its_own_pace(monkeypatch):
         reporter.start_epoch(1, 2, 10)
         reporter.end_epoch(row(1))
         progress.run_ended(trial, None, "pruned", 50.0)  # each pruned after 1 of 2 epochs
-    assert progress.eta.todo == progress.eta.done == 2
+    assert progress.eta.epochs_left == 0
     now[0] = 100.0
     progress.begin(runs_total=2, runs_done=0, epochs_todo=4)  # the confirmation starts
     first = planned("c0", 2)
@@ -86,17 +87,36 @@ def test_a_second_phase_keeps_its_own_pace(monkeypatch):
     reporter.start_epoch(1, 2, 10)
     now[0] = 110.0
     reporter.end_epoch(row(1))
-    assert progress.eta.text() == "ETA 30s"  # 10 s an epoch, 3 epochs left
+    assert eta_text(progress.eta) == "ETA 30s"  # 10 s an epoch, 3 epochs left
 
 
-def test_the_bars_count_every_run_in_flights_epochs():
-    # Workers send epochs, not steps: two runs' epochs that end interleaved both count.
-    progress, ra, rb = two_runs_in_flight()
-    try:
-        rb.step(5, 1.0, 0.5, 100.0)  # half of b's epoch
-        ra.end_epoch(row(1))
-        assert progress.eta.done == 1.5
-        rb.end_epoch(row(1))
-        assert progress.eta.done == 2
-    finally:
-        progress.close()
+def test_the_eta_lays_the_runs_left_out_on_the_workers():
+    # Two workers, three runs of two 10-second epochs: a run trains on one worker, so the
+    # third starts when one of the first two ends, and ends alone.
+    now = [0.0]
+    eta = StudyEta(clock=lambda: now[0])
+    eta.begin(runs_left=3, epochs_left=6)
+    assert eta.seconds() is None  # no pace yet
+    eta.run_started("a", 2)
+    eta.run_started("b", 2)
+    now[0] = 10.0
+    eta.epoch_ended("a")
+    eta.epoch_ended("b")
+    assert eta.seconds() == 30.0  # (not 4 epochs at 2 per 10 s: 20 s)
+    now[0] = 15.0
+    assert eta.seconds() == 25.0  # half way through the epochs in flight
+    now[0] = 20.0
+    for run in ("a", "b"):
+        eta.epoch_ended(run)
+        eta.run_ended(run)
+    eta.run_started("c", 2)
+    assert eta.seconds() == 20.0  # one run left: its two epochs, the other worker idle
+    # Three workers, five runs: a's epochs outlast b and c with the two queued after them.
+    now[0] = 0.0
+    eta = StudyEta(clock=lambda: now[0])
+    eta.begin(runs_left=5, epochs_left=12)
+    for run, epochs in (("a", 4), ("b", 2), ("c", 2)):
+        eta.run_started(run, epochs)
+    now[0] = 30.0
+    eta.epoch_ended("a")  # 30 s an epoch
+    assert eta.seconds() == 3 * 30  # b and c end in 30 s, the queued two 60 s after

@@ -8,13 +8,13 @@ interface) and tells it when a run ends.
 from __future__ import annotations
 
 import sys
-import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from cnnlab.records import EpochRow, RunSummary
+from cnnlab.study.run.study_eta import StudyEta
 from cnnlab.training.reporting import QuietReporter, Reporter, format_epoch
 
 if TYPE_CHECKING:
@@ -67,19 +67,9 @@ class QuietStudyProgress:
         pass
 
 
-class _Eta:
-    """Time left, from this session's pace over the epochs still to train."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.todo = 0.0
-        self.done = 0.0  # epochs trained this session, fractional within an epoch
-
-    def text(self) -> str:
-        if self.done <= 0 or self.todo <= 0:
-            return "ETA -"
-        left = (time.perf_counter() - self.started) / self.done * max(0.0, self.todo - self.done)
-        return f"ETA {format_duration(left)}"
+def eta_text(eta: StudyEta) -> str:
+    left = eta.seconds()
+    return "ETA -" if left is None else f"ETA {format_duration(left)}"
 
 
 class LineStudyProgress(QuietStudyProgress):
@@ -89,18 +79,14 @@ class LineStudyProgress(QuietStudyProgress):
         self.console = console or Console(file=sys.stdout)
         self.total = 0
         self.finished = 0
-        self.eta = _Eta()
-        # Per run in flight (Ray trains several at once): the epochs it still had to train
-        # when it started, and those it has trained since.
-        self.run_left: dict[str, int] = {}
-        self.run_trained: dict[str, int] = {}
+        self.eta = StudyEta()
 
     def begin(self, runs_total: int, runs_done: int, epochs_todo: int) -> None:
         self.total, self.finished = runs_total, runs_done
         # Each phase (a search's trials, then its confirmation) keeps its own pace: one
         # clock and one count for both would misstate the second phase by hours.
-        self.eta = _Eta()
-        self.eta.todo = epochs_todo
+        self.eta = StudyEta()
+        self.eta.begin(runs_total - runs_done, epochs_todo)
 
     def run_started(self, run: PlannedRun, epochs_done: int) -> Reporter:
         self._track(run, epochs_done)
@@ -110,26 +96,16 @@ class LineStudyProgress(QuietStudyProgress):
         self.console.print(text, highlight=False, soft_wrap=True)
 
     def _track(self, run: PlannedRun, epochs_done: int) -> None:
-        self.run_left[run.run_id] = max(0, run.config.epochs - epochs_done)
-        self.run_trained[run.run_id] = 0
-
-    def _trained_one(self, run: PlannedRun) -> None:
-        self.run_trained[run.run_id] = self.run_trained.get(run.run_id, 0) + 1
-
-    def _settle(self, run: PlannedRun) -> None:
-        """A run that ended early (failure, early stopping) leaves its other epochs undone."""
-        left = self.run_left.pop(run.run_id, 0) - self.run_trained.pop(run.run_id, 0)
-        self.eta.todo -= max(0, left)
-        self.eta.done = min(self.eta.done, self.eta.todo)
+        self.eta.run_started(run.run_id, max(0, run.config.epochs - epochs_done))
 
     def run_ended(
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         self.finished += 1
-        self._settle(run)
+        self.eta.run_ended(run.run_id)
         self.console.print(
             f"run {self.finished}/{self.total} {run_outcome(run, summary, error)} "
-            f"({format_duration(seconds)}; {self.eta.text()})",
+            f"({format_duration(seconds)}; {eta_text(self.eta)})",
             highlight=False,
             soft_wrap=True,
         )
@@ -143,8 +119,7 @@ class _LineRunReporter(QuietReporter):
         self.epochs = epochs
 
     def end_epoch(self, row: EpochRow) -> None:
-        self.owner.eta.done += 1
-        self.owner._trained_one(self.run)
+        self.owner.eta.epoch_ended(self.run.run_id)
         self.owner.console.print(
             f"{self.run.variant} s{self.run.seed}: {format_epoch(row, self.epochs)}",
             highlight=False,
@@ -172,7 +147,11 @@ class BarStudyProgress(LineStudyProgress):
         super().begin(runs_total, runs_done, epochs_todo)
         self.progress.start()  # again after a phase closed it (a no-op while it runs)
         self.progress.update(
-            self.overall, total=runs_total, completed=runs_done, visible=True, info=self.eta.text()
+            self.overall,
+            total=runs_total,
+            completed=runs_done,
+            visible=True,
+            info=eta_text(self.eta),
         )
         self.progress.update(self.overall, description="[bold]runs")
 
@@ -184,8 +163,8 @@ class BarStudyProgress(LineStudyProgress):
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
     ) -> None:
         self.finished += 1
-        self._settle(run)
-        self.progress.update(self.overall, completed=self.finished, info=self.eta.text())
+        self.eta.run_ended(run.run_id)
+        self.progress.update(self.overall, completed=self.finished, info=eta_text(self.eta))
         self.progress.console.print(
             f"run {self.finished}/{self.total} {run_outcome(run, summary, error)} "
             f"({format_duration(seconds)})",
@@ -203,15 +182,11 @@ class _BarRunReporter(QuietReporter):
     def __init__(self, owner: BarStudyProgress, run: PlannedRun) -> None:
         self.owner, self.run = owner, run
         self.steps = 1
-        # The share of the current epoch this run has added to the ETA's count: runs in
-        # flight at once each add their own, so none overwrites another's progress.
-        self.credited = 0.0
         self.task: Any = None
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
         p = self.owner.progress
         self.steps = max(1, steps)
-        self.credited = 0.0
         label = f"{self.run.variant} s{self.run.seed} epoch {epoch}/{epochs}"
         if self.task is None:
             self.task = p.add_task(label, total=steps, info="")
@@ -220,21 +195,15 @@ class _BarRunReporter(QuietReporter):
 
     def step(self, done: int, loss: float, acc: float, images_per_s: float) -> None:
         owner = self.owner
-        self._credit(done / self.steps)
         owner.progress.update(
             self.task,
             completed=done,
             info=f"loss {loss:.4f} acc {acc:.2%} {images_per_s:,.0f} img/s",
         )
-        owner.progress.update(owner.overall, info=owner.eta.text())
-
-    def _credit(self, share: float) -> None:
-        self.owner.eta.done += share - self.credited
-        self.credited = share
+        owner.progress.update(owner.overall, info=eta_text(owner.eta))
 
     def end_epoch(self, row: EpochRow) -> None:
-        self._credit(1.0)
-        self.owner._trained_one(self.run)
+        self.owner.eta.epoch_ended(self.run.run_id)
         if self.task is not None:  # steps do not travel from Ray workers: the epoch is done
             acc = f"test acc {100 * (row.test_acc or 0):.2f}%"
             self.owner.progress.update(self.task, completed=self.steps, info=acc)
