@@ -120,11 +120,15 @@ def test_a_killed_driver_resumes_with_the_same_command(local_ray, study_file, re
 
 
 def test_a_ray_node_process_killed_mid_study_is_one_line_and_the_same_command_resumes(
-    local_ray, study_file, reference, tmp_path
+    local_ray, study_file, tmp_path
 ):
     """Killing the node's dashboard agent (the fault probe's case) takes the node down."""
+    # Epochs enough that the study outlasts the time Ray takes to see its node gone: with
+    # the shared study's two, a loaded machine sometimes finished before (exit 0).
+    longer = tmp_path / "longer.toml"
+    longer.write_text(study_file.read_text().replace("epochs = 2", "epochs = 30"))
     out = tmp_path / "out"
-    args = ["run", str(study_file), "--out", str(out), *QUIET, "--executor", "ray"]
+    args = ["run", str(longer), "--out", str(out), *QUIET, "--executor", "ray"]
     killed: list[int] = []
 
     def kill_the_agent_after_the_first_epoch(driver: int) -> None:
@@ -154,7 +158,9 @@ def test_a_ray_node_process_killed_mid_study_is_one_line_and_the_same_command_re
         statuses = [s for (s,) in conn.execute("SELECT status FROM runs")]
     assert "running" not in statuses and statuses.count("done") < 2, statuses
     assert main([*args, "--workers", "2"]) == 0
-    assert outcome(out) == reference
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        assert [s for (s,) in conn.execute("SELECT status FROM runs")] == ["done", "done"]
+        assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 2 * 30
 
 
 def test_sigterm_stops_a_ray_study_like_ctrl_c_and_says_nothing_of_rays_token(
