@@ -176,6 +176,7 @@ def test_real_mnist_model_reads_the_hand_made_digits(mnist_lenet):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # its fixture trains LeNet-5 on real MNIST: 13 s alone, 30 s beside a test
 def test_real_mnist_photographed_reads_as_well_as_the_raw_test_set(mnist_lenet, tmp_path):
     """MNIST test digits as ink on paper, enlarged and saved as JPEG, then predicted.
 
