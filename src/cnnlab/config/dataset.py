@@ -24,7 +24,7 @@ BUILTIN_FILES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "svhn")
 DATASET_NAMES = (*BUILTIN_FILES, DIGITS_WILD)
 DIGITS_WILD_SIZES = (32, 28)
 # How varied the printed training digits are (cnnlab.data.printed_style); the test
-# domains are always drawn in the first.
+# domains are always drawn in the first, less its training-only plates and embossing.
 PRINTED_STYLES = ("full", "basic")
 _OPTIONS_HELP = (
     "valid options: size=32|28, mnist=W, printed=W, svhn=W with weights W >= 0 for the "

@@ -25,7 +25,8 @@ The name takes options: ``digits-wild:size=28,mnist=1,printed=0.5,svhn=2,styles=
 weight scales how much of it the TRAIN split holds: 0 leaves it out, 0.5 keeps a fixed
 class-balanced half, 2 repeats it twice. ``styles`` is how varied the printed training
 digits are (``full``, the default, or ``basic``: :mod:`cnnlab.data.printed_style`); the
-test domains are always ``full``. MNIST must be present; SVHN is optional.
+test domains are always ``full`` less its training-only effects (plates, embossing).
+MNIST must be present; SVHN is optional.
 """
 
 from __future__ import annotations
