@@ -120,3 +120,22 @@ def test_the_eta_lays_the_runs_left_out_on_the_workers():
     now[0] = 30.0
     eta.epoch_ended("a")  # 30 s an epoch
     assert eta.seconds() == 3 * 30  # b and c end in 30 s, the queued two 60 s after
+
+
+def test_a_run_in_flight_goes_at_its_own_variants_pace():
+    # An MLP's 1-second epochs and a CNN's 10-second ones: the CNN's last epochs are not
+    # timed at the mean of both.
+    now = [0.0]
+    eta = StudyEta(clock=lambda: now[0])
+    eta.begin(runs_left=2, epochs_left=4)
+    eta.run_started("mlp", 2, "MLP")
+    eta.run_started("cnn", 2, "CNN")
+    now[0] = 1.0
+    eta.epoch_ended("mlp")
+    now[0] = 2.0
+    eta.epoch_ended("mlp")
+    eta.run_ended("mlp")
+    assert eta.seconds() == 0.0  # the CNN at the mean pace (1 s) is 2 s into its 2 epochs
+    now[0] = 10.0
+    eta.epoch_ended("cnn")
+    assert eta.seconds() == 10.0  # its own pace: one 10-second epoch left

@@ -4,7 +4,9 @@ The epochs still to train are laid out on the workers as the driver hands runs o
 each run trains on one worker from start to end, the queued runs go one by one to the
 worker that frees first. So two workers with one run left take that run's time, not
 half of it, and three runs on two workers take two runs' time. The pace is one
-worker's seconds per epoch, measured on this session's epochs (evaluation included).
+worker's seconds per epoch, measured on this session's epochs (evaluation included):
+a run in flight goes at its variant's own pace once one of its epochs has ended (an
+MLP's epochs are over before a CNN's have begun), the rest at the mean one.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ class StudyEta:
         self.workers = 1  # the most runs seen in flight at once
         self.epoch_seconds = 0.0
         self.epochs_timed = 0
+        self.kind: dict[str, str] = {}  # run -> its variant
+        self.kind_pace: dict[str, tuple[float, int]] = {}  # variant -> (seconds, epochs)
 
     def begin(self, runs_left: int, epochs_left: int) -> None:
         self.runs_left, self.epochs_left = runs_left, epochs_left
 
-    def run_started(self, run_id: str, epochs_left: int) -> None:
+    def run_started(self, run_id: str, epochs_left: int, kind: str = "") -> None:
         self.in_flight[run_id] = epochs_left
+        self.kind[run_id] = kind
         self.since[run_id] = self.clock()
         self.workers = max(self.workers, len(self.in_flight))
 
@@ -37,8 +42,11 @@ class StudyEta:
         if run_id not in self.in_flight:
             return
         now = self.clock()
-        self.epoch_seconds += now - self.since[run_id]
+        took = now - self.since[run_id]
+        self.epoch_seconds += took
         self.epochs_timed += 1
+        seconds, epochs = self.kind_pace.get(self.kind[run_id], (0.0, 0))
+        self.kind_pace[self.kind[run_id]] = (seconds + took, epochs + 1)
         self.since[run_id] = now
         self.in_flight[run_id] -= 1
         self.epochs_left -= 1
@@ -47,7 +55,12 @@ class StudyEta:
         """An early end (failure, pruning, early stopping) leaves its other epochs undone."""
         self.epochs_left -= max(0, self.in_flight.pop(run_id, 0))
         self.since.pop(run_id, None)
+        self.kind.pop(run_id, None)
         self.runs_left = max(0, self.runs_left - 1)
+
+    def pace(self, run_id: str) -> float:
+        seconds, epochs = self.kind_pace.get(self.kind.get(run_id, ""), (0.0, 0))
+        return seconds / epochs if epochs else self.epoch_seconds / self.epochs_timed
 
     def seconds(self) -> float | None:
         """Time left, or None before the first epoch has given the pace."""
@@ -55,7 +68,8 @@ class StudyEta:
             return None
         pace, now = self.epoch_seconds / self.epochs_timed, self.clock()
         loads = [
-            max(0.0, left * pace - (now - self.since[run])) for run, left in self.in_flight.items()
+            max(0.0, left * self.pace(run) - (now - self.since[run]))
+            for run, left in self.in_flight.items()
         ]
         loads += [0.0] * (self.workers - len(loads))
         queued = max(0, self.runs_left - len(self.in_flight))

@@ -96,7 +96,7 @@ class LineStudyProgress(QuietStudyProgress):
         self.console.print(text, highlight=False, soft_wrap=True)
 
     def _track(self, run: PlannedRun, epochs_done: int) -> None:
-        self.eta.run_started(run.run_id, max(0, run.config.epochs - epochs_done))
+        self.eta.run_started(run.run_id, max(0, run.config.epochs - epochs_done), run.variant)
 
     def run_ended(
         self, run: PlannedRun, summary: RunSummary | None, error: str | None, seconds: float
