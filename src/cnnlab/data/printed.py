@@ -228,11 +228,10 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
         ink[index] = torch.maximum(ink[index], extra)
     ink = fx.outline(fx.change_weight(ink, fxd.weight), fxd.outline)
     shadow = F.avg_pool2d(fx.shifted(ink, fxd.shadow), _SUPERSAMPLE)
-    emboss = fxd.emboss if fxd.emboss is not None else np.zeros((len(ink), 4))
-    lit, shade = (F.avg_pool2d(e, _SUPERSAMPLE) for e in fx.embossed(ink, emboss))
+    lit, shade = (F.avg_pool2d(e, _SUPERSAMPLE) for e in fx.emboss_edges(ink, fxd))
     ink = F.avg_pool2d(ink, _SUPERSAMPLE)
     # An embossed digit is the surface's own colour, a little darker, between its edges.
-    is_embossed = torch.from_numpy(np.abs(emboss[:, :2]).sum(1) > 0)[:, None, None, None]
+    is_embossed = torch.from_numpy(fxd.embossed)[:, None, None, None]
     ink = torch.where(is_embossed, ink * 0.25, ink)
 
     centred = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) / size
@@ -246,14 +245,14 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
     bg2 = torch.from_numpy(draws.bg2).float()[:, :, None, None]
     fg = torch.from_numpy(draws.fg).float()[:, :, None, None]
     image = bg + (bg2 - bg) * t
-    if fxd.plate is not None:  # the plate is the background the digit was coloured against
-        plate, ring = fx.plate_cover(fxd.plate, fxd.ring, size)
-        around, ring_colour = (
-            fx.colour_away(torch.from_numpy(draws.bg).float(), fxd.plate_colours[:, k])
-            for k in range(2)
-        )
-        image = around[:, :, None, None] + (image - around[:, :, None, None]) * plate
-        image = image + (ring_colour[:, :, None, None] - image) * ring
+    # The plate is the background the digit was coloured against; round it, another colour
+    # (an image without a plate is all plate).
+    plate, ring = fx.plate_cover(fxd.plate, fxd.ring, size)
+    around, ring_colour = (
+        fx.colour_away(bg[:, :, 0, 0], fxd.plate_colours[:, k])[:, :, None, None] for k in range(2)
+    )
+    image = around + (image - around) * plate
+    image = image + (ring_colour - image) * ring
     # Clutter lines and the shadow sit between background and digit colour, so the digit
     # keeps the strongest contrast.
     mix = torch.from_numpy(fxd.clutter_mix).float()[:, None, None, None]
@@ -261,7 +260,7 @@ def _render_chunk(atlas: Atlas, draws: _Draws, rng: np.random.Generator, size: i
     image = image + (bg + (fg - bg) * 0.45 - image) * shadow
     face = torch.where(is_embossed, bg * 0.8, fg)
     image = image + (face - image) * ink
-    towards = torch.from_numpy(emboss[:, 2:]).float()[:, :, None, None, None]
+    towards = torch.from_numpy(fxd.emboss[:, 2:]).float()[:, :, None, None, None]
     image = image + (1 - image) * towards[:, 0] * lit - image * towards[:, 1] * shade
     image = fx.light(image, fxd.light)
     image = GaussianBlur(1.0).apply(image.clamp_(0, 1), torch.from_numpy(draws.blur).float())

@@ -37,21 +37,25 @@ class Effects:
     motion: np.ndarray  # (n, 2): length in px, direction; length 0 for none
     defocus: np.ndarray  # (n,) disk radius in px, 0 for none
     jpeg: np.ndarray  # (n,) quality 20-70 in steps of 10, 0 for none
-    # Training only (see draw_training_effects); none until it is called:
+    # Training only (drawn by draw_training_effects; draw_effects leaves them at none):
     # a plate behind the digit (a disc, an ellipse or a rounded rectangle, as on house
     # numbers, road signs and badges): centre x, y and half-extents x, y in target pixels
     # from the image centre, and the superellipse exponent; half-extents 0 for none.
-    plate: np.ndarray | None = None  # (n, 5)
-    ring: np.ndarray | None = None  # (n,) a ring round the plate: its width, 0 for none
-    plate_colours: np.ndarray | None = None  # (n, 2, 4) uniforms: colours round it, of the ring
+    plate: np.ndarray  # (n, 5)
+    ring: np.ndarray  # (n,) a ring round the plate: its width, 0 for none
+    plate_colours: np.ndarray  # (n, 2, 4) uniforms: colours round it, of the ring
     # embossed (pressed into the surface: no ink, a lit and a shadowed edge): the light's
     # offset in render pixels, (0, 0) for none, then how far the lit edge goes to white
     # and the shadowed one to black
-    emboss: np.ndarray | None = None  # (n, 4)
+    emboss: np.ndarray  # (n, 4)
 
     def take(self, part: slice) -> Effects:
-        values = (getattr(self, f) for f in Effects.__dataclass_fields__)
-        return Effects(*(None if v is None else v[part] for v in values))
+        return Effects(*(getattr(self, f)[part] for f in Effects.__dataclass_fields__))
+
+    @property
+    def embossed(self) -> np.ndarray:
+        """(n,) bool: the images drawn embossed."""
+        return np.abs(self.emboss[:, :2]).sum(1) > 0
 
 
 def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> Effects:
@@ -90,6 +94,10 @@ def draw_effects(n: int, rng: np.random.Generator, style: Style, size: int) -> E
         motion=motion,
         defocus=defocus,
         jpeg=jpeg.astype(np.int64),
+        plate=np.zeros((n, 5)),
+        ring=np.zeros(n),
+        plate_colours=np.zeros((n, 2, 4)),
+        emboss=np.zeros((n, 4)),
     )
 
 
@@ -218,14 +226,14 @@ def shifted(ink: torch.Tensor, offset: np.ndarray) -> torch.Tensor:
     return out
 
 
-def embossed(ink: torch.Tensor, emboss: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def emboss_edges(ink: torch.Tensor, effects: Effects) -> tuple[torch.Tensor, torch.Tensor]:
     """(lit, shadowed) edge coverage at the render size: where the stroke's edge faces
     the light and where it faces away; zero for images not embossed."""
     lit, shade = torch.zeros_like(ink), torch.zeros_like(ink)
-    which = np.flatnonzero(np.abs(emboss[:, :2]).sum(1) > 0)
+    which = np.flatnonzero(effects.embossed)
     if len(which):
         index = torch.from_numpy(which)
-        part, offset = ink[index], emboss[which, :2]
+        part, offset = ink[index], effects.emboss[which, :2]
         lit[index] = (part - shifted(part, offset)).clamp(0, 1)
         shade[index] = (part - shifted(part, -offset)).clamp(0, 1)
     return lit, shade
