@@ -90,6 +90,23 @@ def test_flip_translate_tta_weighs_the_centre_half_and_two_shifts_a_quarter():
         predict_logits(model, loader, resolve_precision("fp32", "cpu"), "mirror")
 
 
+def test_translate_tta_is_flip_translate_without_the_mirror_images():
+    """For digits, whose mirror images are other symbols (or none)."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4, 3))
+    images = np.random.default_rng(1).integers(0, 256, (5, 1, 3, 4), dtype=np.uint8)
+    loader = DeviceLoader(
+        Split(images, np.zeros(5, dtype=np.int64)), Normalization((0.0,), (1.0,)), 2
+    )
+    logits, _ = predict_logits(model, loader, resolve_precision("fp32", "cpu"), "translate")
+    x = images.astype(np.float32) / 255
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+    views = [torch.from_numpy(np.ascontiguousarray(v)) for v in
+             (x, padded[:, :, :3, :4], padded[:, :, 2:, 2:])]  # fmt: skip
+    with torch.no_grad():
+        expected = model(views[0]) / 2 + (model(views[1]) + model(views[2])) / 4
+    torch.testing.assert_close(logits, expected)
+
+
 def test_summary_splits_time_into_steps_evaluation_and_loading(data_dir, tmp_path):
     summary = train(small_config(data_dir, epochs=1), tmp_path / "run").summary
     assert 0 < summary.step_seconds < summary.train_seconds <= summary.wall_seconds

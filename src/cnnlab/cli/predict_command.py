@@ -28,7 +28,8 @@ keeping its aspect ratio, padded, and converted to the model's channels (gray <-
 For gray (MNIST-like) models the picture is also made to look like the training data:
 a light figure on black, background at 0 and strokes at full white; --invert auto
 inverts dark-on-light pictures (ink on paper), yes and no force it (colour models
-are inverted only with yes).
+are inverted only with yes). A picture is judged as the run judged its test images:
+with the run's test-time augmentation (its `tta` setting: mirror images, 1-pixel shifts).
 More than 1,000 files are listed as tab-separated lines instead of a table.
 --json prints per file {"file": ..., "top": [{"label": "7", "probability": 0.98}, ...],
 "inverted": true}, or {"file": ..., "error": "..."} for a file that could not be read.

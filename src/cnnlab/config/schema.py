@@ -58,7 +58,7 @@ class ScheduleConfig(_Strict):
         return self.name not in ("constant", "step")
 
 
-TtaMode = Literal["none", "flip", "flip-translate"]
+TtaMode = Literal["none", "flip", "flip-translate", "translate"]
 TTA_MODES: tuple[str, ...] = get_args(TtaMode)
 
 
@@ -111,7 +111,8 @@ class TrainConfig(_Strict):
     tta: TtaMode = Field(
         "none",
         description="test-time augmentation: flip averages each test image's logits with its "
-        "mirror image's (2 passes); flip-translate adds 1-pixel shifts (6 passes)",
+        "mirror image's (2 passes); flip-translate adds 1-pixel shifts (6 passes); translate "
+        "is the shifts without the mirror (3 passes: for digits and text)",
     )
     compile: bool = Field(
         False, description="torch.compile the training step (a warm-up of tens of seconds first)"

@@ -47,18 +47,20 @@ def tta_logits(model: torch.nn.Module, x: torch.Tensor, tta: str = "none") -> to
     ``flip-translate``: that for the image (weight 1/2) and for the image shifted one pixel
     up-left and one down-right (1/4 each; reflected borders, as the ``pad`` augmentation
     fills them): 6 passes, the airbench write-up's test-time augmentation.
+    ``translate``: the same without the mirror images (3 passes), for images that a mirror
+    changes the meaning of, such as digits.
     """
     if tta not in TTA_MODES:
         raise ValueError(f"tta {tta!r} is not one of {', '.join(TTA_MODES)}")
 
     def mirrored(view: torch.Tensor) -> torch.Tensor:
         logits = model(view).float()
-        if tta == "none":
+        if tta in ("none", "translate"):
             return logits
         return (logits + model(view.flip(3)).float()) / 2
 
     logits = mirrored(x)
-    if tta != "flip-translate":
+    if tta not in ("flip-translate", "translate"):
         return logits
     h, w = x.shape[-2:]
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")

@@ -106,8 +106,8 @@ def export_metadata(ckpt: Checkpoint) -> dict[str, Any]:
             "meaning": "logits; softmax gives class probabilities in the order of 'classes'",
         },
         # The graph is the bare model: a run evaluated with test-time augmentation
-        # ("flip": mean of the logits of the image and its mirror image; "flip-translate":
-        # see cnnlab.evaluation.contract.tta_logits) needs the consumer to do that to get the
+        # ("flip": mean of the logits of the image and its mirror image; "flip-translate"
+        # and "translate": see cnnlab.evaluation.contract.tta_logits) needs the consumer to do that to get the
         # accuracy the run reported.
         "test_time_augmentation": ckpt.config.get("tta", "none"),
         "preprocessing": (
