@@ -10,10 +10,13 @@ time), and the rest of the process (start-up and imports, dataset load, planning
 report). With --quick: one seed, on the first 1280 training and 1000 test images of real
 MNIST (written as IDX files), so the fixed costs weigh more than in the full run.
 
-It runs twice: one run after another in the `cnnlab run` process (`--workers 1`), and
-with the default pool of worker processes (`--workers auto`), whose capacity is the
+It runs three times: one run after another in the `cnnlab run` process (`--workers 1`),
+and with the default pool of worker processes (`--workers auto`), whose capacity is the
 wall time times its workers: there a worker waiting (for its dataset, or for the
-last run of the study to end) is overhead too.
+last run of the study to end) is overhead too. The pool runs twice: its workers forked
+from the fork server that imported torch once (the default on the CPU), and spawned as
+fresh interpreters that each import it (`CNNLAB_WORKER_START=spawn`). Each says when
+its first run started, from the command's start.
 
     python benchmarks/overhead.py [--quick] [--device cuda]
 """
@@ -78,18 +81,24 @@ def mnist_subset(data_dir: Path | None, out: Path, n_train: int, n_test: int) ->
 
 
 def run_study(
-    folder: Path, data_dir: Path | None, device: torch.device, quick: bool, workers: str
-) -> float:
-    """Wall seconds of `cnnlab run` on the study, as a user would start it."""
+    folder: Path,
+    data_dir: Path | None,
+    device: torch.device,
+    quick: bool,
+    workers: str,
+    env: dict[str, str],
+) -> tuple[float, float]:
+    """Wall seconds of `cnnlab run` on the study, as a user would start it, and the
+    moment (time.time()) it started."""
     study = folder / "overhead.toml"
     study.write_text(STUDY.format(seeds="[0]" if quick else "[0, 1]", device=device.type))
     command = [sys.executable, "-m", "cnnlab", "run", str(study), "--out", str(folder / "out")]
     command += ["--quiet", "--workers", workers]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    started, start = time.time(), time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, **env})
+    return time.perf_counter() - start, started
 
 
 def measure(
@@ -103,11 +112,26 @@ def measure(
         folder = Path(tmp)
         if quick:
             data_dir = mnist_subset(data_dir, folder / "data", 1280, 1000)
-        for label, workers in (("one after another", 1), (f"pool of {pool}", pool)):
-            out = folder / f"workers-{workers}"
+        configurations = [
+            ("one after another", 1, {}),
+            (f"pool of {pool}, forked", pool, {"CNNLAB_WORKER_START": "forkserver"}),
+            (f"pool of {pool}, spawned", pool, {"CNNLAB_WORKER_START": "spawn"}),
+        ]
+        if device.type == "cuda":  # GPU workers are always spawned
+            configurations = [configurations[0], (f"pool of {pool}", pool, {})]
+        for n, (label, workers, env) in enumerate(configurations):
+            out = folder / f"configuration-{n}"
             out.mkdir()
-            wall = run_study(out, data_dir, device, quick, str(workers))
-            results += shares(label, load_results(out / "out").runs, wall, workers, quick)
+            wall, started = run_study(out, data_dir, device, quick, str(workers), env)
+            runs = load_results(out / "out").runs
+            results += shares(label, runs, wall, workers, quick)
+            first = min(r.started_at or wall for r in runs) - started
+            results.append(
+                Result(
+                    "overhead", "  first run started after", first, wall, unit="s",
+                    ratio=first / wall, percent=True,
+                )
+            )  # fmt: skip
     return results
 
 

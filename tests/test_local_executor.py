@@ -3,6 +3,7 @@ failures recorded once, killed workers and drivers resumed, no process left behi
 
 from __future__ import annotations
 
+import multiprocessing.forkserver
 import os
 import signal
 import sqlite3
@@ -16,6 +17,7 @@ from test_kill_points import reference as reference  # a fixture
 from test_kill_points import study_file as study_file  # a fixture
 
 from cnnlab.cli import main
+from cnnlab.errors import ConfigError
 from cnnlab.study.plan.study_file import load_study
 from cnnlab.study.run.local_executor import Layout, LocalExecutor, auto_layout
 from cnnlab.study.run.runner import run_study
@@ -100,7 +102,15 @@ def test_workers_are_spread_over_the_gpus(monkeypatch):
     monkeypatch.setattr(pool.context, "Process", Recorded)
     pool.start(5)
     assert started == ["0", "1", "0", "1", "0"]
+    # A CUDA runtime touched in a process that then forks fails in the child: GPU workers
+    # are fresh interpreters; CPU workers fork from the server that imported torch once.
+    assert pool.context.get_start_method() == "spawn"
+    assert local_pool.LocalPool(threads=1).context.get_start_method() == "forkserver"
+    monkeypatch.setenv("CNNLAB_WORKER_START", "spawn")
     assert local_pool.LocalPool(threads=1).context.get_start_method() == "spawn"
+    monkeypatch.setenv("CNNLAB_WORKER_START", "fork")
+    with pytest.raises(ConfigError, match=r"CNNLAB_WORKER_START='fork' .* forkserver or spawn"):
+        local_pool.LocalPool(threads=1)
 
 
 def test_local_workers_give_the_in_process_results_bit_for_bit(study_file, reference, tmp_path):
@@ -127,14 +137,17 @@ def test_a_run_that_fails_is_recorded_once_and_not_retried(study_file, tmp_path)
     assert rows == {"mlp": "failed 1", "small mlp": "done 1"}
 
 
-def test_killed_workers_are_replaced_and_their_runs_resume(study_file, reference, tmp_path):
+def test_killed_workers_are_replaced_and_their_runs_resume(
+    study_file, reference, tmp_path, monkeypatch
+):
     # Each worker SIGKILLs itself at its 2nd checkpoint (its run's last epoch, not yet
-    # stored); new workers resume both runs from their checkpoints and finish them.
+    # stored); new workers resume both runs from their checkpoints and finish them. The
+    # fork server runs before the setting is made: a worker takes the driver's
+    # environment of when it starts, not the server's.
+    multiprocessing.forkserver.ensure_running()
+    monkeypatch.setenv("CNNLAB_KILL_AT", "checkpoint@2")
     out = tmp_path / "out"
-    job = cnnlab(
-        "run", str(study_file), "--out", str(out), *QUIET, env={"CNNLAB_KILL_AT": "checkpoint@2"}
-    )
-    assert job.returncode == 0, job.stderr
+    run_study(load_study(study_file), out, executor=LocalExecutor(Layout(2, 1)))
     assert outcome(out) == reference
     with sqlite3.connect(out / "study.sqlite") as conn:
         assert conn.execute("SELECT SUM(attempts) FROM runs").fetchone()[0] == 2 + 2

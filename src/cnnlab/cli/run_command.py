@@ -17,6 +17,7 @@ from cnnlab.stats.formatting import counted
 if TYPE_CHECKING:
     from cnnlab.study.plan.study_plan import Study
     from cnnlab.study.run.executor import Executor
+    from cnnlab.study.run.executor_choice import ExecutorChoice
 
 DEFAULT_MAX = 12  # the seed_design default, said here without importing the study package
 
@@ -161,16 +162,21 @@ def workers_count(text: str) -> int | None:
     return positive_int(text)
 
 
-def make_executor(args: argparse.Namespace, uses_gpu: bool) -> Executor:
-    """The executor the flags ask for (see :mod:`cnnlab.study.run.executor_choice`)."""
-    from cnnlab.study.run.executor_choice import ExecutorChoice, choose_executor
+def executor_choice(args: argparse.Namespace) -> ExecutorChoice:
+    """What the flags ask for (see :mod:`cnnlab.study.run.executor_choice`)."""
+    from cnnlab.study.run.executor_choice import ExecutorChoice
 
-    choice = ExecutorChoice(
+    return ExecutorChoice(
         kind=args.executor, workers=args.workers, threads_per_run=args.threads_per_run,
         allow_device_change=args.allow_device_change, address=args.address,
         gpus_per_run=args.gpus_per_run,
     )  # fmt: skip
-    return choose_executor(choice, uses_gpu)
+
+
+def make_executor(args: argparse.Namespace, uses_gpu: bool) -> Executor:
+    from cnnlab.study.run.executor_choice import choose_executor
+
+    return choose_executor(executor_choice(args), uses_gpu)
 
 
 def _early_session(executor: Executor) -> AbstractContextManager[None]:
@@ -210,10 +216,13 @@ def _looks_text(study: Study) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from cnnlab.study.plan.study_file import load_study
+    from cnnlab.study.run.executor_choice import start_workers_early
     from cnnlab.study.run.runner import check_unlocked, default_out_dir, run_study
     from cnnlab.study.run.study_progress import make_study_progress
     from cnnlab.study.store.sqlite_schema import DB_NAME
 
+    if not args.dry_run:
+        start_workers_early(executor_choice(args))
     study = load_study(
         args.study,
         dataset=args.dataset,

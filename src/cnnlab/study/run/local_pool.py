@@ -1,9 +1,13 @@
 """The local transport of the driver's workers: long-lived processes on this machine.
 
-Each worker is a child process started with the ``spawn`` method (a fresh interpreter:
-no forked torch threads or locks), which imports torch once, sets its thread count,
-and trains the runs it is sent one at a time with the shared
-:class:`~cnnlab.study.run.worker.RunWorker`, keeping its datasets loaded between them.
+Each worker is a child process that sets its thread count and trains the runs it is
+sent one at a time with the shared :class:`~cnnlab.study.run.worker.RunWorker`,
+keeping its datasets loaded between them. On the CPU workers are forked from
+multiprocessing's fork server, a clean process that imported torch once (no torch
+threads or locks: it never ran an operation), so a pool of N costs one torch import,
+not N; each worker takes the driver's environment and folder first. A pool for GPUs
+spawns fresh interpreters: a CUDA runtime touched before a fork fails in the child.
+``CNNLAB_WORKER_START=spawn`` spawns on the CPU too.
 One duplex pipe per worker carries its runs and a judged run's verdicts in, its events
 out; a worker killed mid-message spoils only its own pipe, which goes with it.
 
@@ -19,6 +23,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing as mp
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from cnnlab.errors import ConfigError
 from cnnlab.study.plan.study_plan import PlannedRun
 
 STOP_WAIT_S = 5.0  # an idle worker asked to stop is killed if it has not after this long
@@ -35,17 +41,34 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(eq=False)
 class LocalWorker:
-    process: Any  # multiprocessing's SpawnProcess
+    process: Any  # multiprocessing's ForkServerProcess or SpawnProcess
     conn: Connection
     index: int
     run_id: str | None = None  # the run it is training
     dead: bool = False
 
 
-def worker_main(conn: Connection, threads: int, gpu: str | None, allow_change: bool) -> None:
+# The fork server's imports, seconds paid once instead of in each worker. No cnnlab module
+# reads the environment when imported, so a worker's setting of it comes in time.
+PRELOADED = ["torch", "torch._dynamo", "cnnlab.study.run.worker"]
+START_METHODS = ("forkserver", "spawn")
+
+
+def worker_main(
+    conn: Connection,
+    threads: int,
+    gpu: str | None,
+    allow_change: bool,
+    env: dict[str, str],
+    cwd: str,
+) -> None:
     """A worker process's life: take runs from the pipe until told to stop."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver stops the pool
+    # A forked worker has the fork server's environment and folder, from when it started.
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before torch starts CUDA
     from cnnlab.study.run.worker import RunWorker
@@ -119,13 +142,36 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def start_method(gpus: int) -> str:
+    """How workers start: forked from the fork server on the CPU where there is one,
+    spawned for GPUs; ``$CNNLAB_WORKER_START`` chooses."""
+    asked = os.environ.get("CNNLAB_WORKER_START", "")
+    if asked and asked not in START_METHODS:
+        raise ConfigError(
+            f"CNNLAB_WORKER_START={asked!r} is not a way to start workers; use "
+            f"{' or '.join(START_METHODS)}, or unset it"
+        )
+    if asked:
+        return asked
+    return "forkserver" if not gpus and "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+def start_fork_server() -> None:
+    """Have the fork server start importing torch now, if CPU workers will fork from it."""
+    if start_method(gpus=0) == "forkserver":
+        mp.get_context("forkserver").set_forkserver_preload(PRELOADED)
+        multiprocessing.forkserver.ensure_running()
+
+
 class LocalPool:
     """Worker processes on this machine, kept for the whole session: a search and its
     confirmation train in the same workers."""
 
     def __init__(self, threads: int, gpus: int = 0, allow_device_change: bool = False) -> None:
         self.threads, self.gpus, self.allow_device_change = threads, gpus, allow_device_change
-        self.context = mp.get_context("spawn")
+        self.context = mp.get_context(start_method(gpus))
+        if self.context.get_start_method() == "forkserver":
+            self.context.set_forkserver_preload(PRELOADED)
         self.workers: list[LocalWorker] = []
 
     def start(self, count: int) -> list[LocalWorker]:
@@ -140,7 +186,14 @@ class LocalPool:
         gpu = str(index % self.gpus) if self.gpus else None
         process = self.context.Process(
             target=worker_main,
-            args=(theirs, self.threads, gpu, self.allow_device_change),
+            args=(
+                theirs,
+                self.threads,
+                gpu,
+                self.allow_device_change,
+                dict(os.environ),
+                os.getcwd(),
+            ),
             name=f"cnnlab-worker-{index}",
             daemon=True,
         )
