@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,9 @@ def _child(args: list[str], env: dict[str, str], cwd: str | None, out: str, err:
     sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
     os.environ.clear()
     os.environ.update(env)
+    # A command typed at a terminal takes Ctrl-C; the test run itself may not (a
+    # non-interactive shell's background job has SIGINT ignored, and children inherit it).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if cwd is not None:
         os.chdir(cwd)
     if env.get("OMP_NUM_THREADS", "").isdigit():

@@ -20,6 +20,7 @@ from cnnlab.cli import main
 from cnnlab.errors import ConfigError
 from cnnlab.study.plan.study_file import load_study
 from cnnlab.study.run.local_executor import Layout, LocalExecutor, auto_layout
+from cnnlab.study.run.local_pool import WORKER_NAME
 from cnnlab.study.run.runner import run_study
 from cnnlab.study.store.database import load_results
 
@@ -29,15 +30,16 @@ QUIET = ["--no-report", "--quiet"]
 
 
 def workers_alive() -> set[int]:
-    """The pids of every cnnlab worker process on this machine (spawned children)."""
+    """The pids of every cnnlab worker process on this machine, by the name a worker
+    gives itself (forked or spawned, its command line is multiprocessing's)."""
     pids = set()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                cmdline = (proc / "cmdline").read_bytes()
+                name = (proc / "comm").read_bytes().strip()
             except OSError:
                 continue
-            if b"multiprocessing.spawn" in cmdline and b"spawn_main" in cmdline:
+            if name == WORKER_NAME:
                 pids.add(int(proc.name))
     return pids
 
@@ -105,6 +107,7 @@ def test_workers_are_spread_over_the_gpus(monkeypatch):
     # A CUDA runtime touched in a process that then forks fails in the child: GPU workers
     # are fresh interpreters; CPU workers fork from the server that imported torch once.
     assert pool.context.get_start_method() == "spawn"
+    monkeypatch.delenv("CNNLAB_WORKER_START", raising=False)
     assert local_pool.LocalPool(threads=1).context.get_start_method() == "forkserver"
     monkeypatch.setenv("CNNLAB_WORKER_START", "spawn")
     assert local_pool.LocalPool(threads=1).context.get_start_method() == "spawn"
@@ -215,6 +218,7 @@ def test_a_worker_leaves_the_terminals_ctrl_c_to_its_driver():
     (worker,) = pool.start(1)
     try:
         pool.wait(30.0)  # its "ready" comes once torch is imported
+        assert worker.process.pid in workers_alive()  # by its name, forked or spawned
         os.kill(worker.process.pid, signal.SIGINT)
         time.sleep(0.5)
         assert worker.process.is_alive()

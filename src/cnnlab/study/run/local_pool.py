@@ -37,6 +37,8 @@ from cnnlab.study.plan.study_plan import PlannedRun
 
 STOP_WAIT_S = 5.0  # an idle worker asked to stop is killed if it has not after this long
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+WORKER_NAME = b"cnnlab-worker"  # a worker process's name (/proc/PID/comm)
 
 
 @dataclass(eq=False)
@@ -134,10 +136,12 @@ def _log_to_driver(send: Callable[[Any], None]) -> None:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (elsewhere: a no-op)."""
+    """Ask Linux to SIGKILL this process when its parent dies, and name it (``ps``,
+    ``top``: a forked worker's command line is the fork server's); elsewhere a no-op."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(PR_SET_NAME, WORKER_NAME)
     if os.getppid() == 1:  # the parent died before the request: go now
         os._exit(1)
 
