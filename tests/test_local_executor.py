@@ -159,12 +159,24 @@ def test_killed_workers_are_replaced_and_their_runs_resume(
 def test_a_killed_driver_takes_its_workers_and_another_executor_finishes(
     study_file, reference, tmp_path
 ):
+    from cnnlab.study.run.ray_reaper import descendants, living
+
     before = workers_alive()
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), *QUIET]
-    job = cnnlab(*args, env={"CNNLAB_KILL_AT": "driver-epoch@2"})
+    started: dict[int, int] = {}  # every process below the driver: pid -> start time
+    job = run_cnnlab(
+        args,
+        env={"CNNLAB_WORKERS": "2", "CNNLAB_KILL_AT": "driver-epoch@2"},
+        while_running=lambda pid: started.update(descendants(pid)),
+    )
     assert job.returncode == -signal.SIGKILL, job.stderr
     assert gone(before)  # the workers died with their driver
+    assert len(started) >= 2, started  # two workers (and the fork server they forked from)
+    deadline = time.monotonic() + 10
+    while living(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not living(started)  # the fork server too: nothing is left behind
     with sqlite3.connect(out / "study.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 2
     # The same study finished in process, at the same thread count: the same runs.
