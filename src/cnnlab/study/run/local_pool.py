@@ -2,7 +2,7 @@
 
 Each worker is a child process that sets its thread count and trains the runs it is
 sent one at a time with the shared :class:`~cnnlab.study.run.worker.RunWorker`,
-keeping its datasets loaded between them. On the CPU workers are forked from
+keeping its datasets loaded between them. On a Linux CPU workers are forked from
 multiprocessing's fork server, a clean process that imported torch once (no torch
 threads or locks: it never ran an operation), so a pool of N costs one torch import,
 not N; each worker takes the driver's environment and folder first. A pool for GPUs
@@ -13,7 +13,8 @@ out; a worker killed mid-message spoils only its own pipe, which goes with it.
 
 A worker ignores Ctrl-C (the driver stops it and marks its run interrupted), and dies
 with the driver: Linux delivers it SIGKILL when its parent dies, however the parent
-died, so a killed `cnnlab run` leaves no process behind. On a machine with GPUs, worker
+died (a forked worker's parent is the fork server, which ends when the driver's end of
+its pipe closes), so a killed `cnnlab run` leaves no process behind. On a machine with GPUs, worker
 ``i`` sees only GPU ``i % count`` (``CUDA_VISIBLE_DEVICES``), so runs spread over them.
 """
 
@@ -26,6 +27,7 @@ import multiprocessing as mp
 import multiprocessing.forkserver
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,8 +149,8 @@ def _die_with_parent() -> None:
 
 
 def start_method(gpus: int) -> str:
-    """How workers start: forked from the fork server on the CPU where there is one,
-    spawned for GPUs; ``$CNNLAB_WORKER_START`` chooses."""
+    """How workers start: forked from the fork server on a Linux CPU, spawned for GPUs
+    and elsewhere; ``$CNNLAB_WORKER_START`` chooses."""
     asked = os.environ.get("CNNLAB_WORKER_START", "")
     if asked and asked not in START_METHODS:
         raise ConfigError(
@@ -157,7 +159,8 @@ def start_method(gpus: int) -> str:
         )
     if asked:
         return asked
-    return "forkserver" if not gpus and "forkserver" in mp.get_all_start_methods() else "spawn"
+    # (macOS has a fork server too, but its system libraries are not safe to fork.)
+    return "forkserver" if not gpus and sys.platform.startswith("linux") else "spawn"
 
 
 def start_fork_server() -> None:
