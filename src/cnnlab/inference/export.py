@@ -107,8 +107,8 @@ def export_metadata(ckpt: Checkpoint) -> dict[str, Any]:
         },
         # The graph is the bare model: a run evaluated with test-time augmentation
         # ("flip": mean of the logits of the image and its mirror image; "flip-translate"
-        # and "translate": see cnnlab.evaluation.contract.tta_logits) needs the consumer to do that to get the
-        # accuracy the run reported.
+        # and "translate": see cnnlab.evaluation.contract.tta_logits) needs the consumer
+        # to do that to get the accuracy the run reported.
         "test_time_augmentation": ckpt.config.get("tta", "none"),
         "preprocessing": (
             f"scale the picture to fit {content[0]}x{content[1]} keeping its aspect ratio, "
