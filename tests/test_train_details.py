@@ -66,45 +66,31 @@ def test_flip_tta_averages_an_image_and_its_mirror():
     assert not torch.allclose(plain, flipped)
 
 
-def test_flip_translate_tta_weighs_the_centre_half_and_two_shifts_a_quarter():
+@pytest.mark.parametrize("mode", ["flip-translate", "translate"])
+def test_translate_tta_weighs_the_centre_half_and_two_shifts_a_quarter(mode):
+    """flip-translate averages each view with its mirror image; translate (for digits,
+    whose mirror images are other symbols or none) does not."""
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4, 3))
     images = np.random.default_rng(0).integers(0, 256, (5, 1, 3, 4), dtype=np.uint8)
     loader = DeviceLoader(
         Split(images, np.zeros(5, dtype=np.int64)), Normalization((0.0,), (1.0,)), 2
     )
-    logits, _ = predict_logits(model, loader, resolve_precision("fp32", "cpu"), "flip-translate")
+    logits, _ = predict_logits(model, loader, resolve_precision("fp32", "cpu"), mode)
     x = images.astype(np.float32) / 255
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
     views = [x, padded[:, :, :3, :4], padded[:, :, 2:, 2:]]  # centre, up-left, down-right
 
-    def mirrored(view: np.ndarray) -> torch.Tensor:
+    def judged(view: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(view))
-        return (model(t) + model(t.flip(3))) / 2
+        return (model(t) + model(t.flip(3))) / 2 if mode == "flip-translate" else model(t)
 
     with torch.no_grad():
-        expected = mirrored(views[0]) / 2 + (mirrored(views[1]) + mirrored(views[2])) / 4
+        expected = judged(views[0]) / 2 + (judged(views[1]) + judged(views[2])) / 4
     torch.testing.assert_close(logits, expected)
     flip_only, _ = predict_logits(model, loader, resolve_precision("fp32", "cpu"), "flip")
     assert not torch.allclose(logits, flip_only)
-    with pytest.raises(ValueError, match="flip-translate"):
+    with pytest.raises(ValueError, match="flip-translate, translate"):
         predict_logits(model, loader, resolve_precision("fp32", "cpu"), "mirror")
-
-
-def test_translate_tta_is_flip_translate_without_the_mirror_images():
-    """For digits, whose mirror images are other symbols (or none)."""
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4, 3))
-    images = np.random.default_rng(1).integers(0, 256, (5, 1, 3, 4), dtype=np.uint8)
-    loader = DeviceLoader(
-        Split(images, np.zeros(5, dtype=np.int64)), Normalization((0.0,), (1.0,)), 2
-    )
-    logits, _ = predict_logits(model, loader, resolve_precision("fp32", "cpu"), "translate")
-    x = images.astype(np.float32) / 255
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
-    views = [torch.from_numpy(np.ascontiguousarray(v)) for v in
-             (x, padded[:, :, :3, :4], padded[:, :, 2:, 2:])]  # fmt: skip
-    with torch.no_grad():
-        expected = model(views[0]) / 2 + (model(views[1]) + model(views[2])) / 4
-    torch.testing.assert_close(logits, expected)
 
 
 def test_summary_splits_time_into_steps_evaluation_and_loading(data_dir, tmp_path):
