@@ -14,7 +14,7 @@ It runs three times: one run after another in the `cnnlab run` process (`--worke
 and with the default pool of worker processes (`--workers auto`), whose capacity is the
 wall time times its workers: there a worker waiting (for its dataset, or for the
 last run of the study to end) is overhead too. The pool runs twice: its workers forked
-from the fork server that imported torch once (the default on the CPU), and spawned as
+from the fork server that imported torch once (the default on a Linux CPU), and spawned as
 fresh interpreters that each import it (`CNNLAB_WORKER_START=spawn`). Each says when
 its first run started, from the command's start.
 
@@ -125,7 +125,7 @@ def measure(
             wall, started = run_study(out, data_dir, device, quick, str(workers), env)
             runs = load_results(out / "out").runs
             results += shares(label, runs, wall, workers, quick)
-            first = min(r.started_at or wall for r in runs) - started
+            first = min(r.started_at for r in runs if r.started_at is not None) - started
             results.append(
                 Result(
                     "overhead", "  first run started after", first, wall, unit="s",

@@ -44,8 +44,8 @@ def workers_alive() -> set[int]:
     return pids
 
 
-def cnnlab(*args: str, env: dict[str, str] | None = None):
-    return run_cnnlab(list(args), env={"CNNLAB_WORKERS": "2", **(env or {})}, timeout=300)
+def cnnlab(*args: str, env: dict[str, str] | None = None, **kwargs):
+    return run_cnnlab(list(args), env={"CNNLAB_WORKERS": "2", **(env or {})}, timeout=300, **kwargs)
 
 
 def gone(before: set[int], wait_s: float = 10.0) -> bool:
@@ -165,9 +165,9 @@ def test_a_killed_driver_takes_its_workers_and_another_executor_finishes(
     out = tmp_path / "out"
     args = ["run", str(study_file), "--out", str(out), *QUIET]
     started: dict[int, int] = {}  # every process below the driver: pid -> start time
-    job = run_cnnlab(
-        args,
-        env={"CNNLAB_WORKERS": "2", "CNNLAB_KILL_AT": "driver-epoch@2"},
+    job = cnnlab(
+        *args,
+        env={"CNNLAB_KILL_AT": "driver-epoch@2"},
         while_running=lambda pid: started.update(descendants(pid)),
     )
     assert job.returncode == -signal.SIGKILL, job.stderr

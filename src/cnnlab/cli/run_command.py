@@ -162,7 +162,7 @@ def workers_count(text: str) -> int | None:
     return positive_int(text)
 
 
-def executor_choice(args: argparse.Namespace) -> ExecutorChoice:
+def choice_from_flags(args: argparse.Namespace) -> ExecutorChoice:
     """What the flags ask for (see :mod:`cnnlab.study.run.executor_choice`)."""
     from cnnlab.study.run.executor_choice import ExecutorChoice
 
@@ -176,7 +176,7 @@ def executor_choice(args: argparse.Namespace) -> ExecutorChoice:
 def make_executor(args: argparse.Namespace, uses_gpu: bool) -> Executor:
     from cnnlab.study.run.executor_choice import choose_executor
 
-    return choose_executor(executor_choice(args), uses_gpu)
+    return choose_executor(choice_from_flags(args), uses_gpu)
 
 
 def _early_session(executor: Executor) -> AbstractContextManager[None]:
@@ -222,7 +222,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cnnlab.study.store.sqlite_schema import DB_NAME
 
     if not args.dry_run:
-        start_workers_early(executor_choice(args))
+        start_workers_early(choice_from_flags(args))
     study = load_study(
         args.study,
         dataset=args.dataset,

@@ -53,16 +53,16 @@ def tta_logits(model: torch.nn.Module, x: torch.Tensor, tta: str = "none") -> to
     if tta not in TTA_MODES:
         raise ValueError(f"tta {tta!r} is not one of {', '.join(TTA_MODES)}")
 
-    def mirrored(view: torch.Tensor) -> torch.Tensor:
-        logits = model(view).float()
-        if tta in ("none", "translate"):
-            return logits
-        return (logits + model(view.flip(3)).float()) / 2
+    mirror = tta in ("flip", "flip-translate")
 
-    logits = mirrored(x)
+    def view_logits(view: torch.Tensor) -> torch.Tensor:
+        logits = model(view).float()
+        return (logits + model(view.flip(3)).float()) / 2 if mirror else logits
+
+    logits = view_logits(x)
     if tta not in ("flip-translate", "translate"):
         return logits
     h, w = x.shape[-2:]
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])
+    shifted = view_logits(padded[..., :h, :w]) + view_logits(padded[..., 2:, 2:])
     return logits / 2 + shifted / 4

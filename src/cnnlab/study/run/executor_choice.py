@@ -80,16 +80,14 @@ def _ray(choice: ExecutorChoice, workers: int | None) -> Executor:
 
 
 def start_workers_early(choice: ExecutorChoice) -> None:
-    """Start the local pool's fork server now if ``choice`` will likely train in a CPU
-    pool, so that it imports torch while this process reads the study and imports its
-    own (on the CPU a pool's workers are forked from it). A study that turns out to be
-    on a GPU, whose workers are spawned, wastes one torch import in a spare process."""
-    if choice.kind not in (None, "local"):
+    """Start the local pool's fork server now if ``choice`` trains in a pool on the CPU,
+    so that it imports torch while this process reads the study and imports its own (on
+    the CPU a pool's workers are forked from it). A study that turns out to be on a GPU,
+    whose workers are spawned, wastes one torch import in a spare process."""
+    if choice.kind == "ray":  # (choosing it would import Ray)
         return
-    from cnnlab.study.run.local_executor import auto_layout, cores
+    from cnnlab.study.run.local_executor import LocalExecutor
     from cnnlab.study.run.local_pool import start_fork_server
 
-    workers = choice.workers if choice.workers is not None else workers_from_env()
-    layout = auto_layout(workers, choice.threads_per_run, cores(), 0)
-    if layout.workers > 1 or choice.kind == "local":
+    if isinstance(choose_executor(choice, uses_gpu=False), LocalExecutor):
         start_fork_server()

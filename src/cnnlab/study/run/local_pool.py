@@ -163,10 +163,17 @@ def start_method(gpus: int) -> str:
     return "forkserver" if not gpus and sys.platform.startswith("linux") else "spawn"
 
 
+def _context(gpus: int) -> Any:
+    """multiprocessing's context for a pool's workers (a fork server's preloads torch)."""
+    context = mp.get_context(start_method(gpus))
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(PRELOADED)
+    return context
+
+
 def start_fork_server() -> None:
     """Have the fork server start importing torch now, if CPU workers will fork from it."""
-    if start_method(gpus=0) == "forkserver":
-        mp.get_context("forkserver").set_forkserver_preload(PRELOADED)
+    if _context(gpus=0).get_start_method() == "forkserver":
         multiprocessing.forkserver.ensure_running()
 
 
@@ -176,9 +183,7 @@ class LocalPool:
 
     def __init__(self, threads: int, gpus: int = 0, allow_device_change: bool = False) -> None:
         self.threads, self.gpus, self.allow_device_change = threads, gpus, allow_device_change
-        self.context = mp.get_context(start_method(gpus))
-        if self.context.get_start_method() == "forkserver":
-            self.context.set_forkserver_preload(PRELOADED)
+        self.context = _context(gpus)
         self.workers: list[LocalWorker] = []
 
     def start(self, count: int) -> list[LocalWorker]:

@@ -26,15 +26,15 @@ class StudyEta:
         self.workers = 1  # the most runs seen in flight at once
         self.epoch_seconds = 0.0
         self.epochs_timed = 0
-        self.kind: dict[str, str] = {}  # run -> its variant
-        self.kind_pace: dict[str, tuple[float, int]] = {}  # variant -> (seconds, epochs)
+        self.variant_of: dict[str, str] = {}  # run -> its variant
+        self.variant_pace: dict[str, tuple[float, int]] = {}  # variant -> (seconds, epochs)
 
     def begin(self, runs_left: int, epochs_left: int) -> None:
         self.runs_left, self.epochs_left = runs_left, epochs_left
 
-    def run_started(self, run_id: str, epochs_left: int, kind: str = "") -> None:
+    def run_started(self, run_id: str, epochs_left: int, variant: str = "") -> None:
         self.in_flight[run_id] = epochs_left
-        self.kind[run_id] = kind
+        self.variant_of[run_id] = variant
         self.since[run_id] = self.clock()
         self.workers = max(self.workers, len(self.in_flight))
 
@@ -45,8 +45,9 @@ class StudyEta:
         took = now - self.since[run_id]
         self.epoch_seconds += took
         self.epochs_timed += 1
-        seconds, epochs = self.kind_pace.get(self.kind[run_id], (0.0, 0))
-        self.kind_pace[self.kind[run_id]] = (seconds + took, epochs + 1)
+        variant = self.variant_of[run_id]
+        seconds, epochs = self.variant_pace.get(variant, (0.0, 0))
+        self.variant_pace[variant] = (seconds + took, epochs + 1)
         self.since[run_id] = now
         self.in_flight[run_id] -= 1
         self.epochs_left -= 1
@@ -55,11 +56,11 @@ class StudyEta:
         """An early end (failure, pruning, early stopping) leaves its other epochs undone."""
         self.epochs_left -= max(0, self.in_flight.pop(run_id, 0))
         self.since.pop(run_id, None)
-        self.kind.pop(run_id, None)
+        self.variant_of.pop(run_id, None)
         self.runs_left = max(0, self.runs_left - 1)
 
     def pace(self, run_id: str) -> float:
-        seconds, epochs = self.kind_pace.get(self.kind.get(run_id, ""), (0.0, 0))
+        seconds, epochs = self.variant_pace.get(self.variant_of.get(run_id, ""), (0.0, 0))
         return seconds / epochs if epochs else self.epoch_seconds / self.epochs_timed
 
     def seconds(self) -> float | None:
