@@ -20,7 +20,7 @@ from cnnlab.cli import main
 from cnnlab.errors import ConfigError
 from cnnlab.study.plan.study_file import load_study
 from cnnlab.study.run.local_executor import Layout, LocalExecutor, auto_layout
-from cnnlab.study.run.local_pool import WORKER_NAME
+from cnnlab.study.run.local_pool import WORKER_NAME, LocalPool
 from cnnlab.study.run.runner import run_study
 from cnnlab.study.store.database import load_results
 
@@ -154,6 +154,31 @@ def test_killed_workers_are_replaced_and_their_runs_resume(
     assert outcome(out) == reference
     with sqlite3.connect(out / "study.sqlite") as conn:
         assert conn.execute("SELECT SUM(attempts) FROM runs").fetchone()[0] == 2 + 2
+
+
+class DeathsTogether(LocalPool):
+    """A pool that tells the driver which workers ended only once none is busy: two
+    workers dying at once, as CI met it by chance."""
+
+    held: list = []
+
+    def wait(self, timeout):
+        events, ended = super().wait(timeout)
+        self.held = self.held + ended
+        if any(w.run_id is not None and not w.dead for w in self.workers):
+            return events, []
+        ended, self.held = self.held, []
+        return events, ended
+
+
+def test_workers_dying_at_once_are_each_replaced(study_file, reference, tmp_path, monkeypatch):
+    # Each replacement is a new worker: handing the first's out again sent both runs to it
+    # and the driver lost one (left "running").
+    monkeypatch.setattr("cnnlab.study.run.local_executor.LocalPool", DeathsTogether)
+    monkeypatch.setenv("CNNLAB_KILL_AT", "checkpoint@2")
+    out = tmp_path / "out"
+    run_study(load_study(study_file), out, executor=LocalExecutor(Layout(2, 1)))
+    assert outcome(out) == reference
 
 
 def test_a_killed_driver_takes_its_workers_and_another_executor_finishes(

@@ -29,8 +29,9 @@ POLL_S = 1.0  # how often the driver drains the workers' events while runs go on
 class WorkerPool(Protocol):
     """Workers somewhere: each trains one run at a time and sends its events back."""
 
-    def start(self, count: int) -> list[Any]:
-        """Start ``count`` workers (each imports torch: seconds); their handles."""
+    def start(self, count: int, replacing: bool = False) -> list[Any]:
+        """``count`` workers (a new one imports torch: seconds); their handles. Workers
+        ``replacing`` dead ones are new: the idle ones are the driver's already."""
         ...
 
     def submit(self, worker: Any, run: PlannedRun, epochs_done: int, judged: bool) -> None:
@@ -88,7 +89,7 @@ class Driver:
                     say_busy(busy)
                     if died:
                         self.worker_died(run)
-                        idle += self.pool.start(1)
+                        idle += self.pool.start(1, replacing=True)
                     else:
                         idle.append(worker)
                         self.feed.ended(run)

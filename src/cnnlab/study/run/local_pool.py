@@ -186,9 +186,13 @@ class LocalPool:
         self.context = _context(gpus)
         self.workers: list[LocalWorker] = []
 
-    def start(self, count: int) -> list[LocalWorker]:
-        """``count`` workers: idle ones of this session first, then new processes."""
-        idle = [w for w in self.workers if w.run_id is None and not w.dead][:count]
+    def start(self, count: int, replacing: bool = False) -> list[LocalWorker]:
+        """``count`` workers: idle ones of this session first (those a driver that ended
+        left, or started early), then new processes; only new ones ``replacing`` dead
+        ones, since a driver holds the idle ones already (handing one out twice sent two
+        runs to it, and the driver lost one of them)."""
+        idle = [] if replacing else [w for w in self.workers if w.run_id is None and not w.dead]
+        idle = idle[:count]
         for _ in range(count - len(idle)):
             idle.append(self._spawn(len(self.workers)))
         return idle

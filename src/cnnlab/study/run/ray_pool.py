@@ -34,8 +34,8 @@ class RayPool:
         self.tasks: dict[Any, Any] = {}  # task -> worker
         self.nodes: dict[Any, str] = {}  # worker -> its node
 
-    def start(self, count: int) -> list[Any]:
-        """Start ``count`` actors at once (each imports torch: seconds) and check that
+    def start(self, count: int, replacing: bool = False) -> list[Any]:
+        """Start ``count`` new actors at once (each imports torch: seconds) and check that
         every one sees the study folder."""
         workers = [
             self.actor_class.remote(self.threads, self.events, self.allow_device_change)
