@@ -160,11 +160,13 @@ class DeathsTogether(LocalPool):
     """A pool that tells the driver which workers ended only once none is busy: two
     workers dying at once, as CI met it by chance."""
 
-    held: list = []
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.held = []
 
     def wait(self, timeout):
         events, ended = super().wait(timeout)
-        self.held = self.held + ended
+        self.held += ended
         if any(w.run_id is not None and not w.dead for w in self.workers):
             return events, []
         ended, self.held = self.held, []
