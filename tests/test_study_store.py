@@ -250,8 +250,12 @@ def test_settings_added_later_keep_old_run_ids_at_their_defaults():
     spec = {"name": "lenet5", "args": {}}
     plain = run_identity(config_dict(make_config({})), spec)["settings"]
     assert not set(SETTINGS_ADDED_SINCE_V1) & set(plain)
+    old_keys = {"name", "lr", "momentum", "nesterov", "weight_decay", "betas"}
+    assert set(plain["optimizer"]) == old_keys  # the optimizer's new keys left out too
     averaged = run_identity(config_dict(make_config({"ema_decay": 0.99, "tta": "flip"})), spec)
     assert averaged["settings"]["ema_decay"] == 0.99 and averaged["settings"]["tta"] == "flip"
+    muon = make_config({"optimizer": {"name": "muon", "lr": 0.4, "muon_lr": 0.1}})
+    assert run_identity(config_dict(muon), spec)["settings"]["optimizer"]["muon_lr"] == 0.1
 
 
 def test_a_bad_default_is_reported_once_as_the_defaults_own(tmp_path):

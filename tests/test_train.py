@@ -77,7 +77,15 @@ class StopBeforeEpoch(QuietReporter):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("extra", [{}, {"ema_decay": 0.9, "tta": "flip"}], ids=["plain", "ema"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"ema_decay": 0.9, "tta": "flip"},
+        {"optimizer": {"name": "muon", "lr": 0.05, "nesterov": True, "weight_decay": 5e-4}},
+    ],
+    ids=["plain", "ema", "muon"],
+)
 def test_resumed_run_ends_like_an_uninterrupted_one(data_dir, tmp_path, extra):
     cfg = small_config(
         data_dir,
@@ -104,7 +112,7 @@ def test_resumed_run_ends_like_an_uninterrupted_one(data_dir, tmp_path, extra):
     for key in full:
         torch.testing.assert_close(full[key], cut[key], rtol=0, atol=0)
     averaged = load_checkpoint(tmp_path / "cut" / "checkpoint.pt").averaged_state_dict
-    assert (averaged is not None) == bool(extra)
+    assert (averaged is not None) == ("ema_decay" in extra)
 
 
 def test_existing_run_needs_resume_and_same_settings(data_dir, tmp_path):
@@ -178,6 +186,7 @@ def test_a_run_that_fails_leaves_a_folder_that_says_why(data_dir, tmp_path):
         ),
         ({"early_stopping": 3}, "early_stopping needs a validation split: set val_fraction > 0"),
         ({"optimizer": {"name": "adam", "nesterov": True}}, "nesterov is an SGD option"),
+        ({"optimizer": {"name": "sgd", "muon_lr": 0.1}}, "muon_lr is a muon option"),
         ({"dataset": "cifar01"}, "unknown dataset 'cifar01' (did you mean 'cifar10'?)"),
         (
             {"optimizer": {"lr": float("inf")}},

@@ -26,9 +26,11 @@ IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
 # Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
 # set to something else, so runs recorded before they existed keep their ids and results.
+# A dotted key names a setting inside a table (optimizer.muon_lr).
 SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
     "ema_decay": None, "tta": "none", "compile": False, "deterministic": False,
     "max_steps": None, "limit_batches": None, "train_subset": None,
+    "optimizer.muon_lr": 0.05, "optimizer.muon_momentum": 0.6,
 }  # fmt: skip
 
 
@@ -58,8 +60,13 @@ def run_identity(config: Mapping[str, Any], model_spec: Mapping[str, Any]) -> di
     with ``model``/``model_args`` replaced by :func:`model_identity` of ``model_spec``."""
     settings = {k: v for k, v in config.items() if k not in (*NOT_IDENTITY, "model", "model_args")}
     for key, default in SETTINGS_ADDED_SINCE_V1.items():
-        if settings.get(key) == default:
-            del settings[key]
+        *tables, name = key.split(".")
+        table = settings
+        for t in tables:
+            table[t] = dict(table.get(t) or {})  # a copy: the config stays as given
+            table = table[t]
+        if table.get(name) == default:
+            del table[name]
     settings["model"] = model_identity(model_spec)
     return {"identity": IDENTITY_VERSION, "settings": settings}
 

@@ -12,9 +12,12 @@ import torch
 from torch import nn
 
 from cnnlab.config.schema import OptimizerConfig, ScheduleConfig
+from cnnlab.training.muon import MuonSGD, is_filter
 
 
 def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    if cfg.name == "muon":
+        return _muon(model, cfg)
     # BN and bias parameters take no weight decay: decaying them only hurts.
     decay, no_decay = [], []
     for p in model.parameters():
@@ -40,6 +43,21 @@ def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimi
     if cfg.name == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, fused=fused)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused)
+
+
+def _muon(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """Muon for the conv filters at ``muon_lr``, Nesterov SGD for the rest at ``lr`` (the
+    SGD groups first: a run's reported lr is theirs)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    filters = [p for p in params if is_filter(p)]
+    groups = [
+        {"params": [p for p in params if not is_filter(p) and p.ndim > 1],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        {"params": filters, "muon": True, "lr_scale": cfg.muon_lr / cfg.lr,
+         "momentum": cfg.muon_momentum, "nesterov": True},
+    ]  # fmt: skip
+    return MuonSGD([g for g in groups if g["params"]], cfg.momentum, cfg.nesterov)
 
 
 def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:
@@ -70,7 +88,7 @@ def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, total_steps:
 def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> float:
     lr = base_lr * factor
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr  # a MuonSGD group scales it by its own lr_scale
     return lr
 
 
