@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from cnnlab import stats
 from cnnlab.claims.claim import Claim, parse_claims
 from cnnlab.claims.verdicts import (
     CONTRADICTED,
@@ -219,3 +220,20 @@ def test_the_chance_in_a_claims_row_names_who_beats_whom():
     # Both claims say "high beats low": the chance is that, named, not the first variant's.
     assert "P('high' beats 'low') 100%" in _claim_measure(better)
     assert "P('high' beats 'low') 100%" in _claim_measure(worse)
+
+
+def test_a_same_claim_on_a_variant_and_the_baseline_leaves_its_comparison_tested(tmp_path):
+    # The equivalence test is another test: the comparison row keeps its difference test
+    # (it read "not enough runs" with five runs a side while the claim was judged).
+    from test_report import fake_study
+
+    from cnnlab.analysis.study_analysis import analyze
+
+    study = fake_study(tmp_path, {"base": FINALS["low"], "twin": FINALS["low-twin"]})
+    study.claims = [claim("same", "twin", "base", margin=1.0)]
+    numbers = analyze(study)
+    (twin,) = [v for v in numbers.variants if v.name == "twin"]
+    assert twin.vs_baseline is not None and twin.vs_baseline.verdict == stats.WITHIN_NOISE
+    assert twin.vs_baseline.p_holm is not None
+    (verdict,) = numbers.claims
+    assert verdict.verdict == SUPPORTED

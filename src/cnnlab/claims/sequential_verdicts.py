@@ -41,12 +41,11 @@ def comparison_claim(variant: str, baseline: str) -> Claim:
 
 
 def family(claims: Sequence[Claim], variants: Sequence[str], baseline: str | None) -> list[Claim]:
-    """The claims, then each variant's comparison with the baseline that no better, worse
-    or same claim already makes."""
+    """The claims, then each variant's comparison with the baseline that no better or worse
+    claim already makes. A same claim does not make it: equivalence is another test, and
+    the report's comparison row needs the difference test's verdict."""
     pairs = {
-        frozenset(c.variants)
-        for c in claims
-        if c.form in ("better", "worse", "same") and c.factor is None
+        frozenset(c.variants) for c in claims if c.form in ("better", "worse") and c.factor is None
     }
     out = list(claims)
     if baseline is not None:
