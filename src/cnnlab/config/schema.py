@@ -24,15 +24,16 @@ class _Strict(BaseModel):
 
 
 # airbench94_muon's momentum; of lr 0.05 and 0.1 (airbench: 0.24 at batch 2,000, 16x fewer
-# steps an epoch than at 128), 0.05 did better in the CIFAR-10 fast recipe.
+# steps an epoch than at 128), 0.05 did better in the CIFAR-10 fast recipe (seed 0).
 MUON_DEFAULTS: dict[str, float] = {"muon_lr": 0.05, "muon_momentum": 0.6}
 
 
 class OptimizerConfig(_Strict):
     name: Literal["sgd", "adam", "adamw", "muon"] = Field(
         "adam",
-        description="optimizer; muon: Muon for the conv filters (muon_lr, muon_momentum), "
-        "SGD for the rest (lr, momentum, nesterov, weight_decay)",
+        description="optimizer; muon: Muon for the conv filters (muon_lr, muon_momentum; "
+        "for nets with batch norm after their convolutions), SGD for the rest (lr, momentum, "
+        "nesterov, weight_decay)",
     )
     lr: float = Field(1e-3, gt=0, description="base learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")

@@ -3,10 +3,11 @@ of the CIFAR-10 speed-run records (Keller Jordan's airbench94_muon).
 
 Each filter bank's momentum is orthogonalised (its singular values pushed towards 1 by
 a Newton-Schulz iteration), so every direction of the filters moves at the same rate
-whatever the gradient's scale; the bank's norm is then held where it started, since a
-filter before batch norm acts the same at any scale. ``torch.optim.Muon`` is not used:
-it takes 2-D parameters only, and orthogonalises in bf16, which a CPU without native
-bf16 (AVX2) emulates at a fraction of fp32's speed.
+whatever the gradient's scale; before each step the bank is rescaled to norm
+sqrt(filters), which changes nothing a convolution feeding batch norm computes (for a
+net without batch norm it does: use SGD or Adam there). ``torch.optim.Muon`` is not
+used: it takes 2-D parameters only, and orthogonalises in bf16, which a CPU without
+native bf16 (AVX2) emulates at a fraction of fp32's speed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 # Quintic Newton-Schulz coefficients (Keller Jordan's Muon, also torch.optim.Muon's).
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
-NS_STEPS = 3  # airbench's count for conv filters: 5 (torch's) bought nothing there
+NS_STEPS = 3  # airbench94_muon's count for conv filters (torch.optim.Muon's default: 5)
 EPS = 1e-7
 
 
@@ -77,6 +78,6 @@ def _sgd_step(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any], lr:
 
 def _muon_step(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any], lr: float) -> None:
     direction = _momentum(state, p.grad, group)
-    p.mul_(len(p) ** 0.5 / (p.norm() + EPS))  # the bank's norm held at sqrt(filters)
+    p.mul_(len(p) ** 0.5 / (p.norm() + EPS))  # batch norm after it undoes the scale
     update = orthogonalized(direction.reshape(len(p), -1)).view_as(p)
     p.add_(update.to(p.dtype), alpha=-lr)
