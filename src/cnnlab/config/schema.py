@@ -53,9 +53,13 @@ class OptimizerConfig(_Strict):
     def _options_of_the_optimizer(self) -> OptimizerConfig:
         if self.nesterov and self.name not in ("sgd", "muon"):
             raise ValueError(f"nesterov is an SGD option; with {self.name} leave it out")
-        changed = [k for k, v in MUON_DEFAULTS.items() if getattr(self, k) != v]
+        changed = [(k, v) for k, v in MUON_DEFAULTS.items() if getattr(self, k) != v]
         if changed and self.name != "muon":
-            raise ValueError(f"{changed[0]} is a muon option; with {self.name} leave it out")
+            key, default = changed[0]
+            raise ValueError(
+                f"{key} is a muon option; with {self.name} leave it out (or set its default, "
+                f"{default:g})"
+            )
         return self
 
 
