@@ -69,3 +69,19 @@ def test_the_filters_learning_rate_is_muon_lr_times_the_schedule():
     rates = sorted(g["lr"] * g["lr_scale"] for g in optimizer.param_groups)
     assert rates == [0.025, 0.2, 0.2]
     assert optimizer.param_groups[0]["lr"] == 0.2  # the reported lr: SGD's
+
+
+def test_a_closure_is_called_and_its_loss_returned():
+    net = model()
+    optimizer = make_optimizer(net, OptimizerConfig(name="muon", lr=0.1))
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,))
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        return loss
+
+    before = net.state_dict()["3.weight"].clone()
+    assert optimizer.step(closure) is not None
+    assert not torch.equal(before, net.state_dict()["3.weight"])  # it stepped on those grads

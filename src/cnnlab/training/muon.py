@@ -47,20 +47,27 @@ class MuonSGD(torch.optim.Optimizer):
     momentum and L2 weight decay. A group's ``lr_scale`` multiplies the learning rate the
     schedule sets, so one schedule drives both kinds of group."""
 
-    def __init__(self, groups: Iterable[dict[str, Any]], momentum: float, nesterov: bool) -> None:
+    def __init__(
+        self, groups: Iterable[dict[str, Any]], lr: float, momentum: float, nesterov: bool
+    ) -> None:
         defaults = {
-            "lr": 0.0, "lr_scale": 1.0, "muon": False, "weight_decay": 0.0,
+            "lr": lr, "lr_scale": 1.0, "muon": False, "weight_decay": 0.0,
             "momentum": momentum, "nesterov": nesterov,
         }  # fmt: skip
         super().__init__(list(groups), defaults)
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:  # torch's optimizer contract: the loss computed again
+            with torch.enable_grad():
+                loss = closure()
         for group in self.param_groups:
             lr = group["lr"] * group["lr_scale"]
             for p in group["params"]:
                 if p.grad is not None:
                     (_muon_step if group["muon"] else _sgd_step)(self.state[p], p, group, lr)
+        return loss
 
 
 def _momentum(state: dict[str, Any], grad: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:

@@ -16,13 +16,13 @@ from cnnlab.training.muon import MuonSGD, is_filter
 
 
 def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    if cfg.name == "muon":
-        return _muon(model, cfg)
     # BN and bias parameters take no weight decay: decaying them only hurts.
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
+    if cfg.name == "muon":
+        return _muon(decay, no_decay, cfg)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -45,19 +45,18 @@ def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimi
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused)
 
 
-def _muon(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+def _muon(
+    decay: list[nn.Parameter], no_decay: list[nn.Parameter], cfg: OptimizerConfig
+) -> torch.optim.Optimizer:
     """Muon for the conv filters at ``muon_lr``, Nesterov SGD for the rest at ``lr`` (the
     SGD groups first: a run's reported lr is theirs)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    filters = [p for p in params if is_filter(p)]
     groups = [
-        {"params": [p for p in params if not is_filter(p) and p.ndim > 1],
-         "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
-        {"params": filters, "muon": True, "lr_scale": cfg.muon_lr / cfg.lr,
-         "momentum": cfg.muon_momentum, "nesterov": True},
+        {"params": [p for p in decay if not is_filter(p)], "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in decay if is_filter(p)], "muon": True,
+         "lr_scale": cfg.muon_lr / cfg.lr, "momentum": cfg.muon_momentum, "nesterov": True},
     ]  # fmt: skip
-    return MuonSGD([g for g in groups if g["params"]], cfg.momentum, cfg.nesterov)
+    return MuonSGD([g for g in groups if g["params"]], cfg.lr, cfg.momentum, cfg.nesterov)
 
 
 def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, total_steps: int) -> float:

@@ -14,8 +14,9 @@ out; a worker killed mid-message spoils only its own pipe, which goes with it.
 A worker ignores Ctrl-C (the driver stops it and marks its run interrupted), and dies
 with the driver: Linux delivers it SIGKILL when its parent dies, however the parent
 died (a forked worker's parent is the fork server, which ends when the driver's end of
-its pipe closes), so a killed `cnnlab run` leaves no process behind. On a machine with GPUs, worker
-``i`` sees only GPU ``i % count`` (``CUDA_VISIBLE_DEVICES``), so runs spread over them.
+its pipe closes), so a killed `cnnlab run` leaves no process behind. On a machine with
+GPUs, worker ``i`` sees only GPU ``i % count`` (``CUDA_VISIBLE_DEVICES``), so runs
+spread over them.
 """
 
 from __future__ import annotations
@@ -191,8 +192,8 @@ class LocalPool:
         left, or started early), then new processes; only new ones ``replacing`` dead
         ones, since a driver holds the idle ones already (handing one out twice sent two
         runs to it, and the driver lost one of them)."""
-        idle = [] if replacing else [w for w in self.workers if w.run_id is None and not w.dead]
-        idle = idle[:count]
+        reusable = [] if replacing else [w for w in self.workers if w.run_id is None and not w.dead]
+        idle = reusable[:count]
         for _ in range(count - len(idle)):
             idle.append(self._spawn(len(self.workers)))
         return idle
