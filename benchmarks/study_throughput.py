@@ -35,12 +35,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAIN = "two plain processes x 1 thread"
 IN_PROCESS = "in-process, 2 threads"
 LOCAL = "local, 2 workers x 1 thread"
+LOCAL_ONE_BY_TWO = "local, 1 worker x 2 threads"
 RAY = "Ray, 2 workers x 1 thread"
 ONE_BY_TWO = "Ray, 1 worker x 2 threads"
 CONFIGS = {
     IN_PROCESS: ["--workers", "1"],
     LOCAL: ["--workers", "2", "--threads-per-run", "1"],
-    "local, 1 worker x 2 threads": [
+    LOCAL_ONE_BY_TWO: [
         "--executor",
         "local",
         "--workers",
@@ -51,6 +52,16 @@ CONFIGS = {
     RAY: ["--executor", "ray", "--workers", "2", "--threads-per-run", "1"],
     ONE_BY_TWO: ["--executor", "ray", "--workers", "1", "--threads-per-run", "2"],
     PLAIN: ["--workers", "1", "--threads-per-run", "1"],
+}
+
+# Short keys for --only: the names above hold commas.
+KEYS = {
+    "in-process": IN_PROCESS,
+    "local-2x1": LOCAL,
+    "local-1x2": LOCAL_ONE_BY_TWO,
+    "ray-2x1": RAY,
+    "ray-1x2": ONE_BY_TWO,
+    "plain": PLAIN,
 }
 
 POOL_STARTUP = """
@@ -139,8 +150,8 @@ def main() -> None:
     parser.add_argument("--skip-ray", action="store_true", help="leave out both Ray figures")
     parser.add_argument(
         "--only",
-        help="comma-separated configurations to time (words of their names, e.g. "
-        "'local, 2,plain'); in-process is always timed, the ratios' base",
+        help=f"comma-separated configurations to time, of {', '.join(KEYS)} (e.g. "
+        "local-2x1,plain); in-process is always timed, the ratios' base",
     )
     parser.add_argument(
         "--skip-one-by-two",
@@ -154,11 +165,8 @@ def main() -> None:
     skipped = {ONE_BY_TWO} if args.skip_one_by_two else set()
     if args.skip_ray:
         skipped |= {RAY, ONE_BY_TWO}
-    wanted = [w.strip() for w in args.only.split(",")] if args.only else None
-    configs = [
-        name for name in CONFIGS if name not in skipped
-        and (wanted is None or name == IN_PROCESS or any(w in name for w in wanted))
-    ]  # fmt: skip
+    wanted = only_configs(args.only, parser) if args.only else set(CONFIGS)
+    configs = [name for name in CONFIGS if name not in skipped and name in wanted | {IN_PROCESS}]
     times: dict[str, list[float]] = {name: [] for name in configs}
     main_job: dict[str, list[float]] = {IN_PROCESS: [], "default (auto)": []}
     for round_ in range(args.repeat):
@@ -177,11 +185,19 @@ def main() -> None:
     report(args, times, main_job, startup_seconds(args))
 
 
+def only_configs(text: str, parser: argparse.ArgumentParser) -> set[str]:
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    unknown = [key for key in keys if key not in KEYS]
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)}; choose from {', '.join(KEYS)}")
+    return {KEYS[key] for key in keys}
+
+
 def run_main_job(extra: list[str], args: argparse.Namespace) -> float:
-    """The main job's study as scripts/main.sh runs it: its own seeds and epochs."""
+    """The main job as scripts/main.sh runs it: its own seeds and epochs, until decided."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "cnnlab", "run", str(ROOT / "studies/quick-fashion.toml")]
-        command += ["--out", out, "--quiet", *extra]
+        command += ["--out", out, "--until-decided", "--quiet", *extra]
         started = time.perf_counter()
         subprocess.run(command, check=True, env={**os.environ, **ENV}, capture_output=True)
         return time.perf_counter() - started
