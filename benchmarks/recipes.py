@@ -66,6 +66,16 @@ def measure(
     note = f"{len(accuracy[variants[0]])} seed(s), {precision}" + (
         ", epochs x 0.2" if quick else ""
     )
+    return results_of(variants, accuracy, seconds, note)
+
+
+def results_of(
+    variants: tuple[str, ...],
+    accuracy: dict[str, list[float]],
+    seconds: dict[str, list[float]],
+    note: str,
+) -> list[Result]:
+    """Each variant's accuracy, then each later one's gain and time against the first."""
     results = []
     for variant in variants:
         spread = statistics.stdev(accuracy[variant]) if len(accuracy[variant]) > 1 else 0.0

@@ -26,7 +26,9 @@ IDENTITY_VERSION = 1  # bump when the meaning of the hashed identity changes
 RUN_ID_LENGTH = 16
 # Settings added to TrainConfig after identity version 1, with their defaults: hashed only when
 # set to something else, so runs recorded before they existed keep their ids and results.
-# A dotted key names a setting inside a table (optimizer.muon_lr).
+# A dotted key names a setting inside a table (optimizer.muon_lr). The values are the
+# defaults each had when added, kept here (not read from the schema) so that a later change
+# of a schema default cannot move the ids of runs already stored.
 SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
     "ema_decay": None, "tta": "none", "compile": False, "deterministic": False,
     "max_steps": None, "limit_batches": None, "train_subset": None,

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.optim.sgd import sgd
 
 # Quintic Newton-Schulz coefficients (Keller Jordan's Muon, also torch.optim.Muon's).
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -64,10 +65,25 @@ class MuonSGD(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr = group["lr"] * group["lr_scale"]
-            for p in group["params"]:
-                if p.grad is not None:
-                    (_muon_step if group["muon"] else _sgd_step)(self.state[p], p, group, lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if group["muon"]:
+                for p in params:
+                    _muon_step(self.state[p], p, group, lr)
+            else:
+                self._sgd_steps(params, group, lr)
         return loss
+
+    def _sgd_steps(self, params: list[torch.Tensor], group: dict[str, Any], lr: float) -> None:
+        """torch's own SGD step (single-tensor, as torch.optim.SGD on a CPU), keeping its
+        momentum buffers in this optimizer's state, so checkpoints hold them as SGD's do."""
+        buffers = [self.state[p].get("momentum_buffer") for p in params]
+        sgd(
+            params, [p.grad for p in params], buffers, foreach=False,
+            weight_decay=group["weight_decay"], momentum=group["momentum"], lr=lr,
+            dampening=0.0, nesterov=group["nesterov"], maximize=False,
+        )  # fmt: skip
+        for p, buffer in zip(params, buffers, strict=True):
+            self.state[p]["momentum_buffer"] = buffer  # filled on the first step
 
 
 def _momentum(state: dict[str, Any], grad: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
@@ -76,11 +92,6 @@ def _momentum(state: dict[str, Any], grad: torch.Tensor, group: dict[str, Any]) 
         state["momentum_buffer"] = torch.zeros_like(grad)
     buffer = state["momentum_buffer"].mul_(group["momentum"]).add_(grad)
     return grad.add(buffer, alpha=group["momentum"]) if group["nesterov"] else buffer
-
-
-def _sgd_step(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any], lr: float) -> None:
-    grad = p.grad if not group["weight_decay"] else p.grad.add(p, alpha=group["weight_decay"])
-    p.add_(_momentum(state, grad, group), alpha=-lr)
 
 
 def _muon_step(state: dict[str, Any], p: torch.Tensor, group: dict[str, Any], lr: float) -> None:
