@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from cnnlab.errors import CnnlabError
 from cnnlab.evaluation.precision import cpu_has_native_bf16, resolve_device
 
 # CPU flags that decide which precision and kernels are fast.
@@ -209,11 +211,17 @@ def report(
 def run_main(
     measure: Callable[..., list[Result]], title: str, args: argparse.Namespace, **kwargs: Any
 ) -> None:
-    """A script's main(): measure with the common flags, then print the table."""
+    """A script's main(): measure with the common flags, then print the table. A problem
+    cnnlab names (a dataset not found, a bad setting) is one line and the CLI's exit status
+    (2 for bad input)."""
     device = device_of(args.device)
     info = machine_info(device)
     start = time.perf_counter()
-    results = measure(quick=args.quick, data_dir=args.data_dir, device=device, **kwargs)
+    try:
+        results = measure(quick=args.quick, data_dir=args.data_dir, device=device, **kwargs)
+    except CnnlabError as exc:
+        print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     report(results, title, info, args.json, time.perf_counter() - start)
 
 
