@@ -7,8 +7,10 @@ summaries' step_seconds), data loading (train_seconds - step_seconds), evaluatio
 (eval_seconds), the rest of each run (model set-up, checkpoints, metrics, plots and
 database writes: each run's start-to-end time in the store minus its train and eval
 time), and the rest of the process (start-up and imports, dataset load, planning, the
-report). With --quick: one seed, on the first 1280 training and 1000 test images of real
-MNIST (written as IDX files), so the fixed costs weigh more than in the full run.
+report). The floor under all of it, measured in the same run: a fresh interpreter's
+imports of torch and torch._dynamo, which every study pays before its first step. With
+--quick: one seed, on the first 1280 training and 1000 test images of real MNIST
+(written as IDX files), so the fixed costs weigh more than in the full run.
 
 It runs three times: one run after another in the `cnnlab run` process (`--workers 1`),
 and with the default pool of worker processes (`--workers auto`), whose capacity is the
@@ -101,6 +103,19 @@ def run_study(
     return time.perf_counter() - start, started
 
 
+def import_floor() -> float:
+    """Seconds a fresh interpreter takes to import what training needs, best of 3: torch,
+    torch._dynamo (which torch's optimizers import at their first step) and cnnlab's run
+    code. Every study pays it before its first step (a pool's workers wait for it)."""
+    code = "import torch, torch._dynamo, cnnlab.training.run"
+    seconds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        seconds.append(time.perf_counter() - start)
+    return min(seconds)
+
+
 def measure(
     quick: bool = False, data_dir: Path | None = None, device: torch.device | None = None
 ) -> list[Result]:
@@ -108,6 +123,7 @@ def measure(
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0
     pool = auto_layout(None, None, os.cpu_count() or 1, gpus).workers
     results: list[Result] = []
+    floor = import_floor()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if quick:
@@ -126,12 +142,18 @@ def measure(
             runs = load_results(out / "out").runs
             results += shares(label, runs, wall, workers, quick)
             first = min(r.started_at for r in runs if r.started_at is not None) - started
-            results.append(
+            results += [
                 Result(
                     "overhead", "  first run started after", first, wall, unit="s",
                     ratio=first / wall, percent=True,
-                )
-            )  # fmt: skip
+                ),
+                Result(
+                    "overhead", "  the floor: importing torch", floor, wall, unit="s",
+                    ratio=floor / wall, percent=True,
+                    note="a fresh interpreter importing torch, torch._dynamo and cnnlab's run "
+                    "code (best of 3): no study this long gets under this share",
+                ),
+            ]  # fmt: skip
     return results
 
 
