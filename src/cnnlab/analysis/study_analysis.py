@@ -79,7 +79,9 @@ def _analyze_variant(
             axis, mean, std, counts = stats.mean_curve(cols)
             curves[key] = Curve(mean, std, counts)
     ttt = None
-    if target is not None and histories:
+    # Runs that evaluated the test split at the end only cannot say when they got there.
+    every_epoch = all(row.test_acc is not None for h in histories for row in h)
+    if target is not None and histories and every_epoch:
         ttt = stats.time_to_target(
             [_column(h, "test_acc") for h in histories],
             [_column(h, "wall_seconds") for h in histories],

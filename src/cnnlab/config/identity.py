@@ -32,7 +32,7 @@ RUN_ID_LENGTH = 16
 SETTINGS_ADDED_SINCE_V1: dict[str, Any] = {
     "ema_decay": None, "tta": "none", "compile": False, "deterministic": False,
     "max_steps": None, "limit_batches": None, "train_subset": None,
-    "optimizer.muon_lr": 0.05, "optimizer.muon_momentum": 0.6,
+    "optimizer.muon_lr": 0.05, "optimizer.muon_momentum": 0.6, "evaluate": "each-epoch",
 }  # fmt: skip
 
 

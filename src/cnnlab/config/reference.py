@@ -29,6 +29,7 @@ EXAMPLES: dict[str, Any] = {
     "grad_clip": 1.0,
     "ema_decay": 0.999,
     "tta": "flip",
+    "evaluate": "end",
     "compile": True,
     "augment": "rotate=20,translate=0.1,crop=0.8",
     "val_fraction": 0.1,

@@ -139,6 +139,12 @@ class TrainConfig(_Strict):
         "mirror image's (2 passes); flip-translate adds 1-pixel shifts (6 passes); translate "
         "is the shifts without the mirror (3 passes: for digits and text)",
     )
+    evaluate: Literal["each-epoch", "end"] = Field(
+        "each-epoch",
+        description="when the test split is evaluated: after each epoch (curves), or at the "
+        "end only (and at kept checkpoints), which saves its time; a validation split is "
+        "evaluated each epoch either way",
+    )
     compile: bool = Field(
         False, description="torch.compile the training step (a warm-up of tens of seconds first)"
     )

@@ -142,8 +142,11 @@ def _finish(
     return record
 
 
-def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Path) -> torch.Tensor:
-    """Train and evaluate the next epoch, then checkpoint it; its test logits."""
+def run_epoch(
+    trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Path
+) -> torch.Tensor | None:
+    """Train and evaluate the next epoch, then checkpoint it; its test logits (None when
+    the test split waits for the end: ``evaluate = "end"``)."""
     cfg = trainer.cfg
     epoch = state.epoch + 1
     torch.manual_seed(run_seed(cfg.seed, epoch))
@@ -155,7 +158,13 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     state.train_seconds += seconds
     eval_started = time.perf_counter()
     heartbeat.doing(f"{cfg.model} seed {cfg.seed}: evaluating epoch {epoch}")
-    row, test_logits = evaluate_epoch(trainer)
+    row = evaluate_val(trainer)
+    _update_early_stopping(cfg, state, row)
+    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+        state.stopped_early = True  # the step limit ends the run as early stopping does
+    test_logits = None
+    if _tests_epoch(cfg, state, epoch):
+        test_logits = evaluate_test(trainer, row)
     state.eval_seconds += time.perf_counter() - eval_started
     row.epoch = epoch
     row.lr = trainer.optimizer.param_groups[0]["lr"]
@@ -166,9 +175,6 @@ def run_epoch(trainer: Trainer, state: RunState, reporter: Reporter, out_dir: Pa
     )
     state.history.append(row)
     state.epoch = epoch
-    _update_early_stopping(cfg, state, row)
-    if cfg.max_steps is not None and state.step >= cfg.max_steps:
-        state.stopped_early = True  # the step limit ends the run as early stopping does
     faults.reached("evaluated")
     save_checkpoint(trainer.checkpoint(state), out_dir / ARTIFACTS["checkpoint"])
     faults.reached("checkpoint")
@@ -231,23 +237,45 @@ def train_one_epoch(
     return loss_sum.item() / seen, correct.item() / seen, seen
 
 
+def _tests_epoch(cfg: TrainConfig, state: RunState, epoch: int) -> bool:
+    """Whether ``epoch`` is evaluated on the test split: every one, or (``evaluate = "end"``)
+    the last, one that ends the run early, and one whose checkpoint a shorter run is read
+    from (it ends that run)."""
+    if cfg.evaluate == "each-epoch" or epoch >= cfg.epochs or state.stopped_early:
+        return True
+    return epoch in cfg.keep_checkpoints
+
+
 def evaluate_epoch(trainer: Trainer) -> tuple[EpochRow, torch.Tensor]:
     """The epoch's val/test figures (the caller fills in the rest), and the test logits."""
-    model, loaders, precision, tta = (
-        trainer.evaluated, trainer.loaders, trainer.precision, trainer.cfg.tta
-    )  # fmt: skip
+    row = evaluate_val(trainer)
+    return row, evaluate_test(trainer, row)
+
+
+def evaluate_val(trainer: Trainer) -> EpochRow:
+    """An epoch's row with its validation figures, when the run holds a validation split."""
     row = EpochRow(epoch=0)
-    if loaders.val is not None:
+    if trainer.loaders.val is not None:
         row.val_loss, row.val_acc = loss_and_accuracy(
-            *predict_logits(model, loaders.val, precision, tta)
+            *predict_logits(
+                trainer.evaluated, trainer.loaders.val, trainer.precision, trainer.cfg.tta
+            )
         )
-    logits, labels = predict_logits(model, loaders.test, precision, tta)
+    return row
+
+
+def evaluate_test(trainer: Trainer, row: EpochRow) -> torch.Tensor:
+    """Fill ``row``'s test figures in; the test logits."""
+    loaders = trainer.loaders
+    logits, labels = predict_logits(
+        trainer.evaluated, loaders.test, trainer.precision, trainer.cfg.tta
+    )
     row.test_loss, row.test_acc = loss_and_accuracy(logits, labels)
     if loaders.test_domains is not None:
         row.test_acc_by_domain = accuracy_by_domain(
             logits, labels, loaders.test_domains, loaders.domain_names
         )
-    return row, logits
+    return logits
 
 
 def _predictions_stale(out_dir: Path, epoch: int) -> bool:

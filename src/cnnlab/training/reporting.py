@@ -23,7 +23,8 @@ def format_epoch(row: EpochRow, epochs: int) -> str:
     parts.append(f"train loss {row.train_loss:.4f} acc {100 * (row.train_acc or 0):.2f}%")
     if row.val_acc is not None:
         parts.append(f"val loss {row.val_loss:.4f} acc {100 * row.val_acc:.2f}%")
-    parts.append(f"test loss {row.test_loss:.4f} acc {100 * (row.test_acc or 0):.2f}%")
+    if row.test_acc is not None:  # None: the test split waits for the end (evaluate = "end")
+        parts.append(f"test loss {row.test_loss:.4f} acc {100 * row.test_acc:.2f}%")
     parts.append(f"lr {row.lr:.2e}  {row.images_per_s:,.0f} img/s  {row.epoch_seconds:.1f}s")
     return " | ".join(parts)
 

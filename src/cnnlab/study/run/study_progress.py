@@ -205,7 +205,7 @@ class _BarRunReporter(QuietReporter):
     def end_epoch(self, row: EpochRow) -> None:
         self.owner.eta.epoch_ended(self.run.run_id)
         if self.task is not None:  # steps do not travel from Ray workers: the epoch is done
-            acc = f"test acc {100 * (row.test_acc or 0):.2f}%"
+            acc = "" if row.test_acc is None else f"test acc {100 * row.test_acc:.2f}%"
             self.owner.progress.update(self.task, completed=self.steps, info=acc)
 
     def close(self) -> None:
