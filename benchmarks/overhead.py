@@ -18,7 +18,8 @@ wall time times its workers: there a worker waiting (for its dataset, or for the
 last run of the study to end) is overhead too. The pool runs twice: its workers forked
 from the fork server that imported torch once (the default on a Linux CPU), and spawned as
 fresh interpreters that each import it (`CNNLAB_WORKER_START=spawn`). Each says when
-its first run started, from the command's start.
+its first run started, from the command's start. Last, the forked pool again with the
+test split evaluated at each run's end only (`evaluate = "end"`): what that setting saves.
 
     python benchmarks/overhead.py [--quick] [--device cuda]
 """
@@ -55,6 +56,7 @@ model = "lenet5"
 epochs = 2
 batch_size = 128
 device = "{device}"
+evaluate = "{evaluate}"
 
 [[variant]]
 name = "lenet5"
@@ -89,11 +91,13 @@ def run_study(
     quick: bool,
     workers: str,
     env: dict[str, str],
+    evaluate: str = "each-epoch",
 ) -> tuple[float, float]:
     """Wall seconds of `cnnlab run` on the study, as a user would start it, and the
     moment (time.time()) it started."""
     study = folder / "overhead.toml"
-    study.write_text(STUDY.format(seeds="[0]" if quick else "[0, 1]", device=device.type))
+    seeds = "[0]" if quick else "[0, 1]"
+    study.write_text(STUDY.format(seeds=seeds, device=device.type, evaluate=evaluate))
     command = [sys.executable, "-m", "cnnlab", "run", str(study), "--out", str(folder / "out")]
     command += ["--quiet", "--workers", workers]
     if data_dir is not None:
@@ -128,17 +132,19 @@ def measure(
         folder = Path(tmp)
         if quick:
             data_dir = mnist_subset(data_dir, folder / "data", 1280, 1000)
+        forked = {"CNNLAB_WORKER_START": "forkserver"}
         configurations = [
-            ("one after another", 1, {}),
-            (f"pool of {pool}, forked", pool, {"CNNLAB_WORKER_START": "forkserver"}),
-            (f"pool of {pool}, spawned", pool, {"CNNLAB_WORKER_START": "spawn"}),
+            ("one after another", 1, {}, "each-epoch"),
+            (f"pool of {pool}, forked", pool, forked, "each-epoch"),
+            (f"pool of {pool}, spawned", pool, {"CNNLAB_WORKER_START": "spawn"}, "each-epoch"),
+            (f"pool of {pool}, forked, test split at the end", pool, forked, "end"),
         ]
         if device.type == "cuda":  # GPU workers are always spawned
-            configurations = [configurations[0], (f"pool of {pool}", pool, {})]
-        for n, (label, workers, env) in enumerate(configurations):
+            configurations = [configurations[0], (f"pool of {pool}", pool, {}, "each-epoch")]
+        for n, (label, workers, env, evaluate) in enumerate(configurations):
             out = folder / f"configuration-{n}"
             out.mkdir()
-            wall, started = run_study(out, data_dir, device, quick, str(workers), env)
+            wall, started = run_study(out, data_dir, device, quick, str(workers), env, evaluate)
             runs = load_results(out / "out").runs
             results += shares(label, runs, wall, workers, quick)
             first = min(r.started_at for r in runs if r.started_at is not None) - started
