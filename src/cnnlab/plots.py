@@ -27,19 +27,15 @@ def _save(fig: plt.Figure, out: Path, dpi: int = 100) -> Path:
     return out
 
 
-def _or_nan(value: float | None) -> float:
-    return float("nan") if value is None else value
-
-
 def plot_run_curves(history: Sequence[EpochRow], out: Path, title: str = "") -> Path:
     """Loss and accuracy per epoch for train, test and (when present) validation."""
     epochs = [r.epoch for r in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-"), ("val", ":"), ("test", "--")):
-        # Gaps (nan) where an epoch has no figure: the test split at the end only.
-        losses = [_or_nan(r.get(f"{split}_loss")) for r in history]
-        accs = [100 * _or_nan(r.get(f"{split}_acc")) for r in history]
-        if not all(np.isnan(losses)):
+        # None -> nan, a gap where an epoch has no figure (the test split at the end only).
+        losses = np.array([r.get(f"{split}_loss") for r in history], dtype=float)
+        accs = 100 * np.array([r.get(f"{split}_acc") for r in history], dtype=float)
+        if not np.isnan(losses).all():
             ax_loss.plot(epochs, losses, style, marker=".", label=split)
             ax_acc.plot(epochs, accs, style, marker=".", label=split)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")

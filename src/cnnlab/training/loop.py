@@ -5,7 +5,7 @@ A run folder holds ``config.json`` (the resolved settings), ``metrics.csv``
 ``checkpoint.pt`` (rewritten atomically every epoch) and ``test_predictions.npz``.
 A run resumed from its checkpoint ends with the same numbers as an uninterrupted one.
 Read it as torchvision's references: :func:`train` is ``main``, then
-:func:`train_one_epoch` and :func:`evaluate_epoch`; what a step uses is a
+:func:`train_one_epoch`, :func:`evaluate_val` and :func:`evaluate_test`; what a step uses is a
 :class:`~cnnlab.training.trainer.Trainer`. The trainer draws nothing:
 :func:`cnnlab.training.run.train_run` (what every caller uses) adds the curves.
 """
@@ -125,7 +125,7 @@ def _finish(
     if test_logits is None and _predictions_stale(out_dir, state.epoch):
         # Resumed with no epoch left to train, after a kill between the final checkpoint
         # and the predictions: predict again with the checkpoint's weights.
-        _, test_logits = evaluate_epoch(trainer)
+        test_logits = evaluate_test(trainer, EpochRow(epoch=state.epoch))
     if test_logits is not None:
         save_predictions(out_dir, test_logits, trainer.loaders.test.labels, state.epoch)
         faults.reached("predictions")
@@ -244,12 +244,6 @@ def _tests_epoch(cfg: TrainConfig, state: RunState, epoch: int) -> bool:
     if cfg.evaluate == "each-epoch" or epoch >= cfg.epochs or state.stopped_early:
         return True
     return epoch in cfg.keep_checkpoints
-
-
-def evaluate_epoch(trainer: Trainer) -> tuple[EpochRow, torch.Tensor]:
-    """The epoch's val/test figures (the caller fills in the rest), and the test logits."""
-    row = evaluate_val(trainer)
-    return row, evaluate_test(trainer, row)
 
 
 def evaluate_val(trainer: Trainer) -> EpochRow:
